@@ -1,0 +1,230 @@
+"""Reading images safely: every failure becomes an :class:`InvalidImageError` naming the file.
+
+Checks, in order: the path exists and is a file, it is not empty, its header gives a size
+below ``max_pixels`` (decompression bombs are refused before any pixel is decoded), it
+decodes, and a JPEG is complete. The result is always ``(h, w, 3)`` uint8 BGR: grayscale
+is expanded, alpha is composited onto white, 16-bit is scaled to 8-bit, EXIF orientation
+is applied.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+# OpenCV's own guard (default 2^30 pixels) is far above what we accept; set it before cv2 loads.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
+import cv2  # noqa: E402
+
+from affectlens.errors import InvalidImageError  # noqa: E402
+
+#: Largest image accepted by default: 100 megapixels (e.g. 12,000 x 8,000).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Smallest side in pixels that can hold a detectable face.
+MIN_SIDE_PX = 8
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jp2", ".pgm",
+                            ".ppm", ".pbm", ".pnm", ".jpe", ".jfif"})
+
+
+def sniff_size(head: bytes) -> tuple[str, int, int] | None:
+    """Format, width and height from the first bytes of a PNG, JPEG, GIF, BMP or WebP file;
+    ``None`` when the header is not one of these or is incomplete."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        w, h = struct.unpack(">II", head[16:24])
+        return "png", w, h
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        w, h = struct.unpack("<HH", head[6:10])
+        return "gif", w, h
+    if head[:2] == b"BM" and len(head) >= 26:
+        w, h = struct.unpack("<ii", head[18:26])
+        return "bmp", abs(w), abs(h)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        kind = head[12:16]
+        if kind == b"VP8X":
+            w = 1 + int.from_bytes(head[24:27], "little")
+            h = 1 + int.from_bytes(head[27:30], "little")
+            return "webp", w, h
+        if kind == b"VP8 ":
+            w, h = struct.unpack("<HH", head[26:30])
+            return "webp", w & 0x3FFF, h & 0x3FFF
+        if kind == b"VP8L" and len(head) >= 25:
+            b = head[21:25]
+            w = 1 + (((b[1] & 0x3F) << 8) | b[0])
+            h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
+            return "webp", w, h
+    if head[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(head):
+            if head[i] != 0xFF:
+                i += 1
+                continue
+            marker = head[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            length = struct.unpack(">H", head[i + 2:i + 4])[0]
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                return "jpeg", w, h
+            i += 2 + length
+        return None
+    return None
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """A JPEG is complete when an end-of-image marker follows the last start-of-scan."""
+    sos = data.rfind(b"\xff\xda")
+    return sos >= 0 and data.find(b"\xff\xd9", sos) >= 0
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to ``(h, w, 3)`` uint8 BGR.
+
+    Args:
+        data: the encoded file content.
+        name: how to name the input in error messages.
+        max_pixels: refuse images whose header announces more pixels than this.
+
+    Raises:
+        InvalidImageError: empty, too large, undecodable, truncated or too small.
+    """
+    if not data:
+        raise InvalidImageError(f"{name}: empty file (0 bytes)")
+    size = sniff_size(data[:1 << 16])
+    if size is not None:
+        fmt, w, h = size
+        if w * h > max_pixels:
+            raise InvalidImageError(
+                f"{name}: {fmt.upper()} header announces {w}x{h} pixels ({w * h / 1e6:.0f} MP), above the "
+                f"limit of {max_pixels / 1e6:.0f} MP; refused without decoding (possible decompression bomb). "
+                "Raise max_pixels if the image is genuine."
+            )
+        if fmt == "jpeg" and not _jpeg_complete(data):
+            raise InvalidImageError(f"{name}: truncated JPEG (no end-of-image marker after the image data)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise InvalidImageError(f"{name}: cannot decode image ({str(exc).strip().splitlines()[-1]})") from None
+    if img is None:
+        raise InvalidImageError(f"{name}: not a decodable image (unknown format or corrupt data)")
+    if size is None and img.shape[0] * img.shape[1] > max_pixels:
+        raise InvalidImageError(f"{name}: {img.shape[1]}x{img.shape[0]} pixels is above the limit of "
+                                f"{max_pixels / 1e6:.0f} MP")
+    img = to_bgr8(img, name)
+    if size is not None and size[0] == "jpeg":
+        img = _apply_exif_orientation(buf, img)
+    if min(img.shape[:2]) < MIN_SIDE_PX:
+        raise InvalidImageError(f"{name}: image is {img.shape[1]}x{img.shape[0]} px; at least "
+                                f"{MIN_SIDE_PX}x{MIN_SIDE_PX} px is needed to hold a face")
+    return img
+
+
+def _apply_exif_orientation(buf: np.ndarray, img: np.ndarray) -> np.ndarray:
+    # IMREAD_UNCHANGED ignores EXIF orientation; IMREAD_COLOR applies it. Compare shapes cheaply
+    # by decoding a reduced copy only when the JPEG carries EXIF.
+    if b"Exif" not in buf[:1 << 16].tobytes():
+        return img
+    oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return oriented if oriented is not None else img
+
+
+def to_bgr8(img: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """Convert gray, gray+alpha, BGR, BGRA, 16-bit or float images to ``(h, w, 3)`` uint8 BGR.
+
+    Raises:
+        InvalidImageError: an unsupported shape or dtype.
+    """
+    if not isinstance(img, np.ndarray):
+        raise InvalidImageError(f"{name}: expected a numpy array, got {type(img).__name__}")
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        hi = float(np.nanmax(img)) if img.size else 0.0
+        img = np.clip(np.nan_to_num(img) * (255.0 if hi <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)
+    elif img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        raise InvalidImageError(f"{name}: unsupported pixel type {img.dtype}; expected uint8, uint16 or float")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise InvalidImageError(f"{name}: expected an image with 1, 3 or 4 channels, got shape {img.shape}")
+    c = img.shape[2]
+    if c == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if c == 2:
+        gray, alpha = img[:, :, 0], img[:, :, 1]
+        img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+        return _composite(img, alpha)
+    if c == 4:
+        return _composite(img[:, :, :3], img[:, :, 3])
+    return np.ascontiguousarray(img)
+
+
+def _composite(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Alpha-composite onto white (transparent regions become white, not black)."""
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    return (bgr.astype(np.float32) * a + 255.0 * (1 - a)).round().astype(np.uint8)
+
+
+def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image from a path, encoded bytes or an array.
+
+    Args:
+        source: file path (str or Path), ``bytes``, or an ``(h, w[, c])`` array (taken as BGR[A]).
+        max_pixels: refuse images with more pixels than this.
+
+    Returns:
+        ``(h, w, 3)`` uint8 BGR array.
+
+    Raises:
+        InvalidImageError: the message names the file and the problem.
+    """
+    if isinstance(source, np.ndarray):
+        img = to_bgr8(source)
+        if min(img.shape[:2]) < MIN_SIDE_PX:
+            raise InvalidImageError(f"<array>: image is {img.shape[1]}x{img.shape[0]} px; at least "
+                                    f"{MIN_SIDE_PX}x{MIN_SIDE_PX} px is needed to hold a face")
+        return img
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(source), max_pixels=max_pixels)
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidImageError(f"expected a path, bytes or numpy array, got {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise InvalidImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise InvalidImageError(f"{path}: is a folder, not an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path), max_pixels)
+
+
+def find_images(paths, recursive: bool = True) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files and folders into image files.
+
+    Returns:
+        ``(images, problems)``: image paths in sorted order per folder, and ``(path, message)``
+        for inputs that do not exist or folders that hold no image.
+    """
+    images: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((str(p), f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"))
+            images.extend(found)
+        elif p.is_file():
+            images.append(p)
+        else:
+            problems.append((str(p), f"{p}: no such file or folder"))
+    return images, problems

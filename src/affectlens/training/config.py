@@ -1,0 +1,102 @@
+"""Training configuration: a dataclass read from TOML, overridable by ``key=value`` strings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from affectlens.training.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run; written next to the model as ``config.json``.
+
+    Attributes:
+        name: model name, also the ONNX/spec file stem.
+        data: FER-2013 CSV or its folder.
+        arch: architecture name (see :func:`affectlens.training.nets.available_nets`).
+        input_size: square input side in pixels (FER-2013 faces are 48).
+        epochs / batch_size / lr / weight_decay / warmup_epochs: SGD-Nesterov with cosine decay.
+        label_smoothing: cross-entropy label smoothing.
+        bf16: bf16 autocast on CPU (fast on AMX for dense convolutions).
+        threads: torch intra-op threads (0 = torch's default).
+        seed: RNG seed for weights, shuffling and augmentation.
+        out_dir: where checkpoints, metrics and the exported model go.
+    """
+
+    name: str = "fer-vgg48s"
+    data: str = "../shared/data/fer2013"
+    arch: str = "vgg48_s"
+    input_size: int = 48
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.3
+    bf16: bool = True
+    threads: int = 0
+    seed: int = 0
+    out_dir: str = "runs/fer-vgg48s"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    if isinstance(current, (int, float)) and not isinstance(current, bool):
+        return type(current)(value)
+    if isinstance(current, tuple):
+        return tuple(float(v) for v in value.split(","))
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (any subset of fields; ``[augment]`` table for augmentation) and
+    apply ``key=value`` overrides (``augment.hflip=0`` reaches into the table).
+
+    Raises:
+        ValueError: unknown key or a value of the wrong type.
+    """
+    cfg = TrainConfig()
+    raw: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    for key, value in raw.items():
+        if key == "augment":
+            for k, v in value.items():
+                if not hasattr(cfg.augment, k):
+                    raise ValueError(f"{path}: unknown augment option {k!r}")
+                setattr(cfg.augment, k, tuple(v) if isinstance(v, list) else v)
+        elif hasattr(cfg, key):
+            setattr(cfg, key, value)
+        else:
+            raise ValueError(f"{path}: unknown option {key!r}")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r}: expected key=value")
+        target, attr = (cfg.augment, key.split(".", 1)[1]) if key.startswith("augment.") else (cfg, key)
+        if not hasattr(target, attr):
+            raise ValueError(f"override {item!r}: unknown option {key!r}")
+        setattr(target, attr, _coerce(value, getattr(target, attr)))
+    return cfg
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -1,0 +1,159 @@
+"""The training loop: FER-2013 Training split, model selection on PublicTest, resumable.
+
+Run it through the CLI (``affectlens train --config configs/fer-vgg48s.toml``) or
+:func:`train`. Every epoch writes ``last.pt`` (model, optimiser, epoch, RNG state, best
+score) so an interrupted run continues with ``--resume``; the best PublicTest epoch is
+kept as ``best.pt``. At the end the best weights are calibrated (temperature on
+PublicTest), exported to ONNX with a spec JSON, and scored on PrivateTest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from affectlens.datasets import load_fer2013
+from affectlens.labels import EMOTIONS
+from affectlens.training.augment import augment
+from affectlens.training.config import TrainConfig, save_config
+from affectlens.training.nets import create_net
+
+logger = logging.getLogger(__name__)
+
+
+def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
+    x = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, mean: float, std: float, bf16: bool,
+                   tta: bool = True, batch_size: int = 512) -> torch.Tensor:
+    """Logits for normalised-on-the-fly images in [0, 1]; with ``tta`` the mean of the
+    logits of the image and its mirror image."""
+    model.eval()
+    outs = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = (x[i:i + batch_size] - mean) / std
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb).float()
+            if tta:
+                logits = (logits + model(torch.flip(xb, dims=[3])).float()) / 2
+        outs.append(logits)
+    return torch.cat(outs)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature minimising the NLL of ``softmax(logits / T)`` (LBFGS on log T)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp())
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train, calibrate, export; returns the metrics dict also written to ``metrics.json``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    data = load_fer2013(cfg.data)
+    x_train = _to_tensor(data["Training"].images, cfg.input_size)
+    y_train = torch.from_numpy(data["Training"].labels)
+    x_val = _to_tensor(data["PublicTest"].images, cfg.input_size)
+    y_val = torch.from_numpy(data["PublicTest"].labels)
+    mean, std = float(x_train.mean()), float(x_train.std())
+
+    model = create_net(cfg.arch, num_classes=len(EMOTIONS), dropout=cfg.dropout)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+
+    start_epoch, best_acc, history = 0, -1.0, []
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_acc, history = state["epoch"] + 1, state["best_acc"], state["history"]
+        logger.info("resuming %s at epoch %d (best PublicTest %.4f)", last, start_epoch + 1, best_acc)
+
+    t_start = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        perm = torch.randperm(len(y_train), generator=gen)
+        run_loss, seen, correct = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total_steps, warmup, cfg.lr)
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            xb = augment(x_train[idx], cfg.augment, gen)
+            xb = (xb - mean) / std
+            yb = y_train[idx]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            run_loss += loss.item() * len(idx)
+            seen += len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        val_logits = predict_logits(model, x_val, mean, std, cfg.bf16, tta=True)
+        val_acc = float((val_logits.argmax(1) == y_val).float().mean())
+        row = {"epoch": epoch + 1, "train_loss": run_loss / seen, "train_acc": correct / seen,
+               "public_acc_tta": val_acc, "elapsed_s": round(time.time() - t_start, 1)}
+        history.append(row)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc = val_acc
+            torch.save({"model": model.state_dict(), "epoch": epoch, "mean": mean, "std": std}, out / "best.pt")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "best_acc": best_acc, "history": history}, last)
+        done = epoch + 1 - start_epoch
+        eta = (time.time() - t_start) / done * (cfg.epochs - epoch - 1)
+        logger.info("epoch %d/%d loss %.3f train %.3f public(tta) %.4f%s  eta %.0f min", epoch + 1, cfg.epochs,
+                    row["train_loss"], row["train_acc"], val_acc, " *" if improved else "", eta / 60)
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    from affectlens.training.export import finalize
+    return finalize(cfg, data)
