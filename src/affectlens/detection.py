@@ -167,7 +167,7 @@ class RetinaFaceDetector:
         """Detect faces.
 
         Args:
-            image_bgr: ``(h, w, 3)`` uint8 BGR image (see :func:`affectlens.io.load_image`).
+            image_bgr: ``(h, w, 3)`` uint8 BGR image (see :func:`affectlens.imageio.load_image`).
 
         Returns:
             :class:`Detections` in original pixel coordinates, highest score first.

@@ -61,3 +61,31 @@ def expected_calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 
         if mask.any():
             ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
     return float(ece)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` IoU of two sets of ``xyxy`` boxes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
+
+
+def match_detections(pred: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> tuple[int, int, int]:
+    """Greedy one-to-one matching by IoU → ``(true positives, false positives, false negatives)``."""
+    iou = box_iou(pred, truth)
+    matched_truth: set[int] = set()
+    tp = 0
+    for i in range(iou.shape[0]):
+        order = np.argsort(-iou[i])
+        for j in order:
+            if iou[i, j] < iou_threshold:
+                break
+            if int(j) not in matched_truth:
+                matched_truth.add(int(j))
+                tp += 1
+                break
+    return tp, iou.shape[0] - tp, iou.shape[1] - tp

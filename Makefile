@@ -1,0 +1,40 @@
+# AffectLens — the two commands: `make run` (demo on sample faces) and `make test`.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install install-train bench evaluate clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python >= 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# Sample photos for the demo ship inside insightface's wheel; installed without its dependencies.
+	$(BIN)/python -m pip install -q --no-deps insightface==2.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+install-train: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev]'
+
+# Analyse the sample faces: JSON + annotated images in $(OUT)/.
+run: $(STAMP)
+	$(BIN)/affectlens image $$($(BIN)/python -c "from affectlens.samples import sample_images as s; print(' '.join(map(str, s())))") \
+		--json $(OUT)/faces.json --annotate $(OUT)/annotated
+	@echo "wrote $(OUT)/faces.json and $(OUT)/annotated/"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+evaluate: $(STAMP)
+	$(BIN)/affectlens evaluate --data ../shared/data/fer2013 --split PrivateTest --json $(OUT)/evaluate.json
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py --out benchmarks/results/pipeline.json
+
+clean:
+	rm -rf $(OUT) .pytest_cache build src/*.egg-info

@@ -1,0 +1,206 @@
+"""The ``affectlens`` command: a thin layer over the library.
+
+Exit codes: 0 all inputs processed, 1 some inputs failed (the others were still processed),
+2 bad usage or a model that cannot be loaded, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from affectlens import __version__
+from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
+
+RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
+                   "informed consent.")
+
+
+def _die(msg: str, code: int = 2) -> int:
+    print(f"affectlens: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _write_json(obj, dest: str) -> None:
+    text = json.dumps(obj, indent=2) + "\n"
+    if dest == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(dest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _annotated_name(src: Path, used: set[str]) -> str:
+    name = f"{src.stem}.jpg"
+    k = 1
+    while name in used:
+        k += 1
+        name = f"{src.stem}-{k}.jpg"
+    used.add(name)
+    return name
+
+
+# ----------------------------------------------------------------------------- image
+def cmd_image(args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from affectlens.annotate import annotate
+    from affectlens.imageio import find_images, load_image
+    from affectlens.recognizer import EmotionRecognizer
+
+    files, problems = find_images(args.paths)
+    try:
+        rec = EmotionRecognizer(model=args.model, min_score=args.det_threshold, min_face_px=args.min_face,
+                                max_faces=args.max_faces, threads=args.threads)
+    except (ModelLoadError, ValueError) as exc:
+        return _die(str(exc))
+    records = [{"path": p, "error": msg} for p, msg in problems]
+    for _, msg in problems:
+        print(f"affectlens: {msg}", file=sys.stderr)
+    ann_dir = Path(args.annotate) if args.annotate else None
+    if ann_dir:
+        ann_dir.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    t0 = time.perf_counter()
+    bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)
+    for path in bar:
+        try:
+            bgr = load_image(path)
+            faces = rec.predict(bgr, source=str(path))
+        except InvalidImageError as exc:
+            records.append({"path": str(path), "error": str(exc)})
+            tqdm.write(f"affectlens: {exc}", file=sys.stderr)
+            continue
+        rec_json = {"path": str(path), "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
+                    "faces": faces.to_dict()["faces"]}
+        if ann_dir:
+            out = ann_dir / _annotated_name(path, used)
+            cv2.imwrite(str(out), annotate(bgr, faces), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            rec_json["annotated"] = str(out)
+        records.append(rec_json)
+        if not args.quiet and args.json != "-":
+            summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
+            tqdm.write(f"{path}: {len(faces)} face(s): {summary}")
+    failed = [r for r in records if "error" in r]
+    if args.json:
+        _write_json({"affectlens_version": __version__, "model": rec.classifier.spec.name,
+                     "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
+                     "images": records, "summary": {"images": len(records), "failed": len(failed),
+                                                    "faces": sum(len(r.get("faces", [])) for r in records),
+                                                    "seconds": round(time.perf_counter() - t0, 3)}},
+                    args.json)
+    if not files and not problems:
+        return _die("no input images")
+    if failed:
+        print(f"affectlens: {len(failed)} of {len(records)} input(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    from affectlens.evaluate import evaluate_fer2013, format_report
+
+    try:
+        report = evaluate_fer2013(args.model, args.data, args.split, threads=args.threads)
+    except (ModelLoadError, DatasetError) as exc:
+        return _die(str(exc))
+    if args.json:
+        _write_json(report, args.json)
+    if args.json != "-":
+        print(format_report(report))
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    from affectlens.training.config import load_config
+    from affectlens.training.train import train
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except (OSError, ValueError) as exc:
+        return _die(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        metrics = train(cfg, resume=args.resume)
+    except DatasetError as exc:
+        return _die(str(exc))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- models
+def cmd_models(args) -> int:
+    from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec
+
+    for name in available_models():
+        spec = resolve_spec(name)
+        acc = spec.metrics.get("fer2013_private_test", {}).get("accuracy")
+        mark = "*" if name == DEFAULT_MODEL else " "
+        acc_s = f"FER-2013 PrivateTest {acc:.2%}" if acc is not None else ""
+        print(f"{mark} {name:<20} {spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color:<5} {acc_s}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="affectlens", description="Facial emotion recognition. " + RESPONSIBLE_USE)
+    p.add_argument("--version", action="version", version=f"affectlens {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    im = sub.add_parser("image", help="analyse image files or folders (recursive)")
+    im.add_argument("paths", nargs="+", help="image files or folders")
+    im.add_argument("--json", metavar="OUT", help="write one record per image to OUT ('-' = stdout)")
+    im.add_argument("--annotate", metavar="DIR", help="write annotated copies to DIR")
+    im.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels")
+    im.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
+    im.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
+    im.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
+    im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = default)")
+    im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
+    im.set_defaults(func=cmd_image)
+
+    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013")
+    ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
+    ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
+    ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ev.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' = stdout)")
+    ev.add_argument("--threads", type=int, default=0)
+    ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)")
+    tr.add_argument("--config", required=True, help="TOML config (see configs/)")
+    tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tr.set_defaults(func=cmd_train)
+
+    mo = sub.add_parser("models", help="list the shipped emotion models")
+    mo.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("affectlens: interrupted", file=sys.stderr)
+        return 130
+    except AffectLensError as exc:
+        return _die(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Scoring an emotion model on FER-2013's labelled splits."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from affectlens.classifier import EmotionClassifier
+from affectlens.datasets import load_fer2013
+from affectlens.errors import ModelLoadError
+from affectlens.labels import EMOTIONS
+from affectlens.metrics import classification_report, expected_calibration_error
+
+
+def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarray:
+    """Probabilities over :data:`EMOTIONS` for FER-2013's ``(n, 48, 48)`` pre-cropped faces.
+
+    The faces go in exactly as in training (no detection, no alignment; resized only when the
+    model's input is not 48×48). Extra model labels (e.g. FER+'s contempt) are dropped and the
+    rest renormalised.
+
+    Raises:
+        ModelLoadError: the model lacks one of the 7 FER-2013 labels.
+    """
+    missing = [e for e in EMOTIONS if e not in classifier.labels]
+    if missing:
+        raise ModelLoadError(f"{classifier.spec.model_path}: model has no output for {missing}; "
+                             "it cannot be scored on FER-2013")
+    h, w = classifier.crop_size_hw
+    if images.shape[1:] != (h, w):
+        interp = cv2.INTER_AREA if h < images.shape[1] else cv2.INTER_LINEAR
+        images = np.stack([cv2.resize(im, (w, h), interpolation=interp) for im in images])
+    probs = classifier.classify_crops(images)
+    cols = [classifier.labels.index(e) for e in EMOTIONS]
+    probs = probs[:, cols]
+    return probs / probs.sum(1, keepdims=True)
+
+
+def evaluate_fer2013(model=None, data: str = "../shared/data/fer2013", split: str = "PrivateTest",
+                     threads: int = 0) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE.
+
+    Args:
+        model: model name/path/spec or an :class:`EmotionClassifier` (``None`` = default model).
+        data: FER-2013 CSV (``.csv`` or ``.csv.gz``) or the folder holding it.
+        split: ``Training``, ``PublicTest`` or ``PrivateTest``.
+
+    Raises:
+        DatasetError: data missing or malformed, unknown split.
+        ModelLoadError: the model cannot be loaded or lacks FER-2013 labels.
+    """
+    clf = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model, threads=threads, batch_size=256)
+    fer = load_fer2013(data, (split,))[split]
+    t0 = time.perf_counter()
+    probs = fer2013_probs(clf, fer.images)
+    seconds = time.perf_counter() - t0
+    report = classification_report(probs, fer.labels, EMOTIONS)
+    report.update({
+        "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": "FER-2013", "split": split,
+        "ece": expected_calibration_error(probs, fer.labels), "seconds": round(seconds, 3),
+        "faces_per_second": round(len(fer) / max(seconds, 1e-9), 1),
+        "stated_accuracy": clf.spec.metrics.get(f"fer2013_{split_key(split)}", {}).get("accuracy"),
+    })
+    return report
+
+
+def split_key(split: str) -> str:
+    """``PrivateTest`` → ``private_test`` (the key used in spec metrics)."""
+    return {"PrivateTest": "private_test", "PublicTest": "public_test", "Training": "training"}.get(split, split)
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of a :func:`evaluate_fer2013` report."""
+    labels = report["labels"]
+    lines = [f"{report['model']} on {report['dataset']} {report['split']} (n={report['n']})",
+             f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   ECE {report['ece']:.4f}   "
+             f"{report['faces_per_second']:.0f} faces/s", "",
+             f"{'class':<10}{'recall':>8}{'precision':>11}{'F1':>8}{'support':>9}"]
+    for name in labels:
+        lines.append(f"{name:<10}{report['per_class_recall'][name]:>8.3f}{report['per_class_precision'][name]:>11.3f}"
+                     f"{report['per_class_f1'][name]:>8.3f}{report['support'][name]:>9d}")
+    lines += ["", "confusion matrix (rows true, columns predicted)", " " * 10 + "".join(f"{n[:7]:>8}" for n in labels)]
+    for name, row in zip(labels, report["confusion_matrix"]):
+        lines.append(f"{name:<10}" + "".join(f"{v:>8d}" for v in row))
+    return "\n".join(lines)

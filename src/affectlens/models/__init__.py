@@ -1,0 +1,7 @@
+"""Emotion model specs, the registry of shipped models, and loading."""
+
+from affectlens.models.registry import DEFAULT_MODEL, WEIGHTS_DIR, available_models, resolve_spec
+from affectlens.models.spec import AlignmentSpec, InputSpec, ModelSpec, load_spec, sha256_of, verify_model_file
+
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "resolve_spec", "AlignmentSpec", "InputSpec",
+           "ModelSpec", "load_spec", "sha256_of", "verify_model_file"]

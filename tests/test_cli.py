@@ -1,0 +1,102 @@
+"""The ``affectlens`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import FER2013, IMAGES, need
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "affectlens", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    """Good photos, bad files and a face-less picture in nested folders."""
+    d = tmp_path_factory.mktemp("mixed")
+    (d / "sub").mkdir()
+    shutil.copy(need(IMAGES / "single_face.jpg"), d / "good.jpg")
+    shutil.copy(IMAGES / "multi_face.jpg", d / "sub" / "group.jpg")
+    shutil.copy(IMAGES / "free-mountain-vector-01.jpg", d / "mountain.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "noise.jpg").write_bytes(bytes(range(256)) * 8)
+    data = (IMAGES / "single_face.jpg").read_bytes()
+    (d / "sub" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    return d
+
+
+def test_folder_with_bad_files(mixed_folder, tmp_path):
+    out, ann = tmp_path / "r.json", tmp_path / "ann"
+    r = run("image", mixed_folder, "--json", out, "--annotate", ann)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for name, problem in (("empty.jpg", "empty file"), ("noise.jpg", "not a decodable image"),
+                          ("cut.jpg", "truncated JPEG")):
+        assert name in r.stderr and problem in r.stderr
+    doc = json.loads(out.read_text())
+    recs = {p.split("/")[-1]: rec for p, rec in ((rec["path"], rec) for rec in doc["images"])}
+    assert len(recs) == 6 and doc["summary"]["failed"] == 3
+    assert len(recs["good.jpg"]["faces"]) == 1 and recs["good.jpg"]["faces"][0]["emotion"] == "happy"
+    assert len(recs["group.jpg"]["faces"]) >= 4
+    assert recs["mountain.jpg"]["faces"] == [] and "error" not in recs["mountain.jpg"]
+    assert "truncated JPEG" in recs["cut.jpg"]["error"]
+    face = recs["good.jpg"]["faces"][0]
+    assert abs(sum(face["scores"].values()) - 1) < 1e-4 and len(face["landmarks"]) == 5
+    annotated = sorted(p.name for p in ann.iterdir())
+    assert annotated == ["good.jpg", "group.jpg", "mountain.jpg"]
+    assert cv2.imread(str(ann / "good.jpg")) is not None
+
+
+def test_all_good_inputs_exit_zero_and_json_to_stdout():
+    r = run("image", need(IMAGES / "single_face.jpg"), "--json", "-", "--det-threshold", "0.7")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["images"][0]["width"] > 0 and len(doc["images"][0]["faces"]) == 1
+
+
+def test_min_face_filters_small_faces():
+    r = run("image", need(IMAGES / "multi_face.jpg"), "--json", "-", "--min-face", "5000")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["images"][0]["faces"] == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (("image", "does/not/exist.jpg"), "does/not/exist.jpg: no such file or folder"),
+    (("image", "{empty}"), "folder holds no image files"),
+])
+def test_missing_and_empty_inputs(tmp_path, args, message):
+    args = [a.replace("{empty}", str(tmp_path)) for a in args]
+    r = run(*args)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_model_is_a_usage_error(tmp_path):
+    r = run("image", need(IMAGES / "single_face.jpg"), "--model", tmp_path / "x.onnx")
+    assert r.returncode == 2 and "x.onnx: model file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_writes_json(tmp_path):
+    out = tmp_path / "eval.json"
+    r = run("evaluate", "--data", need(FER2013), "--split", "PublicTest", "--json", out)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["split"] == "PublicTest" and report["n"] == 3589 and report["accuracy"] > 0.6
+    assert "macro-F1" in r.stdout
+
+
+def test_evaluate_missing_data(tmp_path):
+    r = run("evaluate", "--data", tmp_path / "nothing")
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+def test_models_lists_the_default():
+    r = run("models")
+    assert r.returncode == 0 and "* fer-vgg48s" in r.stdout

