@@ -142,6 +142,55 @@ def cmd_train(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- video
+def cmd_video(args) -> int:
+    from tqdm import tqdm
+
+    from affectlens.detection import DetectorOptions
+    from affectlens.errors import InvalidVideoError
+    from affectlens.recognizer import RecognizerOptions
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+    from affectlens.video.session import RunOptions, run_video
+
+    logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
+    try:
+        det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
+        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
+                            smooth=args.smooth, window=args.window)
+        run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
+                         interval_s=args.interval, annotate=args.annotate, live=args.live, resume=args.resume)
+        analyzer = VideoAnalyzer(opts)
+    except (ValueError, ModelLoadError) as exc:
+        return _die(str(exc))
+    bar = tqdm(total=None, unit="s", disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc} {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}, {rate_fmt}]")
+    state = {"last": 0.0}
+
+    def progress(n, ts, total_ms):
+        if total_ms and bar.total is None:
+            bar.total = round(total_ms / 1000, 1)
+        bar.desc = f"{n} frames"
+        bar.update(max(0.0, ts / 1000 - state["last"]))
+        state["last"] = ts / 1000
+
+    try:
+        result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
+    except InvalidVideoError as exc:
+        bar.close()
+        return _die(str(exc), 1)
+    bar.close()
+    for problem in result.problems:
+        print(f"affectlens: {problem}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
+              f" ({', '.join(Path(p).name for p in result.files.values())})")
+    if result.interrupted:
+        print("affectlens: interrupted; outputs cover the frames processed so far (continue with --resume)",
+              file=sys.stderr)
+        return 130
+    return 1 if result.problems else 0
+
+
 # ----------------------------------------------------------------------------- models
 def cmd_models(args) -> int:
     from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec
@@ -185,6 +234,28 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     tr.set_defaults(func=cmd_train)
+
+    vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
+    vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
+    vi.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    g = vi.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
+    g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
+    vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
+    vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
+    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
+    vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
+    vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
+    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
+    vi.add_argument("--live", action="store_true", help="show a window when a display exists")
+    vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    vi.add_argument("--max-faces", type=int, default=0, metavar="N")
+    vi.add_argument("--min-face", type=float, default=0.0, metavar="PX")
+    vi.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
+    vi.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    vi.add_argument("--threads", type=int, default=0)
+    vi.add_argument("-q", "--quiet", action="store_true")
+    vi.set_defaults(func=cmd_video)
 
     mo = sub.add_parser("models", help="list the shipped emotion models")
     mo.set_defaults(func=cmd_models)

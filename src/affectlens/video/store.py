@@ -1,0 +1,115 @@
+"""Per-frame results on disk: a JSON-lines file flushed in chunks, readable after a crash.
+
+Each line is one analysed frame: ``{"frame_index", "timestamp_ms", "image_size_hw", "labels",
+"faces": [{"track_id", "bbox", "landmarks", "det_score", "probs", "probs_raw"}]}``. A line is
+only ever appended whole and flushed (with ``fsync``) every ``flush_every`` frames, so a killed
+run leaves a valid file whose last complete line says where to resume; a torn last line is
+ignored by :func:`read_frames`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from affectlens.faces import Faces, FrameInfo
+
+
+def frame_record(faces: Faces) -> dict:
+    """One JSON-ready line for a frame's faces."""
+    raw = faces.data.get("probs_raw", faces.probs)
+    return {
+        "frame_index": faces.info.frame_index, "timestamp_ms": faces.info.timestamp_ms,
+        "image_size_hw": list(faces.info.image_size_hw) if faces.info.image_size_hw else None,
+        "labels": list(faces.labels),
+        "faces": [{"track_id": int(faces.track_id[i]),
+                   "bbox": [round(float(v), 2) for v in faces.xyxy[i]],
+                   "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in faces.landmarks[i]],
+                   "det_score": round(float(faces.det_score[i]), 5),
+                   "probs": [round(float(p), 6) for p in faces.probs[i]],
+                   "probs_raw": [round(float(p), 6) for p in raw[i]]} for i in range(len(faces))],
+    }
+
+
+def faces_from_record(rec: dict, source: str | None = None) -> Faces:
+    """Inverse of :func:`frame_record`."""
+    labels = tuple(rec["labels"])
+    size = rec.get("image_size_hw")
+    info = FrameInfo(source, rec["frame_index"], rec["timestamp_ms"], tuple(size) if size else None)
+    fs = rec["faces"]
+    if not fs:
+        return Faces.empty(labels, info).with_data(probs_raw=np.zeros((0, len(labels)), np.float32))
+    return Faces(np.array([f["bbox"] for f in fs]), np.array([f["det_score"] for f in fs]),
+                 np.array([f["landmarks"] for f in fs]), np.array([f["probs"] for f in fs]), labels,
+                 np.array([f["track_id"] for f in fs]),
+                 {"probs_raw": np.array([f["probs_raw"] for f in fs], np.float32)}, info)
+
+
+class FrameWriter:
+    """Append frames to a JSONL file, flushing every ``flush_every`` frames and on close.
+
+    Args:
+        path: the ``.jsonl`` file.
+        append: keep existing complete lines (``--resume``); otherwise start a new file.
+    """
+
+    def __init__(self, path: str | Path, append: bool = False, flush_every: int = 25):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if append and self.path.exists():
+            _drop_torn_tail(self.path)
+        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
+        self.flush_every = max(1, flush_every)
+        self._pending = 0
+
+    def write(self, faces: Faces) -> None:
+        self._fh.write(json.dumps(frame_record(faces), separators=(",", ":")) + "\n")
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._pending = 0
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            self._fh.close()
+
+    def __enter__(self) -> "FrameWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def read_frames(path: str | Path, source: str | None = None) -> list[Faces]:
+    """All complete frames of a JSONL file (a torn last line is skipped)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                out.append(faces_from_record(json.loads(line), source))
+            except (json.JSONDecodeError, KeyError):
+                break
+    return out
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, separators=(",", ":")) + "\n")
