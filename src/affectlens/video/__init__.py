@@ -1,0 +1,1 @@
+"""Video analysis: sources, frame-by-frame analysis, per-track analytics and reports."""
