@@ -77,6 +77,19 @@ def main(argv=None) -> dict:
     t1 = _timeit(lambda: clf.classify_crops(crops[:1]))
     t32 = _timeit(lambda: clf.classify_crops(crops))
 
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.models import available_models
+
+    per_model = {}
+    for name in available_models():
+        other = EmotionClassifier(name, threads=args.threads)
+        oh, ow = other.crop_size_hw
+        batch = rng.integers(0, 256, (32, oh, ow, 3), dtype=np.uint8)
+        per_model[name] = {"faces_per_s_batch1": round(1 / _timeit(lambda: other.classify_crops(batch[:1])), 1),
+                           "faces_per_s_batch32": round(32 / _timeit(lambda: other.classify_crops(batch)), 1),
+                           "fer2013_private_test_accuracy":
+                               other.spec.metrics.get("fer2013_private_test", {}).get("accuracy")}
+
     paths = sorted(SHARED_IMAGES.glob("*.*")) if SHARED_IMAGES.is_dir() else sample_images()
     images = [load_image(p) for p in paths]
     import cv2
@@ -95,6 +108,7 @@ def main(argv=None) -> dict:
         "model": clf.spec.name,
         "classifier_faces_per_s_batch1": round(1 / t1, 1),
         "classifier_faces_per_s_batch32": round(32 / t32, 1),
+        "classifier_models": per_model,
         "detector_ms_640x480": round(t_det * 1000, 2),
         "detector_faces_in_640x480_frame": faces_in_frame,
         "end_to_end_images": [str(p.name) for p in paths],
