@@ -1,0 +1,122 @@
+"""Frame-by-frame video analysis: detect → track → classify → smooth, one :class:`Faces` per frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from affectlens.faces import Faces, FrameInfo
+from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
+from affectlens.smoothing import create_smoother
+from affectlens.tracking import FaceTracker, TrackerOptions
+from affectlens.video.source import VideoSource
+
+SMOOTHERS = ("none", "moving-average", "ema", "hmm")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Options of :class:`VideoAnalyzer`.
+
+    Attributes:
+        recognizer: detector + emotion model options (see :class:`RecognizerOptions`).
+        tracker: :class:`TrackerOptions`.
+        smooth: ``"none"``, ``"moving-average"``, ``"ema"`` or ``"hmm"``.
+        window: moving-average window in analysed frames (10–30 recommended; default 15).
+        ema_alpha: weight of the newest frame for ``"ema"``.
+        hmm_stay_prob: probability of keeping the same emotion between frames for ``"hmm"``.
+
+    Raises:
+        ValueError: unknown smoother or a window outside 1..300.
+    """
+
+    recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    smooth: str = "moving-average"
+    window: int = 15
+    ema_alpha: float = 0.2
+    hmm_stay_prob: float = 0.9
+
+    def __post_init__(self):
+        if self.smooth not in SMOOTHERS:
+            raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
+        if not 1 <= self.window <= 300:
+            raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
+
+    def smoother_kwargs(self) -> dict:
+        return {"moving-average": {"window": self.window}, "ema": {"alpha": self.ema_alpha},
+                "hmm": {"stay_prob": self.hmm_stay_prob}}.get(self.smooth, {})
+
+
+class VideoAnalyzer:
+    """Stateful per-stream analysis. Feed frames in time order with :meth:`process`, or iterate
+    a whole source with :meth:`analyze`.
+
+    Each returned :class:`Faces` has ``track_id`` (``-1`` until a track is confirmed), smoothed
+    ``probs`` and the raw per-frame probabilities in ``data["probs_raw"]``. Tracks carry no
+    identity: they link boxes over time, nothing more.
+
+    Example:
+        >>> va = VideoAnalyzer(VideoOptions(smooth="ema"))
+        >>> for faces in va.analyze("call.mp4", fps=10):
+        ...     print(faces.info.timestamp_ms, faces.track_id, faces.emotions)
+    """
+
+    def __init__(self, options: VideoOptions | None = None, recognizer: EmotionRecognizer | None = None):
+        self.options = options or VideoOptions()
+        self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
+        self.tracker = FaceTracker(self.options.tracker)
+        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs())
+        self._last_ts: float | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.recognizer.labels
+
+    def reset(self) -> None:
+        """Forget all tracks and smoothing state (e.g. before a new stream)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self._last_ts = None
+
+    def process(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None = None,
+                source: str | None = None) -> Faces:
+        """Analyse one frame.
+
+        Args:
+            image_bgr: ``(h, w, 3)`` uint8 BGR frame.
+            timestamp_ms: presentation time; must not go backwards.
+
+        Raises:
+            ValueError: timestamps going backwards, or not a BGR frame.
+        """
+        if self._last_ts is not None and timestamp_ms < self._last_ts:
+            raise ValueError(f"timestamps must not go backwards: got {timestamp_ms} ms after {self._last_ts} ms; "
+                             "call reset() to start a new stream")
+        self._last_ts = timestamp_ms
+        info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
+        found = self.recognizer.detector.detect(image_bgr)
+        faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
+        faces = self.tracker.update(faces, timestamp_ms)
+        ended = list(getattr(self.tracker, "ended_track_ids", []) or [])
+        if ended:
+            self.smoother.forget(ended)
+        faces = self.recognizer.classify(image_bgr, faces)
+        faces = self.smoother.update(faces)
+        if "probs_raw" not in faces.data:
+            faces = faces.with_data(probs_raw=faces.probs.copy())
+        return faces
+
+    def analyze(self, source, every: int = 1, fps: float | None = None, start_s: float | None = None,
+                end_s: float | None = None, video_source: VideoSource | None = None) -> Iterator[Faces]:
+        """Yield one :class:`Faces` per sampled frame of a file, folder of frames, camera or URL.
+
+        Raises:
+            InvalidVideoError: the source cannot be opened or holds no decodable frame.
+        """
+        src = video_source or VideoSource(source, every=every, fps=fps, start_s=start_s, end_s=end_s)
+        with src:
+            for frame in src:
+                yield self.process(frame.image, frame.timestamp_ms, frame.index, src.source)

@@ -1,0 +1,120 @@
+"""``affectlens video`` end to end on the shared clips: tracks, outputs that agree, robustness."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import cv2
+import pytest
+
+from conftest import VIDEOS, need
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "affectlens", "video", *map(str, args), "-q"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def talking_head(tmp_path_factory):
+    out = tmp_path_factory.mktemp("talk")
+    r = run(need(VIDEOS / "WolfgangLanger_Pexels.mp4"), "--out", out, "--every", "2", "--interval", "2",
+            "--annotate", "--end", "12")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_single_face_clip_has_one_stable_track(talking_head):
+    summary = json.loads((talking_head / "summary.json").read_text())
+    tracks = summary["tracks"]
+    assert len(tracks) == 1
+    rows = _csv(talking_head / "frames.csv")
+    assert {r["track_id"] for r in rows} == {str(tracks[0]["track_id"])}
+    assert len(rows) >= 0.9 * summary["frames_analysed"]
+
+
+def test_outputs_agree_with_each_other(talking_head):
+    summary = json.loads((talking_head / "summary.json").read_text())
+    frames = [json.loads(line) for line in (talking_head / "frames.jsonl").read_text().splitlines()]
+    rows = _csv(talking_head / "frames.csv")
+    intervals = _csv(talking_head / "intervals.csv")
+    assert summary["frames_analysed"] == len(frames)
+    assert len(rows) == sum(len(f["faces"]) for f in frames)
+    per_track = {}
+    for r in rows:
+        per_track[r["track_id"]] = per_track.get(r["track_id"], 0) + 1
+    sums = {}
+    for r in intervals:
+        sums[r["track_id"]] = sums.get(r["track_id"], 0) + int(r["frames_with_face"])
+    assert sums == per_track
+    for r in intervals:
+        shares = sum(float(v) for k, v in r.items() if k.startswith("share_"))
+        assert shares == pytest.approx(1.0, abs=1e-3) or int(r["frames_with_face"]) == 0
+
+
+def test_report_and_annotated_video(talking_head):
+    html = (talking_head / "report.html").read_text()
+    HTMLParser().feed(html)
+    assert "<svg" in html and "consent" in html.lower()
+    assert "src=\"http" not in html and "href=\"http" not in html
+    cap = cv2.VideoCapture(str(talking_head / "annotated.mp4"))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    summary = json.loads((talking_head / "summary.json").read_text())
+    assert n == summary["frames_analysed"]
+
+
+def test_face_leaves_the_frame(tmp_path):
+    r = run(need(VIDEOS / "face_noface.mov"), "--out", tmp_path, "--every", "2")
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    present = [any(f["track_id"] > 0 for f in fr["faces"]) for fr in frames]
+    assert present[0] and not present[-1], "face at the start, gone at the end"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["tracks"]) >= 1
+    assert summary["tracks"][0]["last_ms"] < frames[-1]["timestamp_ms"]
+
+
+def test_crowd_has_simultaneous_tracks(tmp_path):
+    r = run(need(VIDEOS / "crowd_walking.mp4"), "--out", tmp_path, "--every", "2")
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    simultaneous = max(sum(1 for f in fr["faces"] if f["track_id"] > 0) for fr in frames)
+    assert simultaneous >= 2
+
+
+def test_no_face_video_gives_zero_tracks(tmp_path):
+    r = run(need(VIDEOS / "no_face.mp4"), "--out", tmp_path, "--every", "3")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["tracks"] == [] and summary["frames_analysed"] > 20
+    assert "no faces" in (tmp_path / "report.html").read_text().lower()
+
+
+def test_bad_sources_fail_cleanly(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    r = run(tmp_path / "empty.mp4", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "empty.mp4: empty file" in r.stderr and "Traceback" not in r.stderr
+    r = run(tmp_path / "missing.mov", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_resume_continues_after_the_last_written_frame(tmp_path):
+    src = need(VIDEOS / "single_face.mp4")
+    assert run(src, "--out", tmp_path, "--end", "1").returncode == 0
+    first = (tmp_path / "frames.jsonl").read_text().splitlines()
+    with open(tmp_path / "frames.jsonl", "a") as fh:
+        fh.write('{"frame_index": 99, "torn')  # as if killed mid-write
+    assert run(src, "--out", tmp_path, "--resume").returncode == 0
+    frames = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    idx = [f["frame_index"] for f in frames]
+    assert idx[: len(first)] == [json.loads(line)["frame_index"] for line in first]
+    assert idx == sorted(set(idx)) and len(idx) == 72
