@@ -209,8 +209,10 @@ class VideoSource:
 
     def _finish(self, kept_any: bool) -> None:
         rep = self.report
-        if rep.frames_decoded == 0 and self.kind == "file":
-            raise InvalidVideoError(f"{self.source}: no decodable frame (unsupported codec or corrupt file)")
+        if rep.frames_decoded == 0 and self.kind != "frames":
+            what = {"file": "no decodable frame (unsupported codec or corrupt file)",
+                    "stream": "no frame received from the stream", "camera": "no frame received from the camera"}
+            raise InvalidVideoError(f"{self.source}: {what[self.kind]}")
         announced = rep.frames_announced
         if self.kind == "file" and announced and self.end_ms == math.inf and \
                 rep.frames_decoded < announced - max(3, int(0.02 * announced)):

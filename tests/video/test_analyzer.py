@@ -1,0 +1,109 @@
+"""The video analyzer fed frame by frame, over HTTP, and on 4K frames."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+from affectlens.video.source import VideoSource
+from conftest import VIDEOS, need
+
+
+@pytest.fixture(scope="module")
+def analyzer(recognizer):
+    return VideoAnalyzer(VideoOptions(smooth="ema"), recognizer=recognizer)
+
+
+def test_process_frames_with_timestamps(analyzer):
+    analyzer.reset()
+    cap = cv2.VideoCapture(str(need(VIDEOS / "single_face.mp4")))
+    out = []
+    for i in range(20):
+        ok, frame = cap.read()
+        out.append(analyzer.process(frame, 33.3 * i, frame_index=i))
+    assert all(len(f) == 1 for f in out)
+    assert {int(f.track_id[0]) for f in out} == {1}
+    assert np.allclose(out[-1].probs.sum(1), 1, atol=1e-5)
+    assert "probs_raw" in out[-1].data and not np.allclose(out[-1].probs, out[-1].data["probs_raw"])
+    with pytest.raises(ValueError, match="backwards"):
+        analyzer.process(frame, 0.0)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="smooth"):
+        VideoOptions(smooth="median")
+    with pytest.raises(ValueError, match="window"):
+        VideoOptions(window=0)
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with HTTP range requests, as video players and FFmpeg expect."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        rng = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            self.send_error(404)
+            return
+        start, end = 0, len(data) - 1
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start, end = int(a or 0), int(b) if b else len(data) - 1
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        try:
+            self.wfile.write(data[start:end + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def test_stream_over_http(analyzer):
+    folder = need(VIDEOS)
+    handler = functools.partial(_RangeHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/single_face.mp4"
+        analyzer.reset()
+        src = VideoSource(url, every=6)
+        assert src.kind == "stream"
+        frames = list(analyzer.analyze(url, video_source=src))
+        assert len(frames) == 12 and sum(len(f) for f in frames) >= 10
+        from affectlens.errors import InvalidVideoError
+        with pytest.raises(InvalidVideoError, match="missing.mp4"):
+            list(VideoSource(url.replace("single_face", "missing")))
+    finally:
+        server.shutdown()
+
+
+def test_4k_frames_are_reported_in_original_pixels(analyzer, tmp_path):
+    cap = cv2.VideoCapture(str(need(VIDEOS / "crowd_walking.mp4")))
+    ok, hd = cap.read()
+    uhd = cv2.resize(hd, (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    analyzer.reset()
+    small = analyzer.process(hd, 0.0)
+    analyzer.reset()
+    big = analyzer.process(uhd, 0.0)
+    assert big.info.image_size_hw == (2160, 3840)
+    assert len(big) >= 2 and abs(len(big) - len(small)) <= 1
+    # every 4K box is about twice a 1080p box
+    for box in small.xyxy:
+        d = np.abs(big.xyxy - box * 2).max(1).min()
+        assert d < 0.15 * float(box[2] - box[0]) * 2 + 8
