@@ -118,3 +118,30 @@ def test_resume_continues_after_the_last_written_frame(tmp_path):
     idx = [f["frame_index"] for f in frames]
     assert idx[: len(first)] == [json.loads(line)["frame_index"] for line in first]
     assert idx == sorted(set(idx)) and len(idx) == 72
+
+
+def test_ctrl_c_leaves_valid_outputs_and_resume_completes(tmp_path):
+    import signal
+    import time
+
+    src = need(VIDEOS / "face_noface.mov")
+    proc = subprocess.Popen([sys.executable, "-m", "affectlens", "video", str(src), "--out", str(tmp_path), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jsonl = tmp_path / "frames.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not jsonl.exists() or jsonl.read_text().count("\n") < 50):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["processing"]["interrupted"] is True
+    done = summary["frames_analysed"]
+    assert 50 <= done < 169
+    assert len(_csv(tmp_path / "frames.csv")) <= done
+    r = run(src, "--out", tmp_path, "--resume")
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [f["frame_index"] for f in frames] == list(range(169))
+    assert json.loads((tmp_path / "summary.json").read_text())["frames_analysed"] == 169
