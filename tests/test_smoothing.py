@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from affectlens.faces import Faces
-from affectlens.smoothing import (EmaSmoother, HmmSmoother, MovingAverageSmoother, TemporalEmotionTracker,
-                                  create_smoother, flicker_rate)
+from affectlens.smoothing import (EmaSmoother, HmmSmoother, MovingAverageSmoother, NoSmoother,
+                                  TemporalEmotionTracker, create_smoother, flicker_rate)
 
 
 def _frame(probs, ids):
@@ -31,15 +31,27 @@ def _noisy_sequence(n=200, switch_at=100, flip_every=7, seed=0):
     return np.array(seq)
 
 
+def _run(smoother, seq, track_id=1):
+    return np.array([smoother.update(_frame(p[None], [track_id])).probs[0] for p in seq])
+
+
 def test_temporal_emotion_tracker_is_a_moving_average():
     rng = np.random.default_rng(0)
     seq = rng.dirichlet(np.ones(7), 30)
     tr = TemporalEmotionTracker(window_size=10)
-    for t in range(30):
-        out = tr.update(seq[t])
-    assert np.allclose(out, seq[-10:].mean(0))
-    with pytest.raises(ValueError):
-        TemporalEmotionTracker(0)
+    outs = [tr.update(seq[t]) for t in range(30)]
+    assert np.allclose(outs[3], seq[:4].mean(0)), "fewer frames than the window: mean of those seen"
+    assert np.allclose(outs[-1], seq[-10:].mean(0))
+    tr.reset()
+    assert np.allclose(tr.update(seq[0]), seq[0])
+    with pytest.raises(ValueError, match="shape"):
+        tr.update(np.ones(5) / 5)
+
+
+@pytest.mark.parametrize("window_size", [0, -3, 2.5])
+def test_temporal_emotion_tracker_rejects_bad_windows(window_size):
+    with pytest.raises(ValueError, match="window_size"):
+        TemporalEmotionTracker(window_size)
 
 
 def test_moving_average_per_track_and_raw_kept():
@@ -47,22 +59,31 @@ def test_moving_average_per_track_and_raw_kept():
     rng = np.random.default_rng(1)
     seq = rng.dirichlet(np.ones(7), (5, 2))
     for t in range(5):
-        out = sm.update(_frame(seq[t], [1, 2]))
+        f = _frame(seq[t], [1, 2])
+        out = sm.update(f)
     assert np.allclose(out.probs[0], seq[2:, 0].mean(0), atol=1e-6)
     assert np.allclose(out.probs[1], seq[2:, 1].mean(0), atol=1e-6)
     assert np.allclose(out.data["probs_raw"], seq[4], atol=1e-6)
+    assert np.allclose(f.probs, seq[4], atol=1e-6) and "probs_raw" not in f.data, "input unchanged"
     assert sm.tracks == [1, 2]
-    sm.forget([1])
+    sm.forget([1, 99])
     assert sm.tracks == [2]
+    new = rng.dirichlet(np.ones(7), 2)
+    out = sm.update(_frame(new, [1, 2]))
+    assert np.allclose(out.probs[0], new[0], atol=1e-6), "a forgotten track starts afresh"
+    assert np.allclose(out.probs[1], np.vstack([seq[3:, 1], new[1:]]).mean(0), atol=1e-6), "the other goes on"
 
 
 def test_ema_formula_and_untracked_rows_pass_through():
     sm = EmaSmoother(alpha=0.25)
-    a, b = np.eye(7)[3], np.eye(7)[4]
+    a, b, c = np.eye(7)[3], np.eye(7)[4], np.eye(7)[0]
     sm.update(_frame([a, a], [1, -1]))
     out = sm.update(_frame([b, b], [1, -1]))
     assert np.allclose(out.probs[0], 0.25 * b + 0.75 * a)
     assert np.allclose(out.probs[1], b)
+    out = sm.update(_frame([c], [1]))
+    assert np.allclose(out.probs[0], 0.25 * c + 0.75 * (0.25 * b + 0.75 * a))
+    assert sm.tracks == [1]
 
 
 @pytest.mark.parametrize("name, kwargs", [("moving-average", {"window": 15}), ("ema", {"alpha": 0.2}),
@@ -70,8 +91,7 @@ def test_ema_formula_and_untracked_rows_pass_through():
 def test_smoothers_reduce_flicker_and_follow_real_changes(name, kwargs):
     seq = _noisy_sequence()
     ts = np.arange(len(seq)) * 40.0
-    sm = create_smoother(name, **kwargs)
-    smoothed = np.array([sm.update(_frame(p[None], [1])).probs[0] for p in seq])
+    smoothed = _run(create_smoother(name, **kwargs), seq)
     assert np.allclose(smoothed.sum(1), 1, atol=1e-5)
     raw_rate = flicker_rate(seq.argmax(1), ts)
     smooth_rate = flicker_rate(smoothed.argmax(1), ts)
@@ -81,18 +101,71 @@ def test_smoothers_reduce_flicker_and_follow_real_changes(name, kwargs):
     assert (top[130:] == 4).all()
 
 
+def test_hmm_removes_one_frame_flips_and_follows_a_sustained_change_quickly():
+    seq = _noisy_sequence()
+    top = _run(HmmSmoother(stay_prob=0.9), seq).argmax(1)
+    switches = int((top[1:] != top[:-1]).sum())
+    raw_switches = int((seq.argmax(1)[1:] != seq.argmax(1)[:-1]).sum())
+    assert raw_switches > 50 and switches <= 2  # the first frame's flip, then the real change
+    assert (top[1:100] == 3).all()
+    assert np.argmax(top[100:] == 4) <= 3 and (top[104:] == 4).all()
+
+
+def test_hmm_is_stickier_with_a_higher_stay_prob():
+    p_new = np.full(7, 0.08)
+    p_new[4] = 0.52
+    seq = np.vstack([np.tile(np.eye(7)[3] * 0.6 + 0.4 / 7, (20, 1)), np.tile(p_new, (20, 1))])
+    lag = {s: int(np.argmax(_run(HmmSmoother(stay_prob=s), seq).argmax(1)[20:] == 4)) for s in (0.5, 0.9, 0.99)}
+    assert lag[0.5] <= lag[0.9] <= lag[0.99] and lag[0.5] < lag[0.99]
+
+
 def test_hmm_with_prior_and_validation():
     sm = HmmSmoother(stay_prob=0.95, prior=[0.14, 0.02, 0.14, 0.25, 0.17, 0.17, 0.11])
     flat = _frame(np.full((1, 7), 1 / 7), [3])
     assert np.allclose(sm.update(flat).probs, 1 / 7), "the first frame is the classifier's posterior"
     out = sm.update(flat)
     assert out.probs[0].argmax() == 1, "later flat posteriors divided by the prior favour the rare class"
-    with pytest.raises(ValueError):
-        HmmSmoother(stay_prob=1.0)
-    with pytest.raises(ValueError, match="unknown smoother"):
+    with pytest.raises(ValueError, match="classes"):
+        sm.update(Faces(np.zeros((1, 4)), np.ones(1), np.zeros((1, 5, 2)), np.full((1, 5), 0.2), tuple("abcde"),
+                        track_id=np.array([3])))
+
+
+@pytest.mark.parametrize("name, kwargs, valid", [
+    ("none", {}, True),
+    ("moving-average", {"window": 1}, True),
+    ("moving-average", {"window": 300}, True),
+    ("moving-average", {"window": 0}, False),
+    ("moving-average", {"window": 301}, False),
+    ("ema", {"alpha": 1.0}, True),
+    ("ema", {"alpha": 0.0}, False),
+    ("ema", {"alpha": 1.5}, False),
+    ("hmm", {"stay_prob": 0.0}, True),
+    ("hmm", {"stay_prob": 1.0}, False),
+    ("hmm", {"prior": [0.5, 0.0, 0.5]}, False),
+    ("hmm", {"window": 3}, False),  # not an argument of this smoother
+    ("kalman", {}, False),
+])
+def test_create_smoother_validates(name, kwargs, valid):
+    if valid:
+        assert create_smoother(name, **kwargs).tracks == []
+    else:
+        with pytest.raises(ValueError):
+            create_smoother(name, **kwargs)
+
+
+def test_unknown_smoother_lists_the_valid_names():
+    with pytest.raises(ValueError, match="none, moving-average, ema, hmm"):
         create_smoother("kalman")
-    with pytest.raises(ValueError, match="window"):
-        create_smoother("moving-average", window=0)
+
+
+def test_none_passes_through_and_chained_smoothers_keep_the_first_raw_probs():
+    seq = np.random.default_rng(2).dirichlet(np.ones(7), 3)
+    out = NoSmoother().update(_frame(seq[:1], [1]))
+    assert np.allclose(out.probs, seq[:1]) and np.allclose(out.data["probs_raw"], seq[:1])
+    ema, ma = EmaSmoother(0.5), MovingAverageSmoother(2)
+    for p in seq:
+        out = ma.update(ema.update(_frame(p[None], [1])))
+    assert np.allclose(out.data["probs_raw"], seq[-1:], atol=1e-6)
 
 
 def test_reset_and_unclassified_input():
@@ -100,10 +173,17 @@ def test_reset_and_unclassified_input():
     sm.update(_frame(np.eye(7)[[3]], [1]))
     sm.reset()
     assert sm.tracks == []
+    assert np.allclose(sm.update(_frame(np.eye(7)[[4]], [1])).probs, np.eye(7)[[4]]), "fresh state after reset"
     with pytest.raises(ValueError, match="classified"):
         sm.update(Faces(np.zeros((1, 4)), np.ones(1), np.zeros((1, 5, 2)), track_id=np.array([1])))
+    assert len(sm.update(Faces.empty())) == 0
 
 
 def test_flicker_rate():
     assert flicker_rate(["a", "b", "b", "a"], [0, 20000, 40000, 60000]) == 2.0
+    assert flicker_rate(np.array([3, 3, 3]), [0, 500, 1000]) == 0.0
+    assert flicker_rate([1, 2], [0, 1000]) == pytest.approx(60.0)
     assert flicker_rate(["a"], [0]) == 0.0
+    assert flicker_rate(["a", "b"], [10, 10]) == 0.0
+    with pytest.raises(ValueError, match="timestamp"):
+        flicker_rate(["a", "b"], [0])
