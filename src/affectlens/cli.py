@@ -107,10 +107,13 @@ def cmd_image(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from affectlens.evaluate import evaluate_fer2013, format_report
+    from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, format_report
 
     try:
-        report = evaluate_fer2013(args.model, args.data, args.split, threads=args.threads)
+        if args.ferplus:
+            report = evaluate_ferplus(args.model, args.data, args.split, threads=args.threads)
+        else:
+            report = evaluate_fer2013(args.model, args.data, args.split, threads=args.threads)
     except (ModelLoadError, DatasetError) as exc:
         return _die(str(exc))
     if args.json:
@@ -225,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
     ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
     ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ev.add_argument("--ferplus", action="store_true",
+                    help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' = stdout)")
     ev.add_argument("--threads", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)

@@ -74,9 +74,12 @@ def split_key(split: str) -> str:
 def format_report(report: dict) -> str:
     """A plain-text table of a :func:`evaluate_fer2013` report."""
     labels = report["labels"]
-    lines = [f"{report['model']} on {report['dataset']} {report['split']} (n={report['n']})",
-             f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   ECE {report['ece']:.4f}   "
-             f"{report['faces_per_second']:.0f} faces/s", "",
+    extra = f"   {report['faces_per_second']:.0f} faces/s" if "faces_per_second" in report else ""
+    if "kl_divergence" in report:
+        extra += f"   KL(annotators||model) {report['kl_divergence']:.3f}"
+    lines = [f"{report['model']} on {report['dataset']} {report['split']} (n={report['n']})"
+             + (f" — {report['protocol']}" if "protocol" in report else ""),
+             f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   ECE {report['ece']:.4f}{extra}", "",
              f"{'class':<10}{'recall':>8}{'precision':>11}{'F1':>8}{'support':>9}"]
     for name in labels:
         lines.append(f"{name:<10}{report['per_class_recall'][name]:>8.3f}{report['per_class_precision'][name]:>11.3f}"
@@ -85,3 +88,42 @@ def format_report(report: dict) -> str:
     for name, row in zip(labels, report["confusion_matrix"]):
         lines.append(f"{name:<10}" + "".join(f"{v:>8d}" for v in row))
     return "\n".join(lines)
+
+
+def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: str = "PrivateTest",
+                     threads: int = 0) -> dict:
+    """Accuracy on FER+ majority labels and agreement with the annotators' vote distribution.
+
+    A model without a ``contempt`` output is scored on the 7 shared classes only (contempt
+    faces left out; stated in ``protocol``). ``kl_divergence`` is the mean
+    KL(annotator votes ‖ model probabilities) in nats over the scored faces.
+
+    Raises:
+        DatasetError / ModelLoadError: as for :func:`evaluate_fer2013`.
+    """
+    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
+
+    clf = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model, threads=threads, batch_size=256)
+    fp = load_ferplus(data, split)
+    classes = [e for e in FERPLUS_EMOTIONS if e in clf.labels]
+    cls_idx = [FERPLUS_EMOTIONS.index(e) for e in classes]
+    keep = np.isin(fp.labels, cls_idx)
+    images = fp.images[keep]
+    h, w = clf.crop_size_hw
+    if images.shape[1:] != (h, w):
+        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
+    probs = clf.classify_crops(images)[:, [clf.labels.index(e) for e in classes]]
+    probs = probs / probs.sum(1, keepdims=True)
+    true = np.array([classes.index(FERPLUS_EMOTIONS[i]) for i in fp.labels[keep]])
+    votes = fp.votes[keep][:, cls_idx]
+    target = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
+    kl = np.where(target > 0, target * (np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(probs, 1e-12))), 0)
+    report = classification_report(probs, true, classes)
+    report.update({
+        "model": clf.spec.name, "dataset": "FER+", "split": split,
+        "protocol": ("FER+ majority vote, 8 classes" if len(classes) == 8 else
+                     f"FER+ majority vote, {len(classes)} of 8 classes ({', '.join(sorted(set(FERPLUS_EMOTIONS) - set(classes)))} "
+                     f"faces excluded: {int((~keep).sum())})"),
+        "kl_divergence": float(kl.sum(1).mean()), "ece": expected_calibration_error(probs, true),
+    })
+    return report

@@ -18,6 +18,8 @@ class TrainConfig:
 
     Attributes:
         name: model name, also the ONNX/spec file stem.
+        dataset: ``"fer2013"`` (hard labels) or ``"ferplus"`` (annotator vote distributions as
+            soft targets; 8 classes with contempt; fer2013new.csv beside the CSV).
         data: FER-2013 CSV or its folder.
         arch: architecture name (see :func:`affectlens.training.nets.available_nets`).
         input_size: square input side in pixels (FER-2013 faces are 48).
@@ -30,6 +32,7 @@ class TrainConfig:
     """
 
     name: str = "fer-vgg48s"
+    dataset: str = "fer2013"
     data: str = "../shared/data/fer2013"
     arch: str = "vgg48_s"
     input_size: int = 48

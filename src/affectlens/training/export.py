@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlens.labels import EMOTIONS
 from affectlens.metrics import classification_report, expected_calibration_error
 from affectlens.models.spec import AlignmentSpec, InputSpec, ModelSpec, sha256_of
 from affectlens.training.config import TrainConfig
@@ -44,18 +43,21 @@ def export_onnx(net: nn.Module, path: Path, input_size: int, temperature: float,
                       dynamo=False)
 
 
-def finalize(cfg: TrainConfig, data: dict) -> dict:
+def finalize(cfg: TrainConfig, data=None) -> dict:
     """Load ``best.pt``, fit the temperature on PublicTest, export ONNX + spec, score PrivateTest
     with the exported file through ONNX Runtime; writes and returns ``metrics.json``."""
     from affectlens.alignment import FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
 
+    from affectlens.training.data import load_training_data
+
+    data = data or load_training_data(cfg.dataset, cfg.data)
     out = Path(cfg.out_dir)
     best = torch.load(out / "best.pt", weights_only=False)
-    net = create_net(cfg.arch, num_classes=len(EMOTIONS), dropout=cfg.dropout)
+    net = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
     net.load_state_dict(best["model"])
     mean, std = best["mean"], best["std"]
-    x_pub = _to_tensor(data["PublicTest"].images, cfg.input_size)
-    y_pub = torch.from_numpy(data["PublicTest"].labels)
+    x_pub = _to_tensor(data.splits["PublicTest"].images, cfg.input_size)
+    y_pub = torch.from_numpy(data.splits["PublicTest"].labels)
     logits_pub = predict_logits(net, x_pub, mean, std, bf16=False, tta=True)
     temperature = fit_temperature(logits_pub, y_pub)
     logger.info("temperature fitted on PublicTest: %.3f", temperature)
@@ -63,40 +65,51 @@ def finalize(cfg: TrainConfig, data: dict) -> dict:
     onnx_path = out / f"{cfg.name}.onnx"
     export_onnx(net, onnx_path, cfg.input_size, temperature, tta=True)
     spec = ModelSpec(
-        name=cfg.name, file=onnx_path.name, sha256=sha256_of(onnx_path), labels=EMOTIONS,
+        name=cfg.name, file=onnx_path.name, sha256=sha256_of(onnx_path), labels=data.labels,
         input=InputSpec(name="input", size_hw=(cfg.input_size, cfg.input_size), color="gray", scale=1 / 255,
                         mean=(mean,), std=(std,)),
         alignment=AlignmentSpec(points_norm=FER2013_TEMPLATE, source=FER2013_TEMPLATE_SOURCE),
         temperature=temperature, tta=("hflip",),
-        training={"data": "FER-2013 Training split (28,709 faces); model selected on PublicTest",
+        training={"data": (f"{data.name} Training split ({len(data.splits['Training'].labels):,} faces"
+                           + (", annotator vote distributions as soft targets" if data.name == "FER+" else "")
+                           + "); model selected on PublicTest"),
                   "arch": cfg.arch, "epochs": cfg.epochs, "best_epoch": int(best["epoch"]) + 1,
                   "command": f"affectlens train --config <config> (resolved config: {cfg.out_dir}/config.json)"},
         license="MIT (weights trained by the AffectLens authors on FER-2013; see MODEL_CARD.md for data terms)",
         description="VGG-style CNN on 48x48 grayscale aligned faces, mirror TTA and temperature folded in.",
     )
     metrics = score_onnx(spec, onnx_path, data)
-    metrics["ece_public_before"] = expected_calibration_error(torch.softmax(logits_pub, 1).numpy(), y_pub.numpy())
+    metrics["ece_public_before_temperature"] = expected_calibration_error(torch.softmax(logits_pub, 1).numpy(),
+                                                                          y_pub.numpy())
     spec = ModelSpec(**{**spec.to_dict(), "metrics": metrics,
                         "input": spec.input, "alignment": spec.alignment})
     spec.save(out / f"{cfg.name}.json")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    logger.info("PrivateTest accuracy %.4f (ONNX, %s)", metrics["fer2013_private_test"]["accuracy"], onnx_path)
+    logger.info("PrivateTest accuracy %.4f (ONNX, %s)", metrics[f"{data.metric_prefix}_private_test"]["accuracy"],
+                onnx_path)
     return metrics
 
 
-def score_onnx(spec: ModelSpec, onnx_path: Path, data: dict) -> dict:
+def score_onnx(spec: ModelSpec, onnx_path: Path, data) -> dict:
+    """Accuracy, macro-F1, ECE, per-class recall (and for soft targets the mean
+    KL(annotators ‖ model) in nats) of the exported file, per test split."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = {}
-    for split, key in (("PublicTest", "fer2013_public_test"), ("PrivateTest", "fer2013_private_test")):
-        if split not in data:
+    for split, suffix in (("PublicTest", "public_test"), ("PrivateTest", "private_test")):
+        if split not in data.splits:
             continue
-        x = data[split].images.astype(np.float32)[:, None] * spec.input.scale
+        s = data.splits[split]
+        x = s.images.astype(np.float32)[:, None] * spec.input.scale
         x = (x - spec.input.mean[0]) / spec.input.std[0]
         probs = np.concatenate([sess.run(None, {"input": x[i:i + 512]})[0] for i in range(0, len(x), 512)])
-        rep = classification_report(probs, data[split].labels, EMOTIONS)
-        out[key] = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
-                    "ece": expected_calibration_error(probs, data[split].labels),
-                    "per_class_recall": rep["per_class_recall"], "n": int(len(x))}
+        rep = classification_report(probs, s.labels, data.labels)
+        row = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": expected_calibration_error(probs, s.labels),
+               "per_class_recall": rep["per_class_recall"], "n": int(len(x))}
+        if s.targets is not None:
+            t = s.targets
+            row["kl_divergence"] = float(np.where(t > 0, t * (np.log(np.maximum(t, 1e-12))
+                                                           - np.log(np.maximum(probs, 1e-12))), 0).sum(1).mean())
+        out[f"{data.metric_prefix}_{suffix}"] = row
     return out

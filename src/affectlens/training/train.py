@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from affectlens.datasets import load_fer2013
-from affectlens.labels import EMOTIONS
+from affectlens.training.data import load_training_data
 from affectlens.training.augment import augment
 from affectlens.training.config import TrainConfig, save_config
 from affectlens.training.nets import create_net
@@ -85,14 +84,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    data = load_fer2013(cfg.data)
-    x_train = _to_tensor(data["Training"].images, cfg.input_size)
-    y_train = torch.from_numpy(data["Training"].labels)
-    x_val = _to_tensor(data["PublicTest"].images, cfg.input_size)
-    y_val = torch.from_numpy(data["PublicTest"].labels)
+    data = load_training_data(cfg.dataset, cfg.data)
+    train_split = data.splits["Training"]
+    x_train = _to_tensor(train_split.images, cfg.input_size)
+    y_train = torch.from_numpy(train_split.labels)
+    t_train = None if train_split.targets is None else torch.from_numpy(train_split.targets)
+    x_val = _to_tensor(data.splits["PublicTest"].images, cfg.input_size)
+    y_val = torch.from_numpy(data.splits["PublicTest"].labels)
     mean, std = float(x_train.mean()), float(x_train.std())
 
-    model = create_net(cfg.arch, num_classes=len(EMOTIONS), dropout=cfg.dropout)
+    model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -130,7 +131,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             yb = y_train[idx]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            target = yb if t_train is None else t_train[idx]  # soft targets: annotators' vote distribution
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,66 @@
+"""Training data for :func:`affectlens.training.train.train`: FER-2013 (hard labels) or FER+
+(annotator vote distributions as soft targets, majority labels for scoring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from affectlens.labels import EMOTIONS
+
+#: Output labels of FER+ models: our 7 emotions, then contempt.
+FERPLUS_MODEL_LABELS: tuple[str, ...] = EMOTIONS + ("contempt",)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Faces with hard labels and, for FER+, soft targets.
+
+    Attributes:
+        images: ``(n, 48, 48)`` uint8.
+        labels: ``(n,)`` int64 indices into the data set's labels.
+        targets: ``(n, C)`` float32 target distributions, or ``None`` for hard labels.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Splits ``Training`` / ``PublicTest`` / ``PrivateTest``, their label names, and the key
+    prefix of the metrics (``fer2013`` or ``ferplus``)."""
+
+    name: str
+    labels: tuple[str, ...]
+    splits: dict[str, Split]
+    metric_prefix: str
+
+
+def load_training_data(dataset: str, path: str) -> TrainData:
+    """``dataset`` is ``"fer2013"`` or ``"ferplus"``.
+
+    Raises:
+        ValueError: unknown dataset.
+        DatasetError: files missing or malformed.
+    """
+    if dataset == "fer2013":
+        from affectlens.datasets import load_fer2013
+
+        raw = load_fer2013(path)
+        return TrainData("FER-2013", EMOTIONS, {k: Split(v.images, v.labels) for k, v in raw.items()}, "fer2013")
+    if dataset == "ferplus":
+        from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
+
+        order = [FERPLUS_EMOTIONS.index(e) for e in FERPLUS_MODEL_LABELS]  # FER+ columns → our order
+        remap = np.argsort(order)  # FER+ index → our index
+        splits = {}
+        for name in ("Training", "PublicTest", "PrivateTest"):
+            s = load_ferplus(path, name)
+            votes = s.votes[:, order]
+            splits[name] = Split(s.images, remap[s.labels].astype(np.int64),
+                                 (votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)).astype(np.float32))
+        return TrainData("FER+", FERPLUS_MODEL_LABELS, splits, "ferplus")
+    raise ValueError(f"unknown dataset {dataset!r}; expected 'fer2013' or 'ferplus'")
