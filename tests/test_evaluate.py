@@ -30,3 +30,11 @@ def test_report_contents(private_report):
     assert 0 <= r["ece"] < 0.1
     text = format_report(r)
     assert "PrivateTest" in text and "disgust" in text
+
+
+def test_ferplus_report(classifier):
+    from affectlens.evaluate import evaluate_ferplus
+
+    r = evaluate_ferplus(classifier, need(FER2013), "PrivateTest")
+    assert "7 of 8 classes" in r["protocol"] and "contempt" in r["protocol"]
+    assert r["accuracy"] > 0.65 and 0 < r["kl_divergence"] < 2
