@@ -65,7 +65,8 @@ def annotate(image_bgr: np.ndarray, faces: Faces, options: AnnotatorOptions | No
         text = f"{label} {face.confidence:.0%}" if label else f"face {face.det_score:.2f}"
         if opts.track_ids and face.track_id is not None:
             text = f"#{face.track_id} {text}"
-        _text(out, text, (x1, max(int(14 * s), y1 - int(6 * s))), 0.6 * s, color, thick)
+        font = max(0.6 * s, (y2 - y1) / 450.0)
+        _text(out, text, (x1, max(int(24 * font), y1 - int(6 * s))), font, color, thick)
         if opts.bars and face.scores:
             _bars(out, face.scores, (x2 + int(4 * s), y1), s, x2 - x1, y2 - y1)
     return out
@@ -74,7 +75,7 @@ def annotate(image_bgr: np.ndarray, faces: Faces, options: AnnotatorOptions | No
 def _bars(img, scores: dict[str, float], origin, s: float, face_w: int, face_h: int) -> None:
     """A bar chart as tall as the face, right of the box (left when there is no room)."""
     h, w = img.shape[:2]
-    row = max(6, face_h // max(1, len(scores)))
+    row = max(6, min(face_h // max(1, len(scores)), int(22 * s)))
     font = row / 40.0
     longest = max(scores, key=len)[:8]
     label_w = cv2.getTextSize(longest, cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] + 4 if row >= 9 else 0
