@@ -86,3 +86,25 @@ def test_rejects_non_bgr_arrays(detector):
 def test_nms_drops_overlaps():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
     assert list(nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)) == [0, 2]
+
+
+@pytest.mark.parametrize("side", [64, 200, 1200, 2400])
+def test_a_face_filling_the_frame_is_one_face(detector, side):
+    """From ~60 px to far beyond the largest anchor (512 px): one face, not its parts."""
+    img = load_image(need(IMAGES / "single_face.jpg"))
+    x1, y1, x2, y2 = detector.detect(img).xyxy[0].astype(int)
+    crop = img[y1:y2, x1:x2]
+    crop = cv2.resize(crop, (side, int(side * crop.shape[0] / crop.shape[1])), interpolation=cv2.INTER_CUBIC)
+    found = detector.detect(crop)
+    assert len(found) == 1
+    bx1, by1, bx2, by2 = found.xyxy[0]
+    assert (bx2 - bx1) > 0.7 * side
+
+
+def test_small_faces_down_to_about_20_px(detector):
+    img = load_image(need(IMAGES / "multi_face.jpg"))
+    n = len(detector.detect(img))
+    small = cv2.resize(img, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    found = detector.detect(small)
+    assert len(found) == n
+    assert (found.xyxy[:, 2] - found.xyxy[:, 0]).min() < 22

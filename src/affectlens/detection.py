@@ -41,12 +41,16 @@ class DetectorOptions:
             ``10 * long_side / max_side_px`` pixels are then missed.
         min_face_px: faces whose shorter box side is below this (original pixels) are dropped.
         max_faces: keep at most this many faces, highest score first (0 = no limit).
+        coarse_side_px: larger images get a second, coarse pass at this longer side, so faces
+            bigger than the largest anchor (512 px) are found whole; detections lying inside
+            a much larger face (its eyes or mouth taken for faces) are dropped. 0 disables it.
         threads: ONNX Runtime intra-op threads (0 = its default).
     """
 
     min_score: float = 0.6
     nms_iou: float = 0.4
     max_side_px: int = 1280
+    coarse_side_px: int = 320
     min_face_px: float = 0.0
     max_faces: int = 0
     threads: int = 0
@@ -58,6 +62,8 @@ class DetectorOptions:
             raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
         if self.max_side_px < 32:
             raise ValueError(f"max_side_px must be at least 32, got {self.max_side_px}")
+        if self.coarse_side_px and self.coarse_side_px < 32:
+            raise ValueError(f"coarse_side_px must be 0 or at least 32, got {self.coarse_side_px}")
         if self.min_face_px < 0 or self.max_faces < 0:
             raise ValueError("min_face_px and max_faces must be >= 0")
 
@@ -181,27 +187,21 @@ class RetinaFaceDetector:
             raise ValueError(f"expected an (h, w, 3) uint8 BGR image, got {got}")
         h, w = image_bgr.shape[:2]
         opts = self.options
-        scale = min(1.0, opts.max_side_px / max(h, w))
-        if scale < 1.0:
-            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-            work = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-        else:
-            nh, nw, work = h, w, image_bgr
-        blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
-        scores = conf[0, :, 1]
-        keep = np.flatnonzero(scores >= opts.min_score)
-        if keep.size == 0:
+        fine = min(1.0, opts.max_side_px / max(h, w))
+        parts = [self._detect_at(image_bgr, fine)]
+        if opts.coarse_side_px and max(h, w) * fine > 1.5 * opts.coarse_side_px:
+            c_xyxy, c_scores, c_pts = self._detect_at(image_bgr, opts.coarse_side_px / max(h, w))
+            # only faces too big for the fine pass's anchors (over 3/4 of the largest, 512 px)
+            big = np.maximum(c_xyxy[:, 2] - c_xyxy[:, 0], c_xyxy[:, 3] - c_xyxy[:, 1]) * fine >= 384
+            parts.append((c_xyxy[big], c_scores[big], c_pts[big]))
+        xyxy = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        pts = np.concatenate([p[2] for p in parts])
+        if scores.size == 0:
             return _empty()
-        priors = _priors(nh, nw)[keep]
-        loc, landm, scores = loc[0, keep], landm[0, keep], scores[keep]
-        v0, v1 = _VARIANCE
-        centers = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
-        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * v1)
-        xyxy = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
-        pts = priors[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * priors[:, None, 2:]
         kept = nms(xyxy, scores, opts.nms_iou)
-        xyxy, scores, pts = xyxy[kept] / scale, scores[kept], pts[kept] / scale
+        kept = kept[~_inside_larger(xyxy[kept])]
+        xyxy, scores, pts = xyxy[kept], scores[kept], pts[kept]
         xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, w)
         xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, h)
         if opts.min_face_px > 0:
@@ -211,6 +211,44 @@ class RetinaFaceDetector:
         if opts.max_faces:
             xyxy, scores, pts = xyxy[:opts.max_faces], scores[:opts.max_faces], pts[:opts.max_faces]
         return Detections(xyxy.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32))
+
+    def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and landmarks (original pixels) from one pass at ``scale``; not NMS-ed."""
+        h, w = image_bgr.shape[:2]
+        if scale < 1.0:
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            work = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+        else:
+            nh, nw, work = h, w, image_bgr
+        sx, sy = nw / w, nh / h
+        blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
+        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+        scores = conf[0, :, 1]
+        keep = np.flatnonzero(scores >= self.options.min_score)
+        priors = _priors(nh, nw)[keep]
+        loc, landm, scores = loc[0, keep], landm[0, keep], scores[keep]
+        v0, v1 = _VARIANCE
+        centers = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
+        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * v1)
+        xyxy = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
+        pts = priors[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * priors[:, None, 2:]
+        xyxy = xyxy / np.array([sx, sy, sx, sy], np.float32)
+        pts = pts / np.array([sx, sy], np.float32)
+        return xyxy.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32)
+
+
+def _inside_larger(xyxy: np.ndarray, min_area_ratio: float = 2.0, min_inside: float = 0.8) -> np.ndarray:
+    """Mask of boxes lying mostly (``min_inside`` of their area) inside a box at least
+    ``min_area_ratio`` times larger: parts of a big face detected as small faces."""
+    if len(xyxy) < 2:
+        return np.zeros(len(xyxy), bool)
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    lt = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
+    rb = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    inside = inter / np.maximum(area[:, None], 1e-9) >= min_inside
+    larger = area[None, :] >= min_area_ratio * area[:, None]
+    return (inside & larger).any(1)
 
 
 def _empty() -> Detections:
