@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "media" / "videos"
-SMOOTHERS = {"none": {}, "moving-average": {"window": 15}, "ema": {"alpha": 0.2}, "hmm": {"stay_prob": 0.9}}
+SMOOTHERS = {"none": {}, "moving-average": {"window": 15}, "ema": {"alpha": 0.2}, "hmm": {"stay_prob": 0.95}}
 
 
 def decode_fps(path: Path) -> tuple[float, int, float]:

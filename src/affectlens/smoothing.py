@@ -72,7 +72,7 @@ class TrackSmoother:
 
     Subclasses implement :meth:`_smooth`. Example:
 
-        >>> smoother = create_smoother("hmm", stay_prob=0.9)
+        >>> smoother = create_smoother("hmm", stay_prob=0.95)
         >>> faces = smoother.update(tracker.update(faces))   # classified, tracked faces
         >>> smoother.forget(tracker.ended_track_ids)
     """
@@ -199,7 +199,7 @@ class HmmSmoother(TrackSmoother):
         ValueError: stay_prob outside [0, 1), or a prior with non-positive entries.
     """
 
-    def __init__(self, stay_prob: float = 0.9, prior: Sequence[float] | None = None, min_prob: float = 1e-3):
+    def __init__(self, stay_prob: float = 0.95, prior: Sequence[float] | None = None, min_prob: float = 1e-3):
         super().__init__()
         if not 0.0 <= stay_prob < 1.0:
             raise ValueError(f"expected stay_prob in [0, 1), got {stay_prob}")

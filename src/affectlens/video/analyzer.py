@@ -37,7 +37,7 @@ class VideoOptions:
     smooth: str = "moving-average"
     window: int = 15
     ema_alpha: float = 0.2
-    hmm_stay_prob: float = 0.9
+    hmm_stay_prob: float = 0.95
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
