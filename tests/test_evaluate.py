@@ -38,3 +38,15 @@ def test_ferplus_report(classifier):
     r = evaluate_ferplus(classifier, need(FER2013), "PrivateTest")
     assert "7 of 8 classes" in r["protocol"] and "contempt" in r["protocol"]
     assert r["accuracy"] > 0.65 and 0 < r["kl_divergence"] < 2
+
+
+def test_plots_are_written(private_report, tmp_path):
+    import cv2
+
+    from affectlens.evaluate import public, write_plots
+
+    files = write_plots(private_report, tmp_path)
+    for path in files.values():
+        img = cv2.imread(path)
+        assert img is not None and img.shape[0] > 300
+    assert not any(k.startswith("_") for k in public(private_report))

@@ -107,7 +107,7 @@ def cmd_image(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, format_report
+    from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, format_report, public, write_plots
 
     try:
         if args.ferplus:
@@ -116,6 +116,9 @@ def cmd_evaluate(args) -> int:
             report = evaluate_fer2013(args.model, args.data, args.split, threads=args.threads)
     except (ModelLoadError, DatasetError) as exc:
         return _die(str(exc))
+    if args.plots:
+        report["plots"] = write_plots(report, args.plots)
+    report = public(report)
     if args.json:
         _write_json(report, args.json)
     if args.json != "-":
@@ -231,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ferplus", action="store_true",
                     help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' = stdout)")
+    ev.add_argument("--plots", metavar="DIR", help="write confusion-matrix and reliability-diagram PNGs to DIR")
     ev.add_argument("--threads", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -274,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("affectlens: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
     except AffectLensError as exc:
         return _die(str(exc))
 

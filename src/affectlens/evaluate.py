@@ -57,6 +57,7 @@ def evaluate_fer2013(model=None, data: str = "../shared/data/fer2013", split: st
     probs = fer2013_probs(clf, fer.images)
     seconds = time.perf_counter() - t0
     report = classification_report(probs, fer.labels, EMOTIONS)
+    report["_probs"], report["_true"] = probs, fer.labels
     report.update({
         "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": "FER-2013", "split": split,
         "ece": expected_calibration_error(probs, fer.labels), "seconds": round(seconds, 3),
@@ -119,6 +120,7 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     target = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
     kl = np.where(target > 0, target * (np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(probs, 1e-12))), 0)
     report = classification_report(probs, true, classes)
+    report["_probs"], report["_true"] = probs, true
     report.update({
         "model": clf.spec.name, "dataset": "FER+", "split": split,
         "protocol": ("FER+ majority vote, 8 classes" if len(classes) == 8 else
@@ -127,3 +129,24 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
         "kl_divergence": float(kl.sum(1).mean()), "ece": expected_calibration_error(probs, true),
     })
     return report
+
+
+def write_plots(report: dict, out_dir: str) -> dict[str, str]:
+    """Confusion matrix and reliability diagram PNGs for a report from this module."""
+    from pathlib import Path
+
+    from affectlens.plots import confusion_png, reliability_png
+
+    out = Path(out_dir)
+    stem = f"{report['model']}-{report['dataset'].replace('+', 'plus').lower().replace('-', '')}-{report['split']}"
+    title = f"{report['model']} on {report['dataset']} {report['split']}: accuracy {report['accuracy']:.2%}"
+    files = {"confusion_png": str(confusion_png(out / f"{stem}-confusion.png", report["confusion_matrix"],
+                                                report["labels"], title)),
+             "reliability_png": str(reliability_png(out / f"{stem}-reliability.png", report["_probs"], report["_true"],
+                                                    title=f"{report['model']}: ECE {report['ece']:.3f}"))}
+    return files
+
+
+def public(report: dict) -> dict:
+    """The report without its private arrays (JSON-ready)."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
