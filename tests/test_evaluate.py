@@ -50,3 +50,21 @@ def test_plots_are_written(private_report, tmp_path):
         img = cv2.imread(path)
         assert img is not None and img.shape[0] > 300
     assert not any(k.startswith("_") for k in public(private_report))
+
+
+@pytest.mark.parametrize("name", __import__("affectlens.models", fromlist=["available_models"]).available_models())
+def test_every_shipped_model_reaches_the_figures_its_spec_states(name):
+    """No later change (weights, preprocessing, alignment of crops) can silently lower them."""
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.evaluate import evaluate_ferplus
+
+    clf = EmotionClassifier(name)
+    metrics = clf.spec.metrics
+    assert metrics, f"{name}: spec states no metrics"
+    if "fer2013_private_test" in metrics:
+        r = evaluate_fer2013(clf, need(FER2013), "PrivateTest")
+        assert r["accuracy"] >= metrics["fer2013_private_test"]["accuracy"] - 1e-3
+    if "ferplus_private_test" in metrics:
+        r = evaluate_ferplus(clf, need(FER2013), "PrivateTest")
+        assert r["n"] == metrics["ferplus_private_test"]["n"]
+        assert r["accuracy"] >= metrics["ferplus_private_test"]["accuracy"] - 1e-3
