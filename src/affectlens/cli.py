@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mo = sub.add_parser("models", help="list the shipped emotion models")
     mo.set_defaults(func=cmd_models)
+
+    from affectlens.service.cli import add_serve_parser  # stdlib-only module; FastAPI is imported when run
+
+    add_serve_parser(sub)
     return p
 
 

@@ -1,0 +1,470 @@
+"""The HTTP/WebSocket service: ``create_app(config) -> FastAPI``.
+
+A thin layer over the library: one shared :class:`~affectlens.recognizer.EmotionRecognizer`
+for images, one :class:`~affectlens.video.analyzer.VideoAnalyzer` per WebSocket stream, and
+``run_video`` in worker processes for video jobs. See ``docs/service.md`` for the protocol.
+
+Example:
+    >>> from affectlens.service.app import create_app
+    >>> from affectlens.service.config import ServiceConfig
+    >>> app = create_app(ServiceConfig(data_dir="./data"))   # then: uvicorn.run(app, port=8000)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import threading
+import uuid
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from affectlens import __version__
+from affectlens.errors import InvalidImageError, InvalidVideoError
+from affectlens.service.config import ServiceConfig
+from affectlens.service.jobs import Job, JobStore
+from affectlens.service.metrics import Metrics
+from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
+from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
+from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
+                                         ServiceError, check_consent, looks_like_image, sniff_video)
+from affectlens.service.worker import JOB_OPTIONS, WorkerPool, delete_job_files
+
+logger = logging.getLogger("affectlens.service")
+
+_ERRORS = {s: {"model": ErrorResponse, "description": d} for s, d in (
+    (401, "missing or invalid API key"), (403, "no valid consent declaration"), (413, "upload too large"),
+    (415, "not an image/video format"), (422, "undecodable content or invalid option"),
+    (429, "rate limit reached"), (503, "overloaded or starting"))}
+_JOB_ERRORS = {s: {"model": ErrorResponse, "description": d} for s, d in (
+    (401, "missing or invalid API key"), (404, "no such job for this key"), (409, "job not done"),
+    (429, "rate limit reached"))}
+
+
+def _upload_body(what: str, fields: dict[str, dict]) -> dict:
+    """OpenAPI request body: multipart with a ``file`` field and options, or the raw bytes."""
+    props = {"file": {"type": "string", "format": "binary", "description": what},
+             "consent": {"type": "string", "description": "consent basis (or the X-Consent header)"}, **fields}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": props}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+class ServiceState:
+    """Everything the routes share; built by :func:`create_app`, started by its lifespan."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        self.keys = KeyRing(config)
+        self.limiter = RateLimiter()
+        self.uploads_dir = config.data_dir / "uploads"
+        self.jobs_dir = config.data_dir / "jobs"
+        self.store: JobStore | None = None
+        self.pool: WorkerPool | None = None
+        self.recognizer = None
+        self.model_lock = threading.Lock()  # one analysis at a time on the shared ONNX sessions
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self.metrics = Metrics({
+            "affectlens_jobs_queue_depth": ("Video jobs waiting for a worker.",
+                                            lambda: self.store.count("queued") if self.store else 0),
+            "affectlens_jobs_running": ("Video jobs running.", lambda: self.store.count("running") if self.store else 0),
+            "affectlens_analyses_inflight": ("Image/stream analyses running or waiting.", lambda: self._inflight)})
+
+    @property
+    def ttl_s(self) -> float:
+        return self.config.result_ttl_hours * 3600.0
+
+    def start(self) -> None:
+        from affectlens.recognizer import EmotionRecognizer
+
+        for d in (self.uploads_dir, self.jobs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(self.config.db_path)
+        self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
+                               max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
+                               job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
+                               cleanup_interval_s=self.config.cleanup_interval_s)
+        self.pool.start()
+        self.recognizer = EmotionRecognizer()
+        (self.config.data_dir / "service-config.json").write_text(
+            json.dumps(self.config.public_dict(), indent=2) + "\n")
+
+    def stop(self) -> None:
+        if self.pool:
+            self.pool.stop()
+        if self.store:
+            self.store.close()
+
+    @contextmanager
+    def slot(self):
+        """Admission control: at most ``max_inflight`` analyses at once, else 503 (shed, do not queue)."""
+        with self._inflight_lock:
+            if self._inflight >= self.config.max_inflight:
+                raise ServiceError(503, "overloaded", f"{self._inflight} analyses in progress (limit "
+                                   f"{self.config.max_inflight}); retry shortly", headers={"Retry-After": "1"})
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def analyze_bgr(self, bgr, fn):
+        """Run ``fn(bgr)`` on the shared models under the model lock (called in a worker thread)."""
+        with self.model_lock:
+            return fn(bgr)
+
+
+_api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                        description="API key (the server stores only its sha256); not needed in open mode")
+
+
+async def authenticate(request: Request, key: str | None = Security(_api_key)) -> Principal:
+    """Dependency: the calling key (401 when missing/wrong), counted against its rate limit (429)."""
+    svc: ServiceState = request.app.state.svc
+    who = svc.keys.authenticate(key)
+    svc.limiter.check(who)
+    return who
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def job_status(job: Job) -> dict:
+    base = f"/v1/jobs/{job.id}"
+    return {"id": job.id, "state": job.state, "progress_percent": round(100.0 * job.progress, 1),
+            "eta_s": job.eta_s, "frames_analysed": job.frames, "error": job.error, "attempts": job.attempts,
+            "consent": job.consent, "retain": job.retain, "created_at": _iso(job.created_at),
+            "updated_at": _iso(job.updated_at), "expires_at": _iso(job.expires_at), "options": job.options,
+            "links": {"self": base, "results": base + "/results", "report": base + "/report"}}
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _num(v: str):
+    if v == "":
+        return None
+    for typ in (int, float):
+        try:
+            return typ(v)
+        except ValueError:
+            pass
+    return v
+
+
+async def _read_upload(request: Request, dest: Path | None = None) -> tuple[bytes | None, dict[str, str]]:
+    """The uploaded bytes (or, with ``dest``, written there) and the multipart text fields.
+
+    Multipart bodies carry the content in a ``file`` field; any other content type is the raw content.
+
+    Raises:
+        ServiceError: 400 for a malformed multipart body or a missing ``file`` field.
+        PayloadTooLarge: the body is over the limit (raised while reading).
+    """
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        if dest is None:
+            return await request.body(), {}
+        with open(dest, "wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        return None, {}
+    try:
+        form = await request.form(max_files=1, max_fields=32)
+    except PayloadTooLarge:
+        raise
+    except Exception as exc:  # python-multipart / starlette parse errors
+        raise ServiceError(400, "bad_request", f"malformed multipart body: {exc}") from None
+    try:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ServiceError(400, "bad_request", "multipart body has no file part named 'file'; send the content "
+                               "as -F file=@PATH (or as the raw request body)")
+        if dest is None:
+            return await upload.read(), fields
+        with open(dest, "wb") as fh:
+            await run_in_threadpool(shutil.copyfileobj, upload.file, fh, 1 << 20)
+        return None, fields
+    finally:
+        await form.close()
+
+
+def _consent_source(request: Request, header: str | None, fields: dict[str, str]) -> str | None:
+    return header or fields.get("consent") or request.query_params.get("consent")
+
+
+def _job_options(svc: ServiceState, request: Request, fields: dict[str, str]) -> dict:
+    """Validated :class:`RunOptions`/:class:`VideoOptions` fields from query parameters and form fields."""
+    from affectlens.video.analyzer import VideoOptions
+    from affectlens.video.session import RunOptions
+
+    given = {**request.query_params, **fields}
+    unknown = sorted(set(given) - set(JOB_OPTIONS) - {"consent", "retain"})
+    if unknown:
+        raise ServiceError(422, "invalid_option", f"unknown option(s) {', '.join(unknown)}; accepted: "
+                           f"{', '.join(sorted(JOB_OPTIONS))}, consent, retain")
+    opts = {k: v for k, v in svc.config.video_defaults.items() if k in JOB_OPTIONS}
+    for k, typ in JOB_OPTIONS.items():
+        if given.get(k, "") != "":
+            try:
+                opts[k] = typ(given[k])
+            except ValueError:
+                raise ServiceError(422, "invalid_option", f"{k} must be a {typ.__name__}, got {given[k][:40]!r}") \
+                    from None
+    try:
+        VideoOptions(**{k: opts[k] for k in ("smooth", "window") if k in opts})
+        RunOptions(**{k: v for k, v in opts.items() if k not in ("smooth", "window")})
+        if opts.get("every", 1) < 1 or opts.get("fps", 1) <= 0:
+            raise ValueError("every must be >= 1 and fps > 0")
+        if opts.get("start_s") is not None and opts.get("end_s") is not None and opts["end_s"] <= opts["start_s"]:
+            raise ValueError(f"end_s ({opts['end_s']}) must be after start_s ({opts['start_s']})")
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_option", str(exc)) from None
+    return opts
+
+
+def _probe_video(path: Path) -> None:
+    from affectlens.video.source import VideoSource
+
+    try:
+        VideoSource(path).close()
+    except InvalidVideoError as exc:
+        raise ServiceError(422, "invalid_video", str(exc).replace(str(path), "upload")) from None
+
+
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        config: :class:`ServiceConfig` (defaults: loopback, open mode, ``./affectlens-data``).
+
+    Raises:
+        ValueError: an invalid configuration (e.g. open mode on a public address).
+    """
+    config = config or ServiceConfig()
+    config.validate()
+    svc = ServiceState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if svc.keys.open_mode:
+            logger.warning("=" * 72)
+            logger.warning("OPEN MODE: no API keys configured. Anyone who can reach %s:%s can analyse faces.",
+                           config.host, config.port)
+            logger.warning("Create a key with: affectlens serve --new-key NAME --api-key-file FILE")
+            logger.warning("=" * 72)
+        logger.info("consent policy: %s; accepted bases: %s",
+                    "required" if config.consent_required else "OFF (not required)", ", ".join(config.consent_bases))
+        await run_in_threadpool(svc.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(svc.stop)
+
+    app = FastAPI(
+        title="AffectLens", version=__version__, lifespan=lifespan,
+        description="Facial emotion recognition: images, video jobs and live streams (WebSocket `/v1/stream`, "
+                    "see docs/service.md). Outputs read facial appearance, not inner state. Every analysis must "
+                    f"declare its consent basis ({CONSENT_HEADER} header or `consent` field).")
+    app.state.svc = svc
+    app.add_middleware(ServiceMiddleware, metrics=svc.metrics,
+                       limits={"/v1/images:analyze": int(config.max_image_mb * 2 ** 20)},
+                       default_limit=int(config.max_upload_mb * 2 ** 20))
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=[API_KEY_HEADER, CONSENT_HEADER, "Content-Type"])
+    _install_error_handlers(app)
+
+    # ------------------------------------------------------------------ images
+    @app.post("/v1/images:analyze", response_model=ImageAnalysis, responses=_ERRORS, tags=["analysis"],
+              openapi_extra=_upload_body("the image (JPEG, PNG, WebP, BMP, GIF, TIFF)", {}),
+              summary="Analyse one image: faces with boxes, landmarks and emotion probabilities")
+    async def analyze_image(request: Request, who: Principal = Depends(authenticate),
+                            x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
+        multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+        if not multipart:  # refuse before reading the body
+            consent = check_consent(config, _consent_source(request, x_consent, {}))
+        data, fields = await _read_upload(request)
+        if multipart:
+            consent = check_consent(config, _consent_source(request, x_consent, fields))
+        from affectlens.imageio import decode_image
+
+        with svc.slot():
+            try:
+                bgr = await run_in_threadpool(decode_image, data, "upload", svc.recognizer.options.max_pixels)
+            except InvalidImageError as exc:
+                if not looks_like_image(data[:16]):
+                    raise ServiceError(415, "unsupported_media_type",
+                                       f"{exc}; expected JPEG, PNG, WebP, BMP, GIF or TIFF bytes") from None
+                raise ServiceError(422, "invalid_image", str(exc)) from None
+            faces = await run_in_threadpool(svc.analyze_bgr, bgr, svc.recognizer.predict_bgr)
+        svc.metrics.add_faces("image", len(faces))
+        svc.store.audit(who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
+        d = faces.to_dict()
+        return {"faces": d["faces"], "labels": d["labels"], "image_size_hw": list(bgr.shape[:2]),
+                "model": svc.recognizer.classifier.spec.name}
+
+    # ------------------------------------------------------------------ video jobs
+    video_fields = {k: {"type": "number" if t is float else "integer" if t is int else "string"}
+                    for k, t in JOB_OPTIONS.items()}
+    video_fields["retain"] = {"type": "boolean", "description": "keep the upload after the job (default false)"}
+
+    @app.post("/v1/videos", status_code=202, response_model=JobStatus, responses=_ERRORS, tags=["jobs"],
+              openapi_extra=_upload_body("the video (mp4, mov, mkv, webm, avi, ...)", video_fields),
+              summary="Upload a video; it is analysed by a worker process (202 + job)")
+    async def submit_video(request: Request, who: Principal = Depends(authenticate),
+                           x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
+        multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+        if not multipart:
+            check_consent(config, _consent_source(request, x_consent, {}))
+        job_id = uuid.uuid4().hex
+        up_dir = svc.uploads_dir / job_id
+        up_dir.mkdir(parents=True)
+        tmp = up_dir / "upload.part"
+        try:
+            _, fields = await _read_upload(request, dest=tmp)
+            consent = check_consent(config, _consent_source(request, x_consent, fields))
+            options = _job_options(svc, request, fields)
+            retain = _truthy(fields.get("retain") or request.query_params.get("retain"))
+            with open(tmp, "rb") as fh:
+                head = fh.read(512)
+            if not head:
+                raise ServiceError(422, "invalid_video", "empty upload (0 bytes)")
+            suffix = sniff_video(head)
+            if suffix is None:
+                raise ServiceError(415, "unsupported_media_type", "upload is not a known video container (expected "
+                                   "MP4/MOV, Matroska/WebM, AVI, MPEG-TS/PS, FLV or WMV bytes)")
+            media = tmp.rename(up_dir / f"video{suffix}")
+            await run_in_threadpool(_probe_video, media)
+        except BaseException:
+            shutil.rmtree(up_dir, ignore_errors=True)
+            raise
+        job = svc.store.create(consent=consent, key_id=who.key_id, retain=retain, media_path=str(media),
+                               out_dir=str(svc.jobs_dir / job_id), options=options, job_id=job_id)
+        svc.store.audit(who.key_id, "video.submit", consent, job_id, bytes=media.stat().st_size, retain=retain)
+        svc.metrics.add("jobs_submitted")
+        svc.pool.notify()
+        return JSONResponse(job_status(job), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+    def _own_job(job_id: str, who: Principal) -> Job:
+        job = svc.store.get(job_id)
+        if job is None or job.key_id != who.key_id:
+            raise ServiceError(404, "not_found", f"no job {job_id[:40]!r} for this API key (deleted or expired?)")
+        return job
+
+    def _done_job(job_id: str, who: Principal) -> Job:
+        job = _own_job(job_id, who)
+        if job.state != "done":
+            why = f" ({job.error})" if job.error else ""
+            raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}{why}; results exist once it is done")
+        return job
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobStatus, responses=_JOB_ERRORS, tags=["jobs"],
+             summary="State, progress and ETA of a video job")
+    async def get_job(job_id: str, who: Principal = Depends(authenticate)):
+        return job_status(_own_job(job_id, who))
+
+    @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, responses=_JOB_ERRORS, tags=["jobs"],
+             summary="Per-frame results, intervals and summary (JSON), or frames/intervals as CSV")
+    async def get_results(job_id: str, who: Principal = Depends(authenticate),
+                          format: str = Query("json", pattern="^(json|csv)$"),
+                          part: str = Query("frames", pattern="^(frames|intervals)$",
+                                            description="which table for format=csv")):
+        job = _done_job(job_id, who)
+        out = Path(job.out_dir)
+        if format == "csv":
+            name = "frames.csv" if part == "frames" else "intervals.csv"
+            return FileResponse(out / name, media_type="text/csv", filename=f"{job_id}-{name}")
+        return await run_in_threadpool(_results_json, job)
+
+    @app.get("/v1/jobs/{job_id}/report", response_class=Response, responses=_JOB_ERRORS, tags=["jobs"],
+             summary="The self-contained HTML report of a video job")
+    async def get_report(job_id: str, who: Principal = Depends(authenticate)):
+        job = _done_job(job_id, who)
+        return FileResponse(Path(job.out_dir) / "report.html", media_type="text/html")
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS, tags=["jobs"],
+                summary="Delete a job, its results and any stored media (stops it when running)")
+    async def delete_job(job_id: str, who: Principal = Depends(authenticate)):
+        job = _own_job(job_id, who)
+        svc.pool.cancel(job_id)
+        await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
+        svc.store.delete(job_id)
+        svc.store.audit(who.key_id, "job.delete", job.consent, job_id)
+        return Response(status_code=204)
+
+    # ------------------------------------------------------------------ operations
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and configuration summary")
+    async def healthz():
+        return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
+                "model": svc.recognizer.classifier.spec.name if svc.recognizer else None,
+                "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
+                "consent_bases": list(config.consent_bases),
+                "queue_depth": svc.store.count("queued") if svc.store else 0,
+                "workers_running": len(svc.pool.running_pids()) if svc.pool else 0}
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
+    async def metrics():
+        return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    from affectlens.service.stream import add_stream_route
+
+    add_stream_route(app, svc)
+    return app
+
+
+def _results_json(job: Job) -> dict:
+    from affectlens.video.store import read_frames
+
+    out = Path(job.out_dir)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    with open(out / "intervals.csv", newline="", encoding="utf-8") as fh:
+        intervals = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    frames = [f.to_dict() for f in read_frames(out / "frames.jsonl")]
+    return {"job": job_status(job), "summary": summary, "intervals": intervals, "frames": frames}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def reply(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request, exc: ServiceError):
+        return reply(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(request, exc: PayloadTooLarge):
+        return reply(413, "payload_too_large", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5]]
+        return reply(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        return reply(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc: Exception):
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return reply(500, "internal_error", f"internal error ({type(exc).__name__}); the server log has details")

@@ -1,0 +1,223 @@
+"""Service configuration: one dataclass, read from a TOML file and overridden by CLI flags.
+
+API keys are never stored in clear: the key file holds one ``name:sha256hex[:rate_per_minute]``
+line per key (``#`` comments allowed); :func:`add_api_key` creates a random key, appends its hash
+and returns the key once. Without any key the server runs in *open mode*, which is only allowed
+on a loopback address and is logged as a warning at start-up.
+
+Example:
+    >>> cfg = ServiceConfig(data_dir="./data", api_key_file="keys.txt")
+    >>> cfg.validate()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Consent bases accepted by default (the ``X-Consent`` header or ``consent`` field names one).
+DEFAULT_CONSENT_BASES = ("subject-consented", "research-protocol", "contract")
+
+
+def hash_key(key: str) -> str:
+    """sha256 hex digest of an API key (what the key file and the database store)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One accepted API key, known only by its hash.
+
+    Attributes:
+        key_id: a name for logs and the audit table (never the key itself).
+        sha256: hex digest of the key.
+        rate_per_minute: this key's request limit (``None`` = the service default).
+    """
+
+    key_id: str
+    sha256: str
+    rate_per_minute: int | None = None
+
+
+def read_key_file(path: str | os.PathLike) -> list[ApiKey]:
+    """Parse a key file of ``name:sha256hex[:rate_per_minute]`` lines.
+
+    Raises:
+        ValueError: a malformed line (the message names the file and line number).
+    """
+    keys = []
+    for n, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(":")
+        if len(parts) not in (2, 3) or len(parts[1]) != 64 or not all(c in "0123456789abcdef" for c in parts[1]):
+            raise ValueError(f"{path}:{n}: expected 'name:sha256hex[:rate_per_minute]' (64 lowercase hex "
+                             f"digits), got {line[:80]!r}")
+        rate = None
+        if len(parts) == 3:
+            if not parts[2].isdigit() or int(parts[2]) < 1:
+                raise ValueError(f"{path}:{n}: rate_per_minute must be a positive integer, got {parts[2]!r}")
+            rate = int(parts[2])
+        keys.append(ApiKey(parts[0], parts[1], rate))
+    return keys
+
+
+def add_api_key(path: str | os.PathLike, name: str, rate_per_minute: int | None = None) -> str:
+    """Create a random API key, append its hash to the key file and return the key (shown once).
+
+    Raises:
+        ValueError: a name with characters other than letters, digits, ``-``, ``_`` or ``.``.
+    """
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"key name must use letters, digits, '-', '_' or '.', got {name!r}")
+    key = "al_" + secrets.token_urlsafe(32)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = f"{name}:{hash_key(key)}" + (f":{rate_per_minute}" if rate_per_minute else "") + "\n"
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(line)
+    os.chmod(p, 0o600)
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """``True`` for ``localhost``, ``127.0.0.0/8`` and ``::1``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the service needs; ``validate()`` is called by ``create_app``.
+
+    Attributes:
+        host / port: where ``affectlens serve`` listens.
+        data_dir: uploads, job outputs and (by default) the database live here.
+        database_url: ``sqlite:///path`` (default ``sqlite:///<data_dir>/affectlens.db``).
+        api_key_file: file of hashed keys (see :func:`read_key_file`).
+        api_keys: keys given programmatically (added to those of the file).
+        consent_required: refuse analyses without a declared consent basis (403).
+        consent_bases: accepted bases.
+        max_upload_mb: largest video upload.
+        max_image_mb: largest image (upload or stream frame).
+        result_ttl_hours: job results and media are deleted this long after the job ends.
+        rate_limit_per_minute: requests per key per minute on ``/v1`` (0 = no limit).
+        max_inflight: image/stream analyses running or waiting at once; more get 503.
+        max_workers: video jobs running at once (one process each).
+        max_attempts: runs of a job before a crashed worker makes it fail for good.
+        job_timeout_s: a worker running longer is killed and its job failed.
+        cleanup_interval_s: how often expired results are deleted.
+        cors_origins: allowed browser origins; empty = CORS off.
+        video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./affectlens-data")
+    database_url: str | None = None
+    api_key_file: Path | None = None
+    api_keys: tuple[ApiKey, ...] = ()
+    consent_required: bool = True
+    consent_bases: tuple[str, ...] = DEFAULT_CONSENT_BASES
+    max_upload_mb: float = 500.0
+    max_image_mb: float = 20.0
+    result_ttl_hours: float = 24.0
+    rate_limit_per_minute: int = 120
+    max_inflight: int = 8
+    max_workers: int = 1
+    max_attempts: int = 2
+    job_timeout_s: float = 3600.0
+    cleanup_interval_s: float = 300.0
+    cors_origins: tuple[str, ...] = ()
+    video_defaults: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "data_dir", Path(self.data_dir))
+        if self.api_key_file is not None:
+            set_(self, "api_key_file", Path(self.api_key_file))
+        set_(self, "api_keys", tuple(self.api_keys))
+        set_(self, "consent_bases", tuple(self.consent_bases))
+        set_(self, "cors_origins", tuple(self.cors_origins))
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file named by :attr:`database_url`."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'affectlens.db'}"
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"database_url: only sqlite:///PATH is supported in this version, got {url!r}")
+        return Path(url[len("sqlite:///"):])
+
+    def load_keys(self) -> tuple[ApiKey, ...]:
+        """Keys from :attr:`api_keys` and :attr:`api_key_file`."""
+        keys = list(self.api_keys)
+        if self.api_key_file is not None:
+            keys += read_key_file(self.api_key_file)
+        return tuple(keys)
+
+    def validate(self) -> None:
+        """Check values and the open-mode rule.
+
+        Raises:
+            ValueError: what is wrong and how to fix it.
+        """
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_inflight", "max_workers", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rate_limit_per_minute < 0:
+            raise ValueError(f"rate_limit_per_minute must be >= 0, got {self.rate_limit_per_minute}")
+        if self.consent_required and not self.consent_bases:
+            raise ValueError("consent_required is on but consent_bases is empty: list the accepted bases")
+        if self.api_key_file is not None and not self.api_key_file.is_file():
+            raise ValueError(f"api_key_file {self.api_key_file}: no such file (create one with "
+                             "'affectlens serve --new-key NAME --api-key-file FILE')")
+        self.db_path  # noqa: B018 - raises on unsupported URLs
+        if not self.load_keys() and not is_loopback(self.host):
+            raise ValueError(f"no API keys configured and host {self.host!r} is not a loopback address: open mode "
+                             "is only allowed on 127.0.0.1/::1. Give --api-key-file (see --new-key).")
+
+    @property
+    def open_mode(self) -> bool:
+        return not self.load_keys()
+
+    def public_dict(self) -> dict:
+        """The resolved configuration without key hashes (written next to the data)."""
+        d = dataclasses.asdict(self)
+        d["api_keys"] = [k["key_id"] for k in d["api_keys"]]
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, **overrides) -> "ServiceConfig":
+        """Read ``[service]`` (or top-level) keys from a TOML file; ``overrides`` (not ``None``) win.
+
+        Raises:
+            ValueError: unknown keys or a malformed file.
+        """
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read service config ({exc})") from None
+        data = data.get("service", data)
+        known = {f.name for f in dataclasses.fields(cls)} - {"api_keys"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown service setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)

@@ -1,0 +1,190 @@
+"""WebSocket ``/v1/stream``: live analysis with one tracker/smoother state per connection.
+
+Protocol (version 1):
+
+1. Connect to ``/v1/stream``. Credentials and consent come from the ``X-API-Key`` /
+   ``X-Consent`` headers or the ``consent`` query parameter; clients that cannot set headers
+   (browsers) send them in a first text message ``{"type": "hello", "api_key": "...",
+   "consent": "subject-consented"}`` within 10 s. Optional query parameters: ``smooth``
+   (``moving-average``, ``ema``, ``hmm``, ``none``) and ``window``.
+2. The server answers ``{"type": "ready", "protocol": 1, "labels": [...], "max_frame_bytes": N}``.
+3. Per frame, the client sends either
+   a. a text message ``{"timestamp_ms": 1234.5}`` followed by a binary message with the JPEG
+      (or PNG) bytes, or
+   b. one binary message: the 4 ASCII bytes ``ALF1``, the timestamp in ms as a big-endian
+      float64 (8 bytes), then the image bytes.
+   A binary frame with neither uses the milliseconds since the connection opened.
+   Timestamps must not go backwards. ``{"type": "reset"}`` forgets all tracks.
+4. The server answers each frame, in order, with a :class:`~affectlens.service.schemas.StreamFrame`
+   (``{"type": "faces", "frame_index", "timestamp_ms", "image_size_hw", "labels", "faces": [...]}``;
+   ``scores`` smoothed per track, ``scores_raw`` this frame's), or with
+   ``{"type": "error", "error": {"code", "message"}}`` for a frame it could not analyse (the
+   stream goes on). Send the next frame after the answer to the previous one.
+
+Refusals close the connection after an error message: 4401 (API key), 4403 (consent), 4429
+(rate limit), 4408 (no message for ``IDLE_TIMEOUT_S``), 1003 (protocol violation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from affectlens.errors import InvalidImageError
+from affectlens.service.security import API_KEY_HEADER, CONSENT_HEADER, ServiceError, check_consent
+
+MAGIC = b"ALF1"
+HELLO_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 120.0
+_CLOSE_CODES = {401: 4401, 403: 4403, 429: 4429, 503: 4503}
+
+
+def _stream_faces(faces) -> list[dict]:
+    raw = faces.data.get("probs_raw", faces.probs)
+    out = []
+    for i, f in enumerate(faces):
+        d = f.to_dict()
+        d["scores_raw"] = {k: round(float(p), 6) for k, p in zip(faces.labels, raw[i])} if raw.shape[1] else {}
+        out.append(d)
+    return out
+
+
+def add_stream_route(app: FastAPI, svc) -> None:
+    """Register ``/v1/stream`` on ``app`` (``svc`` is the app's ``ServiceState``)."""
+    config = svc.config
+
+    async def send_error(ws: WebSocket, code: str, message: str) -> None:
+        await ws.send_text(json.dumps({"type": "error", "error": {"code": code, "message": message}}))
+
+    async def refuse(ws: WebSocket, exc: ServiceError) -> None:
+        await send_error(ws, exc.code, exc.message)
+        await ws.close(code=_CLOSE_CODES.get(exc.status, 1008), reason=exc.code)
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket):
+        await ws.accept()
+        key = ws.headers.get(API_KEY_HEADER)
+        consent = ws.headers.get(CONSENT_HEADER) or ws.query_params.get("consent")
+        try:
+            if (key is None and not svc.keys.open_mode) or (consent is None and config.consent_required):
+                try:
+                    hello = json.loads(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
+                    if not isinstance(hello, dict):
+                        raise ValueError("not an object")
+                except (asyncio.TimeoutError, ValueError, KeyError, TypeError):
+                    raise ServiceError(401 if key is None and not svc.keys.open_mode else 403,
+                                       "unauthorized" if key is None and not svc.keys.open_mode else "consent_required",
+                                       "expected a first text message {\"type\": \"hello\", \"api_key\": ..., "
+                                       "\"consent\": ...} (or the X-API-Key / X-Consent headers)") from None
+                key = key or hello.get("api_key")
+                consent = consent or hello.get("consent")
+            who = svc.keys.authenticate(key)
+            svc.limiter.check(who)
+            consent = check_consent(config, consent)
+            analyzer = _make_analyzer(svc, ws.query_params)
+        except ServiceError as exc:
+            await refuse(ws, exc)
+            return
+        except WebSocketDisconnect:
+            return
+        svc.metrics.add("stream_connections")
+        svc.store.audit(who.key_id, "stream.open", consent)
+        frames = faces_total = 0
+        t_open = time.monotonic()
+        pending_ts: float | None = None
+        max_bytes = int(config.max_image_mb * 2 ** 20)
+        await ws.send_text(json.dumps({"type": "ready", "protocol": 1, "labels": list(analyzer.labels),
+                                       "max_frame_bytes": max_bytes}))
+        try:
+            while True:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), IDLE_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    await send_error(ws, "idle_timeout", f"no message for {IDLE_TIMEOUT_S:.0f} s; closing")
+                    await ws.close(code=4408, reason="idle_timeout")
+                    return
+                if msg["type"] == "websocket.disconnect":
+                    return
+                if msg.get("text") is not None:
+                    try:
+                        obj = json.loads(msg["text"])
+                        if not isinstance(obj, dict):
+                            raise ValueError
+                    except ValueError:
+                        await send_error(ws, "bad_message", "text messages must be JSON objects")
+                        continue
+                    if obj.get("type") == "reset":
+                        analyzer.reset()
+                        pending_ts = None
+                    elif "timestamp_ms" in obj:
+                        try:
+                            pending_ts = float(obj["timestamp_ms"])
+                        except (TypeError, ValueError):
+                            await send_error(ws, "invalid_timestamp", "timestamp_ms must be a number")
+                    continue
+                data = msg.get("bytes") or b""
+                if data[:4] == MAGIC and len(data) >= 12:
+                    ts, data = struct.unpack(">d", data[4:12])[0], data[12:]
+                elif pending_ts is not None:
+                    ts = pending_ts
+                else:
+                    ts = (time.monotonic() - t_open) * 1000.0
+                pending_ts = None
+                if len(data) > max_bytes:
+                    await send_error(ws, "payload_too_large", f"frame of {len(data)} bytes is over {max_bytes}")
+                    continue
+                try:
+                    with svc.slot():
+                        faces = await run_in_threadpool(_analyse, svc, analyzer, data, ts, frames)
+                except ServiceError as exc:
+                    await send_error(ws, exc.code, exc.message)
+                    continue
+                except InvalidImageError as exc:
+                    await send_error(ws, "invalid_image", str(exc))
+                    continue
+                except ValueError as exc:  # e.g. timestamps going backwards
+                    await send_error(ws, "invalid_timestamp", str(exc))
+                    continue
+                frames += 1
+                faces_total += len(faces)
+                svc.metrics.add("stream_frames")
+                svc.metrics.add_faces("stream", len(faces))
+                await ws.send_text(json.dumps({
+                    "type": "faces", "frame_index": frames - 1, "timestamp_ms": ts,
+                    "image_size_hw": list(faces.info.image_size_hw), "labels": list(faces.labels),
+                    "faces": _stream_faces(faces)}))
+        except WebSocketDisconnect:
+            return
+        finally:
+            svc.metrics.add("stream_connections", -1)
+            svc.store.audit(who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
+
+
+def _make_analyzer(svc, params):
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    kw = {}
+    if params.get("smooth"):
+        kw["smooth"] = params["smooth"]
+    if params.get("window"):
+        if not params["window"].isdigit():
+            raise ServiceError(422, "invalid_option", f"window must be an integer, got {params['window'][:20]!r}")
+        kw["window"] = int(params["window"])
+    try:
+        opts = VideoOptions(**kw)
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_option", str(exc)) from None
+    return VideoAnalyzer(opts, recognizer=svc.recognizer)
+
+
+def _analyse(svc, analyzer, data: bytes, ts: float, index: int):
+    from affectlens.imageio import decode_image
+
+    bgr = decode_image(data, f"frame {index}", svc.recognizer.options.max_pixels)
+    with svc.model_lock:
+        return analyzer.process(bgr, ts, frame_index=index, source="stream")

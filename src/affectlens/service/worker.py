@@ -1,0 +1,319 @@
+"""Video jobs off the request path: one worker *process* per running job, supervised by a thread.
+
+:class:`WorkerPool` (in the server) claims queued jobs from the :class:`JobStore`, starts
+``python -m affectlens.service.worker DB JOB_ID`` for each, and watches the processes. The worker
+runs :func:`affectlens.video.session.run_video` and writes progress, ETA and its final state to
+the database itself. When a worker exits without doing so (killed, crashed, out of memory), the
+pool re-queues the job — it resumes from its ``frames.jsonl`` — until ``max_attempts`` runs, then
+marks it ``failed`` with the reason. Jobs are never left ``running``.
+
+Uploads are deleted when a job ends unless the client asked ``retain=true``; results are deleted
+by :meth:`WorkerPool.cleanup` once they expire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from affectlens.service.jobs import Job, JobStore
+
+logger = logging.getLogger("affectlens.service")
+
+#: Options a client may set on a video job, with their types (everything else is refused).
+JOB_OPTIONS = {"fps": float, "every": int, "start_s": float, "end_s": float, "interval_s": float,
+               "smooth": str, "window": int}
+
+
+def _rmtree(path: str | Path | None) -> None:
+    if path:
+        p = Path(path)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink(missing_ok=True)
+
+
+def drop_media(job: Job) -> None:
+    """Delete a job's upload: its own folder (named after the job) or, failing that, just the file."""
+    if job.media_path:
+        media = Path(job.media_path)
+        _rmtree(media.parent if media.parent.name == job.id else media)
+
+
+class WorkerPool:
+    """Runs queued jobs in worker processes and recovers from their failures.
+
+    Args:
+        store: the job store (its file is passed to the workers).
+        max_workers: jobs running at once.
+        max_attempts: runs of a job before a lost worker fails it for good.
+        ttl_s: results expire this long after a job ends.
+        job_timeout_s: a worker running longer is killed and its job failed.
+        log_dir: one log file per job for the worker's stderr (never sent to clients).
+        poll_s: how often the supervisor looks at the queue and the processes.
+    """
+
+    def __init__(self, store: JobStore, *, max_workers: int = 1, max_attempts: int = 2, ttl_s: float = 86400.0,
+                 job_timeout_s: float = 3600.0, log_dir: str | Path, poll_s: float = 0.2,
+                 cleanup_interval_s: float = 300.0):
+        self.store = store
+        self.max_workers, self.max_attempts = max_workers, max_attempts
+        self.ttl_s, self.job_timeout_s, self.poll_s = ttl_s, job_timeout_s, poll_s
+        self.cleanup_interval_s = cleanup_interval_s
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._procs: dict[str, tuple[subprocess.Popen, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_cleanup = 0.0
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Recover jobs a previous server left ``running``, clean up, start supervising."""
+        for job_id, state in self.store.recover_running(self.max_attempts, self.ttl_s):
+            logger.warning("job %s was running when the server stopped: now %s", job_id, state)
+            self.store.audit("server", "job.recover", job_id=job_id, state=state)
+        self.cleanup()
+        self._thread = threading.Thread(target=self._run, name="affectlens-workers", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop supervising; running workers are stopped and their jobs re-queued (not counted as an attempt)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+        with self._lock:
+            procs = dict(self._procs)
+            self._procs.clear()
+        for job_id, (proc, _) in procs.items():
+            _terminate(proc)
+            job = self.store.get(job_id)
+            if job and job.state == "running":
+                self.store.requeue(job_id, "server stopped while the job was running; it resumes on restart",
+                                   refund_attempt=True)  # a shutdown is not the job's fault
+
+    def notify(self) -> None:
+        """Wake the supervisor (a job was queued)."""
+        self._wake.set()
+
+    def running_pids(self) -> dict[str, int]:
+        with self._lock:
+            return {j: p.pid for j, (p, _) in self._procs.items()}
+
+    def cancel(self, job_id: str) -> bool:
+        """Kill the worker of a job (e.g. before deleting it). Returns whether one was running."""
+        with self._lock:
+            entry = self._procs.pop(job_id, None)
+        if entry is None:
+            return False
+        _terminate(entry[0])
+        return True
+
+    # ------------------------------------------------------------------ supervision
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._reap()
+                self._launch()
+                if time.monotonic() - self._last_cleanup > self.cleanup_interval_s:
+                    self.cleanup()
+            except Exception:  # keep supervising whatever happens; the log says what
+                logger.exception("worker supervisor error")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _launch(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._procs) >= self.max_workers:
+                    return
+            job = self.store.claim_next()
+            if job is None:
+                return
+            log = open(self.log_dir / f"{job.id}.log", "ab")
+            cmd = [sys.executable, "-m", "affectlens.service.worker", str(self.store.path), job.id,
+                   "--ttl-s", str(self.ttl_s)]
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            except OSError as exc:
+                self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}")
+                continue
+            finally:
+                log.close()
+            self.store.set_pid(job.id, proc.pid)
+            with self._lock:
+                self._procs[job.id] = (proc, time.monotonic())
+            logger.info("job %s: worker pid %d started (attempt %d)", job.id, proc.pid, job.attempts)
+
+    def _reap(self) -> None:
+        with self._lock:
+            items = list(self._procs.items())
+        for job_id, (proc, t0) in items:
+            rc = proc.poll()
+            if rc is None:
+                if time.monotonic() - t0 > self.job_timeout_s:
+                    _terminate(proc)
+                    self.store.finish(job_id, "failed", self.ttl_s,
+                                      error=f"timed out after {self.job_timeout_s:.0f} s (job_timeout_s)")
+                    self._forget(job_id)
+                    self._after(job_id, audit=True)
+                continue
+            self._forget(job_id)
+            job = self.store.get(job_id)
+            if job is None:
+                continue  # deleted while running
+            if job.state == "running":  # the worker died without recording an outcome
+                why = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+                reason = f"worker process {why} (attempt {job.attempts} of {self.max_attempts})"
+                if job.attempts < self.max_attempts and job.media_path and Path(job.media_path).exists():
+                    logger.warning("job %s: %s; re-queued, it resumes from its last saved frame", job_id, reason)
+                    self.store.requeue(job_id, reason + "; re-queued")
+                    self.store.audit("server", "job.requeue", job_id=job_id, reason=reason)
+                    continue
+                logger.error("job %s: %s; failed", job_id, reason)
+                self.store.finish(job_id, "failed", self.ttl_s, error=reason + "; not retried")
+                self._after(job_id, audit=True)
+            else:
+                self._after(job_id)  # the worker recorded its outcome (and audited it)
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            self._procs.pop(job_id, None)
+
+    def _after(self, job_id: str, audit: bool = False) -> None:
+        """A job ended: drop its upload unless retained (if the worker did not), audit an outcome decided here."""
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        if job.media_path and not job.retain:
+            drop_media(job)
+            self.store.clear_media(job_id)
+        if audit:
+            self.store.audit(job.key_id, f"job.{job.state}", job.consent, job_id, frames=job.frames,
+                             error=job.error)
+
+    def cleanup(self, now: float | None = None) -> int:
+        """Delete expired jobs (results and media) and uploads of ended jobs not retained.
+        Returns how many jobs expired."""
+        self._last_cleanup = time.monotonic()
+        n = 0
+        for job in self.store.expired(now):
+            self.cancel(job.id)
+            delete_job_files(job, self.log_dir)
+            self.store.delete(job.id)
+            self.store.audit("server", "job.expire", job.consent, job.id)
+            n += 1
+        for state in ("done", "failed"):
+            for job in self.store.list(state):
+                if job.media_path and not job.retain:
+                    drop_media(job)
+                    self.store.clear_media(job.id)
+        return n
+
+
+def delete_job_files(job: Job, log_dir: str | Path | None = None) -> None:
+    """Remove a job's results folder (only a folder named after the job), its upload and its worker log."""
+    if Path(job.out_dir).name == job.id:
+        _rmtree(job.out_dir)
+    if log_dir is not None:
+        _rmtree(Path(log_dir) / f"{job.id}.log")
+    drop_media(job)
+
+
+def _terminate(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace_s)
+
+
+# ---------------------------------------------------------------------- the worker process
+def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
+    """Run one claimed job to its end and record the outcome. Returns the process exit code."""
+    from affectlens.errors import AffectLensError
+    from affectlens.video.analyzer import VideoOptions
+    from affectlens.video.session import RunOptions, run_video
+
+    job = store.get(job_id)
+    if job is None or job.state != "running":
+        logger.error("job %s is not running (state %s); nothing to do", job_id, job and job.state)
+        return 3
+    opts = dict(job.options)
+    video_kw = {k: opts.pop(k) for k in ("smooth", "window") if k in opts}
+    out = Path(job.out_dir)
+    resume = (out / "frames.jsonl").exists() and job.attempts > 1
+    t0 = time.monotonic()
+    state = {"last": 0.0}
+
+    def progress(n, ts, total_ms):
+        now = time.monotonic()
+        if now - state["last"] < 0.25:
+            return
+        state["last"] = now
+        frac = min(1.0, ts / total_ms) if total_ms else 0.0
+        elapsed = now - t0
+        eta = elapsed / frac * (1.0 - frac) if frac > 0.02 else None
+        store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n)
+
+    # Run beside the upload so that outputs name it "video.mp4", never a server path.
+    media = Path(job.media_path or "")
+    if not media.is_file():
+        store.finish(job_id, "failed", ttl_s, error="the upload is gone (deleted before the job ran)")
+        return 1
+    os.chdir(media.parent)
+
+    def end(state: str, error: str | None, frames: int | None = None) -> None:
+        # The upload goes before the outcome is recorded: a job seen as ended never still holds it.
+        if not job.retain:
+            drop_media(job)
+        store.finish(job_id, state, ttl_s, error=error, frames=frames, media_deleted=not job.retain)
+        store.audit(job.key_id, f"job.{state}", job.consent, job_id, frames=frames, error=error)
+
+    try:
+        result = run_video(media.name, out, options=VideoOptions(**video_kw),
+                           run=RunOptions(resume=resume, **opts), progress=progress)
+    except (AffectLensError, ValueError) as exc:
+        end("failed", str(exc).replace(str(job.media_path), "upload"))
+        return 1
+    except Exception as exc:  # the log keeps the traceback; the client gets a stable message
+        logger.exception("job %s failed", job_id)
+        end("failed", f"internal error ({type(exc).__name__}); see the server logs")
+        return 2
+    problems = [p.replace(str(job.media_path), "upload") for p in result.problems]
+    end("done", "; ".join(problems) or None, result.frames_analysed)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m affectlens.service.worker", description="run one video job")
+    p.add_argument("db", help="SQLite database file of the service")
+    p.add_argument("job_id")
+    p.add_argument("--ttl-s", type=float, default=86400.0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    store = JobStore(args.db)
+    try:
+        return run_job(store, args.job_id, args.ttl_s)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
