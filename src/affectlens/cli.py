@@ -52,7 +52,7 @@ def cmd_image(args) -> int:
     import cv2
     from tqdm import tqdm
 
-    from affectlens.annotate import annotate
+    from affectlens.annotate import AnnotatorOptions, annotate
     from affectlens.imageio import find_images, load_image
     from affectlens.recognizer import EmotionRecognizer
 
@@ -83,7 +83,8 @@ def cmd_image(args) -> int:
                     "faces": faces.to_dict()["faces"]}
         if ann_dir:
             out = ann_dir / _annotated_name(path, used)
-            cv2.imwrite(str(out), annotate(bgr, faces), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            drawn = annotate(bgr, faces, AnnotatorOptions(blur_faces=args.blur_faces))
+            cv2.imwrite(str(out), drawn, [cv2.IMWRITE_JPEG_QUALITY, 92])
             rec_json["annotated"] = str(out)
         records.append(rec_json)
         if not args.quiet and args.json != "-":
@@ -164,7 +165,8 @@ def cmd_video(args) -> int:
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
                             smooth=args.smooth, window=args.window)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
-                         interval_s=args.interval, annotate=args.annotate, live=args.live, resume=args.resume)
+                         interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
+                         live=args.live, resume=args.resume)
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
@@ -203,9 +205,11 @@ def cmd_models(args) -> int:
 
     for name in available_models():
         spec = resolve_spec(name)
-        acc = spec.metrics.get("fer2013_private_test", {}).get("accuracy")
         mark = "*" if name == DEFAULT_MODEL else " "
-        acc_s = f"FER-2013 PrivateTest {acc:.2%}" if acc is not None else ""
+        figures = [f"{title} {spec.metrics[key]['accuracy']:.2%}"
+                   for key, title in (("fer2013_private_test", "FER-2013 PrivateTest"), ("ferplus_private_test", "FER+ test"))
+                   if key in spec.metrics]
+        acc_s = f"{len(spec.labels)} classes  " + ", ".join(figures)
         print(f"{mark} {name:<20} {spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color:<5} {acc_s}")
     return 0
 
@@ -219,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("paths", nargs="+", help="image files or folders")
     im.add_argument("--json", metavar="OUT", help="write one record per image to OUT ('-' = stdout)")
     im.add_argument("--annotate", metavar="DIR", help="write annotated copies to DIR")
+    im.add_argument("--blur-faces", action="store_true", help="blur the faces in the annotated copies (privacy)")
     im.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels")
     im.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
     im.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
@@ -256,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
+    vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     vi.add_argument("--max-faces", type=int, default=0, metavar="N")
