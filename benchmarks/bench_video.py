@@ -73,6 +73,36 @@ def flicker_by_smoother(frames) -> dict:
     return out
 
 
+def detect_every_cost(recognizer, clip: Path, ks=(1, 2, 3)) -> dict:
+    """Speed and agreement with detect-every-frame for ``VideoOptions.detect_every = k``:
+    faces found, top-label agreement and box IoU on the frames both runs have a track in."""
+    from affectlens.metrics import box_iou
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    runs = {}
+    for k in ks:
+        va = VideoAnalyzer(VideoOptions(detect_every=k), recognizer=recognizer)
+        t0 = time.perf_counter()
+        frames = list(va.analyze(clip))
+        runs[k] = (frames, time.perf_counter() - t0)
+    base = runs[ks[0]][0]
+    out = {}
+    for k, (frames, secs) in runs.items():
+        agree, ious = [], []
+        for a, b in zip(base, frames):
+            a, b = a[a.track_id > 0], b[b.track_id > 0]
+            if len(a) and len(b):
+                iou = box_iou(a.xyxy, b.xyxy)
+                j = iou.argmax(1)
+                ious += list(iou.max(1))
+                agree += list(a.emotion_index == b.emotion_index[j])
+        out[f"k={k}"] = {"fps": round(len(frames) / secs, 1),
+                         "tracked_faces": int(sum(int((f.track_id > 0).sum()) for f in frames)),
+                         "label_agreement_with_k1": round(float(np.mean(agree)), 4) if agree else None,
+                         "box_iou_with_k1": round(float(np.mean(ious)), 4) if ious else None}
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -104,6 +134,8 @@ def main(argv=None) -> dict:
         frames = list(analyzer.analyze(VIDEOS / clip))
         flicker[clip] = flicker_by_smoother(frames)
     result["flicker_switches_per_min"] = flicker
+    result["detect_every"] = {clip: detect_every_cost(analyzer.recognizer, VIDEOS / clip)
+                              for clip in ("WolfgangLanger_Pexels.mp4", "crowd_walking.mp4")}
     result["step_latency_frames"] = {name: step_latency(name, kw) for name, kw in SMOOTHERS.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

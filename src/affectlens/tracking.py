@@ -167,6 +167,26 @@ class FaceTracker:
         """Ids of confirmed tracks that are matched or lost but not yet ended."""
         return [t.id for t in self._tracks if t.confirmed]
 
+    def predict(self, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes of the confirmed tracks matched in the latest update, moved by their motion model
+        to ``timestamp_ms`` — for frames analysed without running the detector.
+
+        Returns:
+            ``(ids (n,), xyxy (n, 4))``; the tracks' state is advanced to ``timestamp_ms``.
+
+        Raises:
+            ValueError: the timestamp is earlier than the previous one.
+        """
+        if self._last_ts is not None and timestamp_ms < self._last_ts:
+            raise ValueError(f"expected timestamps that do not go backwards, got {timestamp_ms} ms after "
+                             f"{self._last_ts} ms")
+        live = [t for t in self._tracks if t.confirmed and t.last_match_ts == self._last_ts]
+        for t in live:
+            t.predict(float(timestamp_ms))
+        ids = np.array([t.id for t in live], np.int64)
+        boxes = np.array([t.box for t in live], np.float32).reshape(-1, 4)
+        return ids, boxes
+
     def update(self, faces: Faces, timestamp_ms: float | None = None) -> Faces:
         """Associate one frame's faces with the tracks.
 

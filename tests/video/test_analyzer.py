@@ -107,3 +107,15 @@ def test_4k_frames_are_reported_in_original_pixels(analyzer, tmp_path):
     for box in small.xyxy:
         d = np.abs(big.xyxy - box * 2).max(1).min()
         assert d < 0.15 * float(box[2] - box[0]) * 2 + 8
+
+
+def test_detect_every_k_frames_tracks_in_between(recognizer):
+    src = need(VIDEOS / "single_face.mp4")
+    full = list(VideoAnalyzer(VideoOptions(), recognizer=recognizer).analyze(src, end_s=1.5))
+    fast = list(VideoAnalyzer(VideoOptions(detect_every=3), recognizer=recognizer).analyze(src, end_s=1.5))
+    assert len(full) == len(fast)
+    assert all(len(f) == 1 for f in fast[2:]) and {int(f.track_id[0]) for f in fast[2:]} == {1}
+    for a, b in zip(full[2:], fast[2:]):
+        assert np.abs(a.xyxy - b.xyxy).max() < 0.15 * float(a.xyxy[0, 2] - a.xyxy[0, 0])
+    with pytest.raises(ValueError, match="detect_every"):
+        VideoOptions(detect_every=0)

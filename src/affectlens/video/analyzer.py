@@ -27,6 +27,10 @@ class VideoOptions:
         window: moving-average window in analysed frames (10–30 recommended; default 15).
         ema_alpha: weight of the newest frame for ``"ema"``.
         hmm_stay_prob: probability of keeping the same emotion between frames for ``"hmm"``.
+        detect_every: run the detector on every k-th analysed frame only; in between, faces
+            come from the tracks' motion model (boxes predicted, landmarks moved with them) and
+            are still classified. Faster; new faces appear up to k-1 frames later
+            (``benchmarks/bench_video.py`` measures the cost).
 
     Raises:
         ValueError: unknown smoother or a window outside 1..300.
@@ -38,10 +42,13 @@ class VideoOptions:
     window: int = 15
     ema_alpha: float = 0.2
     hmm_stay_prob: float = 0.95
+    detect_every: int = 1
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
             raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
 
@@ -70,6 +77,8 @@ class VideoAnalyzer:
         self.tracker = FaceTracker(self.options.tracker)
         self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs())
         self._last_ts: float | None = None
+        self._frames = 0
+        self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -80,6 +89,8 @@ class VideoAnalyzer:
         self.tracker.reset()
         self.smoother.reset()
         self._last_ts = None
+        self._frames = 0
+        self._held = {}
 
     def process(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None = None,
                 source: str | None = None) -> Faces:
@@ -97,10 +108,19 @@ class VideoAnalyzer:
                              "call reset() to start a new stream")
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
-        found = self.recognizer.detector.detect(image_bgr)
-        faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
-        faces = self.tracker.update(faces, timestamp_ms)
-        ended = list(getattr(self.tracker, "ended_track_ids", []) or [])
+        k = self.options.detect_every
+        detect = k <= 1 or self._frames % k == 0 or not self._held
+        self._frames += 1
+        if detect:
+            found = self.recognizer.detector.detect(image_bgr)
+            faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
+            faces = self.tracker.update(faces, timestamp_ms)
+            if k > 1:
+                self._held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
+                              for i, t in enumerate(faces.track_id) if t > 0}
+        else:
+            faces = self._predicted_faces(float(timestamp_ms), info)
+        ended = list(self.tracker.ended_track_ids) if detect else []
         if ended:
             self.smoother.forget(ended)
         faces = self.recognizer.classify(image_bgr, faces)
@@ -108,6 +128,23 @@ class VideoAnalyzer:
         if "probs_raw" not in faces.data:
             faces = faces.with_data(probs_raw=faces.probs.copy())
         return faces
+
+    def _predicted_faces(self, timestamp_ms: float, info: FrameInfo) -> Faces:
+        """Faces of the held tracks at their predicted boxes; landmarks follow the box (scale and shift)."""
+        ids, boxes = self.tracker.predict(timestamp_ms)
+        rows = [(t, b) for t, b in zip(ids, boxes) if int(t) in self._held]
+        if not rows:
+            return Faces.empty(self.labels, info)
+        xyxy, lms, scores = [], [], []
+        for t, box in rows:
+            old_box, old_lm, score = self._held[int(t)]
+            old_c, new_c = (old_box[:2] + old_box[2:]) / 2, (box[:2] + box[2:]) / 2
+            scale = (box[2:] - box[:2]) / np.maximum(old_box[2:] - old_box[:2], 1e-6)
+            xyxy.append(box)
+            lms.append(new_c + (old_lm - old_c) * scale)
+            scores.append(score)
+        return Faces(np.array(xyxy), np.array(scores), np.array(lms), None, self.labels,
+                     track_id=np.array([t for t, _ in rows]), info=info)
 
     def analyze(self, source, every: int = 1, fps: float | None = None, start_s: float | None = None,
                 end_s: float | None = None, video_source: VideoSource | None = None) -> Iterator[Faces]:
