@@ -26,12 +26,15 @@ class AnnotatorOptions:
         bars: draw the probability bar chart beside each face.
         track_ids: prefix labels with ``#track_id`` when tracked.
         min_scale: lower bound of the size factor derived from the image size.
+        blur_faces: pixelate and blur each face box (grown by 10 %) before drawing, so annotated
+            outputs do not show recognisable faces (privacy); labels and bars are still drawn.
     """
 
     landmarks: bool = True
     bars: bool = True
     track_ids: bool = True
     min_scale: float = 0.5
+    blur_faces: bool = False
 
 
 def _text(img, text, org, scale, color, thickness):
@@ -54,6 +57,9 @@ def annotate(image_bgr: np.ndarray, faces: Faces, options: AnnotatorOptions | No
     h, w = out.shape[:2]
     s = max(opts.min_scale, max(h, w) / 1000.0)
     thick = max(1, round(2 * s))
+    if opts.blur_faces:
+        for face in faces:  # all faces first, so no drawing is blurred by an overlapping face
+            blur_region(out, face.bbox)
     for i, face in enumerate(faces):
         x1, y1, x2, y2 = (int(round(v)) for v in face.bbox)
         label = face.emotion
@@ -70,6 +76,28 @@ def annotate(image_bgr: np.ndarray, faces: Faces, options: AnnotatorOptions | No
         if opts.bars and face.scores:
             _bars(out, face.scores, (x2 + int(4 * s), y1), s, x2 - x1, y2 - y1)
     return out
+
+
+def blur_region(img: np.ndarray, bbox, grow: float = 0.1, cells: int = 8) -> None:
+    """Irreversibly obscure ``bbox`` (x1, y1, x2, y2) of ``img`` in place.
+
+    The box, grown by ``grow`` of its size on each side and clipped to the image, is pixelated to
+    at most ``cells`` blocks across, then smoothed with a Gaussian blur as wide as one block.
+    """
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    gx, gy = grow * (x2 - x1), grow * (y2 - y1)
+    x1, y1 = max(0, int(np.floor(x1 - gx))), max(0, int(np.floor(y1 - gy)))
+    x2, y2 = min(w, int(np.ceil(x2 + gx))), min(h, int(np.ceil(y2 + gy)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return
+    region = img[y1:y2, x1:x2]
+    rh, rw = region.shape[:2]
+    n = max(1, min(cells, rw, rh))
+    small = cv2.resize(region, (n, max(1, round(n * rh / rw))), interpolation=cv2.INTER_AREA)
+    blocky = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_NEAREST)
+    k = max(3, (max(rw, rh) // n) | 1)
+    region[:] = cv2.GaussianBlur(blocky, (k, k), 0)
 
 
 def _bars(img, scores: dict[str, float], origin, s: float, face_w: int, face_h: int) -> None:

@@ -163,7 +163,7 @@ def cmd_video(args) -> int:
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
-                            smooth=args.smooth, window=args.window)
+                            smooth=args.smooth, window=args.window, detect_every=args.detect_every)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
                          live=args.live, resume=args.resume)
@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
     vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
     vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
+    vi.add_argument("--detect-every", type=int, default=1, metavar="K",
+                    help="run the face detector on every K-th analysed frame, track in between (faster)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from affectlens import __version__
-from affectlens.annotate import annotate
+from affectlens.annotate import AnnotatorOptions, annotate
 from affectlens.faces import Faces
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
                                         summarize)
@@ -47,6 +47,7 @@ class RunOptions:
         every / fps / start_s / end_s: sampling (see :class:`VideoSource`).
         interval_s: aggregation interval in seconds.
         annotate: write ``annotated.mp4``.
+        blur_faces: blur the faces in ``annotated.mp4`` and the live window (privacy).
         live: show a window while processing (only when a display is available).
         resume: continue an interrupted run in the same ``out_dir``.
         flush_every: frames between flushes of ``frames.jsonl``.
@@ -58,6 +59,7 @@ class RunOptions:
     end_s: float | None = None
     interval_s: float = 5.0
     annotate: bool = False
+    blur_faces: bool = False
     live: bool = False
     resume: bool = False
     flush_every: int = 25
@@ -141,7 +143,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                 fw.write(faces)
                 frames.append(faces)
                 if run.annotate or live:
-                    drawn = annotate(frame.image, faces)
+                    drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
                     if run.annotate:
                         if writer_video is None:
                             h, w = drawn.shape[:2]
