@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import shutil
 import threading
 import uuid
@@ -38,7 +39,7 @@ from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
 from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
 from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
                                          ServiceError, check_consent, looks_like_image, sniff_video)
-from affectlens.service.worker import JOB_OPTIONS, WorkerPool, delete_job_files
+from affectlens.service.worker import JOB_DEFAULTS, JOB_OPTIONS, VIDEO_OPTION_KEYS, WorkerPool, delete_job_files
 
 logger = logging.getLogger("affectlens.service")
 
@@ -148,11 +149,22 @@ def job_status(job: Job) -> dict:
             "eta_s": job.eta_s, "frames_analysed": job.frames, "error": job.error, "attempts": job.attempts,
             "consent": job.consent, "retain": job.retain, "created_at": _iso(job.created_at),
             "updated_at": _iso(job.updated_at), "expires_at": _iso(job.expires_at), "options": job.options,
-            "links": {"self": base, "results": base + "/results", "report": base + "/report"}}
+            "links": {"self": base, "results": base + "/results", "report": base + "/report",
+                      "annotated": base + "/annotated" if job.options.get("annotate") else None}}
 
 
 def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _parse_bool(v: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); anything else raises ValueError."""
+    t = str(v).strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
 
 
 def _num(v: str):
@@ -218,17 +230,19 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str]) ->
     if unknown:
         raise ServiceError(422, "invalid_option", f"unknown option(s) {', '.join(unknown)}; accepted: "
                            f"{', '.join(sorted(JOB_OPTIONS))}, consent, retain")
-    opts = {k: v for k, v in svc.config.video_defaults.items() if k in JOB_OPTIONS}
+    opts = {**JOB_DEFAULTS, **{k: v for k, v in svc.config.video_defaults.items() if k in JOB_OPTIONS}}
     for k, typ in JOB_OPTIONS.items():
         if given.get(k, "") != "":
             try:
-                opts[k] = typ(given[k])
+                opts[k] = _parse_bool(given[k]) if typ is bool else typ(given[k])
+                if typ is float and not math.isfinite(opts[k]):
+                    raise ValueError
             except ValueError:
-                raise ServiceError(422, "invalid_option", f"{k} must be a {typ.__name__}, got {given[k][:40]!r}") \
-                    from None
+                raise ServiceError(422, "invalid_option", f"{k} must be a finite {typ.__name__}, got "
+                                   f"{given[k][:40]!r}") from None
     try:
-        VideoOptions(**{k: opts[k] for k in ("smooth", "window") if k in opts})
-        RunOptions(**{k: v for k, v in opts.items() if k not in ("smooth", "window")})
+        VideoOptions(**{k: opts[k] for k in VIDEO_OPTION_KEYS if k in opts})
+        RunOptions(**{k: v for k, v in opts.items() if k not in VIDEO_OPTION_KEYS})
         if opts.get("every", 1) < 1 or opts.get("fps", 1) <= 0:
             raise ValueError("every must be >= 1 and fps > 0")
         if opts.get("start_s") is not None and opts.get("end_s") is not None and opts["end_s"] <= opts["start_s"]:
@@ -323,8 +337,11 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 "model": svc.recognizer.classifier.spec.name}
 
     # ------------------------------------------------------------------ video jobs
-    video_fields = {k: {"type": "number" if t is float else "integer" if t is int else "string"}
+    video_fields = {k: {"type": {float: "number", int: "integer", bool: "boolean"}.get(t, "string")}
                     for k, t in JOB_OPTIONS.items()}
+    video_fields["annotate"]["description"] = "also write an annotated video (GET /v1/jobs/{id}/annotated)"
+    video_fields["blur_faces"]["description"] = "blur faces in the annotated video (default true)"
+    video_fields["detect_every"]["description"] = "run the detector on every k-th analysed frame, track between"
     video_fields["retain"] = {"type": "boolean", "description": "keep the upload after the job (default false)"}
 
     @app.post("/v1/videos", status_code=202, response_model=JobStatus, responses=_ERRORS, tags=["jobs"],
@@ -401,6 +418,17 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         job = _done_job(job_id, who)
         return FileResponse(Path(job.out_dir) / "report.html", media_type="text/html")
 
+    @app.get("/v1/jobs/{job_id}/annotated", response_class=Response, responses=_JOB_ERRORS, tags=["jobs"],
+             summary="The annotated video (MP4) of a job submitted with annotate=true")
+    async def get_annotated(job_id: str, who: Principal = Depends(authenticate)):
+        job = _done_job(job_id, who)
+        path = Path(job.out_dir) / "annotated.mp4"
+        if not job.options.get("annotate") or not path.is_file():
+            raise ServiceError(404, "not_found", f"job {job_id} has no annotated video (submit it with annotate=true)")
+        svc.store.audit(who.key_id, "job.annotated", job.consent, job_id,
+                        blurred=bool(job.options.get("blur_faces", True)))
+        return FileResponse(path, media_type="video/mp4", filename=f"{job_id}-annotated.mp4")
+
     @app.delete("/v1/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS, tags=["jobs"],
                 summary="Delete a job, its results and any stored media (stops it when running)")
     async def delete_job(job_id: str, who: Principal = Depends(authenticate)):
@@ -424,6 +452,17 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
     async def metrics():
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # ------------------------------------------------------------------ web dashboard (static/)
+    from fastapi.staticfiles import StaticFiles
+
+    static_dir = Path(__file__).resolve().parent / "static"
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard():
+        return FileResponse(static_dir / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
 
     from affectlens.service.stream import add_stream_route
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 import time
 
@@ -124,8 +125,11 @@ def add_stream_route(app: FastAPI, svc) -> None:
                     elif "timestamp_ms" in obj:
                         try:
                             pending_ts = float(obj["timestamp_ms"])
+                            if not math.isfinite(pending_ts):
+                                raise ValueError
                         except (TypeError, ValueError):
-                            await send_error(ws, "invalid_timestamp", "timestamp_ms must be a number")
+                            pending_ts = None
+                            await send_error(ws, "invalid_timestamp", "timestamp_ms must be a finite number")
                     continue
                 data = msg.get("bytes") or b""
                 if data[:4] == MAGIC and len(data) >= 12:
@@ -135,6 +139,9 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 else:
                     ts = (time.monotonic() - t_open) * 1000.0
                 pending_ts = None
+                if not math.isfinite(ts):
+                    await send_error(ws, "invalid_timestamp", f"timestamp must be a finite number, got {ts}")
+                    continue
                 if len(data) > max_bytes:
                     await send_error(ws, "payload_too_large", f"frame of {len(data)} bytes is over {max_bytes}")
                     continue
