@@ -233,6 +233,61 @@ def test_retained_upload_is_kept_until_delete(live):
     assert not (live.data / "uploads" / job["id"]).exists()
 
 
+def _face_detail(frame, bbox) -> float:
+    """Laplacian variance (sharpness) of the middle of a face box."""
+    x1, y1, x2, y2 = bbox
+    w, h = x2 - x1, y2 - y1
+    crop = frame[int(y1 + 0.2 * h):int(y2 - 0.2 * h), int(x1 + 0.2 * w):int(x2 - 0.2 * w)]
+    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def _first_frame(data: bytes, path):
+    path.write_bytes(data)
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, f"{path.name} does not decode"
+    return frame
+
+
+@pytest.mark.parametrize("blur", ["default", "false"])
+def test_annotated_video_blurs_faces_unless_asked_not_to(live, tmp_path, blur):
+    video = need(VIDEOS / "single_face.mp4")
+    params = {"annotate": "true", "every": "6", "end_s": "1"}
+    if blur != "default":
+        params["blur_faces"] = blur
+    r = live.http.post("/v1/videos", content=video.read_bytes(), params=params, headers=CONSENT)
+    assert r.status_code == 202, r.text
+    job = _wait_job(live, r.json()["id"])
+    assert job["state"] == "done", job
+    assert job["options"]["blur_faces"] is (blur == "default")
+    assert job["links"]["annotated"] == f"/v1/jobs/{job['id']}/annotated"
+    r = live.http.get(job["links"]["annotated"])
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    drawn = _first_frame(r.content, tmp_path / "annotated.mp4")
+    original = _first_frame(video.read_bytes(), tmp_path / "original.mp4")
+    assert drawn.shape == original.shape
+    box = live.http.get(f"/v1/jobs/{job['id']}/results").json()["frames"][0]["faces"][0]["bbox"]
+    ratio = _face_detail(drawn, box) / _face_detail(original, box)
+    if blur == "default":
+        assert ratio < 0.1, ratio       # privacy by default: no recognisable face in the output
+    else:
+        assert ratio > 0.5, ratio       # explicitly unblurred: the face keeps its detail
+    assert live.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
+
+
+def test_job_without_annotate_has_no_annotated_video(live):
+    r = live.http.post("/v1/videos", content=need(VIDEOS / "single_face.mp4").read_bytes(),
+                       params={"every": "12", "end_s": "0.5", "blur_faces": "maybe"}, headers=CONSENT)
+    _error(r, 422, "invalid_option")
+    r = live.http.post("/v1/videos", content=need(VIDEOS / "single_face.mp4").read_bytes(),
+                       params={"every": "12", "end_s": "0.5"}, headers=CONSENT)
+    job = _wait_job(live, r.json()["id"])
+    assert job["state"] == "done" and job["links"]["annotated"] is None
+    _error(live.http.get(f"/v1/jobs/{job['id']}/annotated"), 404, "not_found")
+    assert live.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
+
+
 @pytest.mark.parametrize("content, params, status, code", [
     (b"definitely not a video" * 10, {}, 415, "unsupported_media_type"),
     (b"\x00\x00\x00\x18ftypmp42" + bytes(200), {}, 422, "invalid_video"),   # an MP4 header and nothing else

@@ -86,6 +86,7 @@ class JobLinks(BaseModel):
     self: str
     results: str
     report: str
+    annotated: str | None = Field(None, description="the annotated video, when the job was submitted with annotate=true")
 
 
 class JobStatus(BaseModel):

@@ -30,7 +30,12 @@ logger = logging.getLogger("affectlens.service")
 
 #: Options a client may set on a video job, with their types (everything else is refused).
 JOB_OPTIONS = {"fps": float, "every": int, "start_s": float, "end_s": float, "interval_s": float,
-               "smooth": str, "window": int}
+               "smooth": str, "window": int, "detect_every": int, "annotate": bool, "blur_faces": bool}
+#: Defaults the service applies before the client's options: annotated videos blur faces unless the
+#: client explicitly asks for them unblurred (privacy by default).
+JOB_DEFAULTS = {"blur_faces": True}
+#: The options that belong to :class:`VideoOptions` (the rest are :class:`RunOptions` fields).
+VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every")
 
 
 def _rmtree(path: str | Path | None) -> None:
@@ -255,7 +260,7 @@ def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
         logger.error("job %s is not running (state %s); nothing to do", job_id, job and job.state)
         return 3
     opts = dict(job.options)
-    video_kw = {k: opts.pop(k) for k in ("smooth", "window") if k in opts}
+    video_kw = {k: opts.pop(k) for k in VIDEO_OPTION_KEYS if k in opts}
     out = Path(job.out_dir)
     resume = (out / "frames.jsonl").exists() and job.attempts > 1
     t0 = time.monotonic()
