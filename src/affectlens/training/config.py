@@ -28,6 +28,11 @@ class TrainConfig:
         bf16: bf16 autocast on CPU (fast on AMX for dense convolutions).
         threads: torch intra-op threads (0 = torch's default).
         seed: RNG seed for weights, shuffling and augmentation.
+        teacher: knowledge distillation: an exported teacher model (``.onnx`` with its spec JSON
+            beside it, e.g. an ensemble from :mod:`affectlens.training.ensemble`) whose
+            probabilities on the un-augmented Training faces are mixed into the targets.
+        distill_alpha: weight of the teacher's probabilities in the target (the rest is the
+            data set's label or vote distribution).
         out_dir: where checkpoints, metrics and the exported model go.
     """
 
@@ -47,6 +52,8 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0
     seed: int = 0
+    teacher: str = ""
+    distill_alpha: float = 0.7
     out_dir: str = "runs/fer-vgg48s"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

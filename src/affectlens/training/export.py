@@ -46,44 +46,55 @@ def export_onnx(net: nn.Module, path: Path, input_size: int, temperature: float,
 def finalize(cfg: TrainConfig, data=None) -> dict:
     """Load ``best.pt``, fit the temperature on PublicTest, export ONNX + spec, score PrivateTest
     with the exported file through ONNX Runtime; writes and returns ``metrics.json``."""
-    from affectlens.alignment import FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
-
     from affectlens.training.data import load_training_data
 
     data = data or load_training_data(cfg.dataset, cfg.data)
-    out = Path(cfg.out_dir)
-    best = torch.load(out / "best.pt", weights_only=False)
+    teacher = getattr(cfg, "teacher", "")
+    best = torch.load(Path(cfg.out_dir) / "best.pt", weights_only=False)
     net = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
     net.load_state_dict(best["model"])
-    mean, std = best["mean"], best["std"]
-    x_pub = _to_tensor(data.splits["PublicTest"].images, cfg.input_size)
+    training = {"data": (f"{data.name} Training split ({len(data.splits['Training'].labels):,} faces"
+                         + (", annotator vote distributions as soft targets" if data.name == "FER+" else "")
+                         + (f", distilled from {Path(teacher).name} (alpha {cfg.distill_alpha})"
+                            if teacher else "")
+                         + "); model selected on PublicTest"),
+                "arch": cfg.arch, "epochs": cfg.epochs, "best_epoch": int(best["epoch"]) + 1,
+                "command": f"affectlens train --config <config> (resolved config: {cfg.out_dir}/config.json)"}
+    return export_and_score(net, cfg.name, Path(cfg.out_dir), data, best["mean"], best["std"], cfg.input_size,
+                            training, "VGG-style CNN on 48x48 grayscale aligned faces, mirror TTA and temperature "
+                            "folded in.")
+
+
+def export_and_score(net: nn.Module, name: str, out: Path, data, mean: float, std: float, input_size: int,
+                     training: dict, description: str) -> dict:
+    """Fit the temperature of ``net`` (mirror TTA) on PublicTest, export ``out/name.onnx`` with its
+    spec, score the exported file on the test splits; writes and returns ``metrics.json``."""
+    from affectlens.alignment import FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
+
+    out.mkdir(parents=True, exist_ok=True)
+    x_pub = _to_tensor(data.splits["PublicTest"].images, input_size)
     y_pub = torch.from_numpy(data.splits["PublicTest"].labels)
     logits_pub = predict_logits(net, x_pub, mean, std, bf16=False, tta=True)
     temperature = fit_temperature(logits_pub, y_pub)
     logger.info("temperature fitted on PublicTest: %.3f", temperature)
 
-    onnx_path = out / f"{cfg.name}.onnx"
-    export_onnx(net, onnx_path, cfg.input_size, temperature, tta=True)
+    onnx_path = out / f"{name}.onnx"
+    export_onnx(net, onnx_path, input_size, temperature, tta=True)
     spec = ModelSpec(
-        name=cfg.name, file=onnx_path.name, sha256=sha256_of(onnx_path), labels=data.labels,
-        input=InputSpec(name="input", size_hw=(cfg.input_size, cfg.input_size), color="gray", scale=1 / 255,
+        name=name, file=onnx_path.name, sha256=sha256_of(onnx_path), labels=data.labels,
+        input=InputSpec(name="input", size_hw=(input_size, input_size), color="gray", scale=1 / 255,
                         mean=(mean,), std=(std,)),
         alignment=AlignmentSpec(points_norm=FER2013_TEMPLATE, source=FER2013_TEMPLATE_SOURCE),
-        temperature=temperature, tta=("hflip",),
-        training={"data": (f"{data.name} Training split ({len(data.splits['Training'].labels):,} faces"
-                           + (", annotator vote distributions as soft targets" if data.name == "FER+" else "")
-                           + "); model selected on PublicTest"),
-                  "arch": cfg.arch, "epochs": cfg.epochs, "best_epoch": int(best["epoch"]) + 1,
-                  "command": f"affectlens train --config <config> (resolved config: {cfg.out_dir}/config.json)"},
+        temperature=temperature, tta=("hflip",), training=training,
         license="MIT (weights trained by the AffectLens authors on FER-2013; see MODEL_CARD.md for data terms)",
-        description="VGG-style CNN on 48x48 grayscale aligned faces, mirror TTA and temperature folded in.",
+        description=description,
     )
     metrics = score_onnx(spec, onnx_path, data)
     metrics["ece_public_before_temperature"] = expected_calibration_error(torch.softmax(logits_pub, 1).numpy(),
                                                                           y_pub.numpy())
     spec = ModelSpec(**{**spec.to_dict(), "metrics": metrics,
                         "input": spec.input, "alignment": spec.alignment})
-    spec.save(out / f"{cfg.name}.json")
+    spec.save(out / f"{name}.json")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logger.info("PrivateTest accuracy %.4f (ONNX, %s)", metrics[f"{data.metric_prefix}_private_test"]["accuracy"],
                 onnx_path)

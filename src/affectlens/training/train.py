@@ -64,7 +64,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -89,6 +89,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     x_train = _to_tensor(train_split.images, cfg.input_size)
     y_train = torch.from_numpy(train_split.labels)
     t_train = None if train_split.targets is None else torch.from_numpy(train_split.targets)
+    if cfg.teacher:
+        from affectlens.training.distill import distillation_targets, teacher_probabilities
+
+        probs = teacher_probabilities(cfg.teacher, train_split.images, data.labels, out)
+        t_train = torch.from_numpy(distillation_targets(probs, train_split.labels, train_split.targets,
+                                                        cfg.distill_alpha))
+        logger.info("distilling from %s (alpha %.2f; teacher agrees with the labels on %.1f%% of Training)",
+                    cfg.teacher, cfg.distill_alpha, 100 * float((probs.argmax(1) == train_split.labels).mean()))
     x_val = _to_tensor(data.splits["PublicTest"].images, cfg.input_size)
     y_val = torch.from_numpy(data.splits["PublicTest"].labels)
     mean, std = float(x_train.mean()), float(x_train.std())
