@@ -16,6 +16,7 @@ httpx = pytest.importorskip("httpx")
 ws_client = pytest.importorskip("websockets.sync.client")
 
 import cv2  # noqa: E402
+from sqlalchemy import text as sql_text  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from affectlens.service.app import create_app  # noqa: E402
@@ -40,7 +41,7 @@ def live(tmp_path_factory):
                          out_dir=str(data / "jobs" / "stale"), options={})
     store.claim_next()
     with store._tx() as c:
-        c.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (stale.id,))
+        c.execute(sql_text("UPDATE jobs SET attempts = 2 WHERE id = :id"), {"id": stale.id})
     store.close()
     config = ServiceConfig(data_dir=data, api_key_file=keys, max_image_mb=1.0, max_upload_mb=4.0,
                            rate_limit_per_minute=1000, max_attempts=2, cleanup_interval_s=3600)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text as sql_text
 
 from affectlens.faces import Faces, FrameInfo
 from affectlens.service.config import ServiceConfig, add_api_key, hash_key, is_loopback, read_key_file
@@ -83,7 +84,10 @@ def test_open_mode_only_on_loopback(tmp_path):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"database_url": "postgresql://db/affect"}, "only sqlite"),
+    ({"database_url": "not a url://x"}, "not a valid SQLAlchemy URL"),
+    ({"database_url": "nosuchdb://u:secret@db/affect"}, r"nosuchdb://u:\*\*\*@db/affect.*no dialect 'nosuchdb'"),
+    ({"database_url": "mysql://u:secret@db/affect"}, r"mysql://u:\*\*\*@db/affect.*driver is not installed"),
+    ({"rate_limit_store": "redis"}, "rate_limit_store"),
     ({"max_upload_mb": 0}, "max_upload_mb"),
     ({"rate_limit_per_minute": -1}, "rate_limit_per_minute"),
     ({"consent_bases": ()}, "consent_bases"),
@@ -100,6 +104,7 @@ def test_config_from_toml_with_overrides(tmp_path):
     cfg = ServiceConfig.from_toml(f, port=9100, host=None)
     assert (cfg.port, cfg.result_ttl_hours, cfg.consent_bases, cfg.host) == (9100, 2, ("contract",), "127.0.0.1")
     assert cfg.db_path == Path("affectlens-data") / "affectlens.db"
+    assert cfg.database == "sqlite:///affectlens-data/affectlens.db"
     f.write_text("[service]\nprot = 1\n")
     with pytest.raises(ValueError, match="unknown service setting"):
         ServiceConfig.from_toml(f)
@@ -176,7 +181,7 @@ def test_job_store_claims_in_order_and_recovers_running_jobs(tmp_path):
     assert first.id == a.id and first.state == "running" and first.attempts == 1
     store.claim_next()
     with store._tx() as c:
-        c.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (b.id,))
+        c.execute(sql_text("UPDATE jobs SET attempts = 2 WHERE id = :id"), {"id": b.id})
     result = dict(store.recover_running(max_attempts=2, ttl_s=60))
     assert result == {a.id: "queued", b.id: "failed"}
     assert "worker lost" in store.get(a.id).error and "not retried" in store.get(b.id).error

@@ -36,6 +36,7 @@ from affectlens.service.config import ServiceConfig
 from affectlens.service.jobs import Job, JobStore
 from affectlens.service.metrics import Metrics
 from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
+from affectlens.service.ratelimit import DatabaseRateLimiter
 from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
 from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
                                          ServiceError, check_consent, looks_like_image, sniff_video)
@@ -67,7 +68,8 @@ class ServiceState:
     def __init__(self, config: ServiceConfig):
         self.config = config
         self.keys = KeyRing(config)
-        self.limiter = RateLimiter()
+        # Per-process until start() opens the database (then shared, unless rate_limit_store = "memory").
+        self.limiter: RateLimiter | DatabaseRateLimiter = RateLimiter()
         self.uploads_dir = config.data_dir / "uploads"
         self.jobs_dir = config.data_dir / "jobs"
         self.store: JobStore | None = None
@@ -91,7 +93,9 @@ class ServiceState:
 
         for d in (self.uploads_dir, self.jobs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(self.config.db_path)
+        self.store = JobStore(self.config.database)
+        if self.config.rate_limit_store == "database":
+            self.limiter = DatabaseRateLimiter(self.store.engine)
         self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
                                max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
                                job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
@@ -135,7 +139,7 @@ async def authenticate(request: Request, key: str | None = Security(_api_key)) -
     """Dependency: the calling key (401 when missing/wrong), counted against its rate limit (429)."""
     svc: ServiceState = request.app.state.svc
     who = svc.keys.authenticate(key)
-    svc.limiter.check(who)
+    await run_in_threadpool(svc.limiter.check, who)  # may wait on the database: not on the event loop
     return who
 
 

@@ -23,7 +23,10 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     sv.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=None, help="port (default 8000)")
     sv.add_argument("--data-dir", default=None, metavar="DIR", help="uploads, results, database (./affectlens-data)")
-    sv.add_argument("--database-url", default=None, metavar="URL", help="sqlite:///PATH (default in --data-dir)")
+    sv.add_argument("--database-url", default=None, metavar="URL",
+                    help="jobs, audit log and rate limits: any SQLAlchemy URL, e.g. sqlite:///PATH (default: "
+                         "affectlens.db in --data-dir) or postgresql+psycopg://USER:PASSWORD@HOST/DBNAME (needs "
+                         "the 'postgres' extra); server processes sharing one database share its rate limits")
     sv.add_argument("--api-key-file", default=None, metavar="FILE",
                     help="hashed API keys, one 'name:sha256[:rate_per_minute]' per line; without keys the "
                          "server runs in open mode, allowed on loopback only")

@@ -104,7 +104,9 @@ class ServiceConfig:
     Attributes:
         host / port: where ``affectlens serve`` listens.
         data_dir: uploads, job outputs and (by default) the database live here.
-        database_url: ``sqlite:///path`` (default ``sqlite:///<data_dir>/affectlens.db``).
+        database_url: any SQLAlchemy URL, e.g. ``sqlite:///PATH`` or
+            ``postgresql+psycopg://USER:PASSWORD@HOST/DBNAME`` (default ``sqlite:///<data_dir>/affectlens.db``).
+            Several server processes may share one database.
         api_key_file: file of hashed keys (see :func:`read_key_file`).
         api_keys: keys given programmatically (added to those of the file).
         consent_required: refuse analyses without a declared consent basis (403).
@@ -113,6 +115,8 @@ class ServiceConfig:
         max_image_mb: largest image (upload or stream frame).
         result_ttl_hours: job results and media are deleted this long after the job ends.
         rate_limit_per_minute: requests per key per minute on ``/v1`` (0 = no limit).
+        rate_limit_store: ``"database"`` (counted in the database, so the limit holds across every
+            server process sharing it) or ``"memory"`` (per process; no database write per request).
         max_inflight: image/stream analyses running or waiting at once; more get 503.
         max_workers: video jobs running at once (one process each).
         max_attempts: runs of a job before a crashed worker makes it fail for good.
@@ -134,6 +138,7 @@ class ServiceConfig:
     max_image_mb: float = 20.0
     result_ttl_hours: float = 24.0
     rate_limit_per_minute: int = 120
+    rate_limit_store: str = "database"
     max_inflight: int = 8
     max_workers: int = 1
     max_attempts: int = 2
@@ -153,12 +158,21 @@ class ServiceConfig:
 
     # ------------------------------------------------------------------ derived values
     @property
-    def db_path(self) -> Path:
-        """The SQLite file named by :attr:`database_url`."""
-        url = self.database_url or f"sqlite:///{self.data_dir / 'affectlens.db'}"
-        if not url.startswith("sqlite:///"):
-            raise ValueError(f"database_url: only sqlite:///PATH is supported in this version, got {url!r}")
-        return Path(url[len("sqlite:///"):])
+    def database(self) -> str:
+        """The database URL: :attr:`database_url`, or a SQLite file in :attr:`data_dir`."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'affectlens.db'}"
+
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file of :attr:`database`, ``None`` for other databases.
+
+        Raises:
+            ValueError: a malformed URL.
+        """
+        from affectlens.service.db import database_url
+
+        url = database_url(self.database)
+        return Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
 
     def load_keys(self) -> tuple[ApiKey, ...]:
         """Keys from :attr:`api_keys` and :attr:`api_key_file`."""
@@ -188,19 +202,38 @@ class ServiceConfig:
         if self.api_key_file is not None and not self.api_key_file.is_file():
             raise ValueError(f"api_key_file {self.api_key_file}: no such file (create one with "
                              "'affectlens serve --new-key NAME --api-key-file FILE')")
-        self.db_path  # noqa: B018 - raises on unsupported URLs
+        if self.rate_limit_store not in ("database", "memory"):
+            raise ValueError(f"rate_limit_store must be 'database' or 'memory', got {self.rate_limit_store!r}")
+        self.check_database()
         if not self.load_keys() and not is_loopback(self.host):
             raise ValueError(f"no API keys configured and host {self.host!r} is not a loopback address: open mode "
                              "is only allowed on 127.0.0.1/::1. Give --api-key-file (see --new-key).")
+
+    def check_database(self) -> None:
+        """Check that :attr:`database` is a SQLAlchemy URL whose driver is installed (no connection).
+
+        Raises:
+            ValueError: a malformed URL, an unknown dialect or a missing driver; the message shows the
+                URL with its password masked and says how to fix it.
+        """
+        try:
+            from affectlens.service.db import check_driver, database_url
+        except ImportError as exc:  # SQLAlchemy itself is missing
+            raise ValueError(f"the service database needs SQLAlchemy: pip install 'affectlens[service]' ({exc})") \
+                from None
+        check_driver(database_url(self.database))
 
     @property
     def open_mode(self) -> bool:
         return not self.load_keys()
 
     def public_dict(self) -> dict:
-        """The resolved configuration without key hashes (written next to the data)."""
+        """The resolved configuration without key hashes or database password (written next to the data)."""
+        from affectlens.service.db import mask_url
+
         d = dataclasses.asdict(self)
         d["api_keys"] = [k["key_id"] for k in d["api_keys"]]
+        d["database_url"] = mask_url(self.database)
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod

@@ -1,60 +1,35 @@
-"""Job store and audit log on SQLite (stdlib ``sqlite3``, WAL mode).
+"""Job store and audit log in a SQL database (SQLAlchemy Core): SQLite by default, any SQLAlchemy URL.
 
-One row per video job; the server and its worker processes open the same file. States:
+One row per video job; the server and its worker processes open the same database. States:
 ``queued`` → ``running`` → ``done`` | ``failed``. A job whose worker died is put back to
 ``queued`` (it resumes from its ``frames.jsonl``) until ``max_attempts`` runs, then ``failed``
 with the reason — never left ``running``.
 
 The audit table records who (key id), when, what (action, job, counts) and under which consent;
-never images or file names from clients.
+never images or file names from clients. Tables and engines: :mod:`affectlens.service.db`.
+
+Example:
+    >>> store = JobStore("data/affectlens.db")                       # SQLite file
+    >>> store = JobStore("postgresql+psycopg://svc:secret@db/affect")  # PostgreSQL
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
+import os
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-STATES = ("queued", "running", "done", "failed")
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
-    progress REAL NOT NULL DEFAULT 0,
-    eta_s REAL,
-    frames INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    expires_at REAL,
-    consent TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    retain INTEGER NOT NULL DEFAULT 0,
-    media_path TEXT,
-    out_dir TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    worker_pid INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    key_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    consent TEXT,
-    job_id TEXT,
-    detail TEXT
-);
-"""
+from affectlens.service.db import audit as audit_table
+from affectlens.service.db import database_url, jobs, make_engine, mask_url, metadata, transaction
+
+STATES = ("queued", "running", "done", "failed")
 
 
 @dataclass(frozen=True)
@@ -82,44 +57,58 @@ class Job:
     worker_pid: int | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Job":
-        d = dict(row)
+    def from_row(cls, row) -> "Job":
+        d = dict(row._mapping)
         d["retain"] = bool(d["retain"])
         d["options"] = json.loads(d["options"] or "{}")
         return cls(**d)
 
 
 class JobStore:
-    """Thread-safe access to the jobs and audit tables of one SQLite file.
+    """Thread- and process-safe access to the jobs and audit tables of one database.
+
+    Every method is one short transaction; several server and worker processes may share the
+    database. The tables are created when missing.
 
     Args:
-        path: the database file (created with its tables when missing).
+        path_or_url: a SQLite file (created with its folder when missing) or a SQLAlchemy URL.
+
+    Raises:
+        ValueError: a malformed URL or a missing driver (the URL is shown with its password masked).
+        RuntimeError: the database cannot be reached or its tables cannot be created.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(_SCHEMA)
+    def __init__(self, path_or_url: str | os.PathLike):
+        self.url = database_url(path_or_url, absolute=True)
+        self.engine: Engine = make_engine(self.url)
+        for attempt in range(3):  # two processes starting at once may race to create the tables
+            try:
+                metadata.create_all(self.engine)
+                break
+            except SQLAlchemyError as exc:
+                if attempt == 2:
+                    self.engine.dispose()
+                    raise RuntimeError(f"cannot open the job database {mask_url(self.url)}: "
+                                       f"{getattr(exc, 'orig', None) or exc}") from exc
+                time.sleep(0.2 * (attempt + 1))
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, ``None`` for other databases."""
+        if self.url.get_backend_name() == "sqlite" and self.url.database:
+            return Path(self.url.database)
+        return None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.engine.dispose()
 
-    @contextmanager
     def _tx(self):
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite): ``with store._tx() as conn:`` yields a
+        SQLAlchemy Connection, commits on success, rolls back on any exception."""
+        return transaction(self.engine, write=True)
+
+    def _read(self):
+        return transaction(self.engine)
 
     # ------------------------------------------------------------------ jobs
     def create(self, *, consent: str, key_id: str, retain: bool, media_path: str, out_dir: str,
@@ -127,83 +116,101 @@ class JobStore:
         now = time.time()
         job_id = job_id or uuid.uuid4().hex
         with self._tx() as c:
-            c.execute("INSERT INTO jobs (id, state, created_at, updated_at, consent, key_id, retain, media_path, "
-                      "out_dir, options) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (job_id, now, now, consent, key_id, int(retain), media_path, out_dir, json.dumps(options)))
+            c.execute(insert(jobs).values(id=job_id, state="queued", created_at=now, updated_at=now, consent=consent,
+                                          key_id=key_id, retain=bool(retain), media_path=media_path, out_dir=out_dir,
+                                          options=json.dumps(options), progress=0.0, frames=0, attempts=0))
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self._read() as c:
+            row = c.execute(select(jobs).where(jobs.c.id == job_id)).first()
         return Job.from_row(row) if row else None
 
     def list(self, state: str | None = None) -> list[Job]:
-        with self._lock:
-            if state:
-                rows = self._conn.execute("SELECT * FROM jobs WHERE state = ? ORDER BY created_at", (state,))
-            else:
-                rows = self._conn.execute("SELECT * FROM jobs ORDER BY created_at")
-            return [Job.from_row(r) for r in rows.fetchall()]
+        q = select(jobs).order_by(jobs.c.created_at, jobs.c.id)
+        if state:
+            q = q.where(jobs.c.state == state)
+        with self._read() as c:
+            return [Job.from_row(r) for r in c.execute(q).all()]
 
     def count(self, state: str) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0])
+        with self._read() as c:
+            return int(c.execute(select(func.count()).select_from(jobs).where(jobs.c.state == state)).scalar_one())
 
     def claim_next(self) -> Job | None:
-        """Atomically move the oldest queued job to ``running`` (attempts + 1) and return it."""
-        now = time.time()
-        with self._tx() as c:
-            row = c.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1").fetchone()
-            if row is None:
-                return None
-            c.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?, updated_at = ?, "
-                      "eta_s = NULL, error = NULL WHERE id = ? AND state = 'queued'", (now, now, row["id"]))
-        return self.get(row["id"])
+        """Atomically move the oldest queued job to ``running`` (attempts + 1) and return it.
+
+        A job is never handed to two claimers: the update only applies while the row is still
+        ``queued`` and its row count says who won (a loser tries the next job). On PostgreSQL the
+        candidate is also picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers do not wait on
+        each other; on SQLite the write transaction (``BEGIN IMMEDIATE``) serialises them.
+        """
+        pick = (select(jobs.c.id).where(jobs.c.state == "queued").order_by(jobs.c.created_at, jobs.c.id)
+                .limit(1).with_for_update(skip_locked=True))
+        while True:
+            now = time.time()
+            with self._tx() as c:
+                job_id = c.execute(pick).scalar()
+                if job_id is None:
+                    return None
+                won = c.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued").values(
+                    state="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now, eta_s=None,
+                    error=None)).rowcount == 1
+            if won:
+                return self.get(job_id)
 
     def set_pid(self, job_id: str, pid: int | None) -> None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET worker_pid = ?, updated_at = ? WHERE id = ?", (pid, time.time(), job_id))
+            c.execute(update(jobs).where(jobs.c.id == job_id).values(worker_pid=pid, updated_at=time.time()))
 
     def update_progress(self, job_id: str, progress: float, eta_s: float | None, frames: int) -> None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET progress = ?, eta_s = ?, frames = ?, updated_at = ? WHERE id = ? "
-                      "AND state = 'running'", (max(0.0, min(1.0, progress)), eta_s, frames, time.time(), job_id))
+            c.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running").values(
+                progress=max(0.0, min(1.0, progress)), eta_s=eta_s, frames=frames, updated_at=time.time()))
 
     def finish(self, job_id: str, state: str, ttl_s: float, error: str | None = None,
                frames: int | None = None, media_deleted: bool = False) -> None:
         """Mark a job ``done`` or ``failed``; its results expire ``ttl_s`` from now.
-        ``media_deleted`` records that its upload is gone."""
+        ``media_deleted`` records that its upload is gone.
+
+        Raises:
+            ValueError: ``state`` is not ``done`` or ``failed``.
+        """
         if state not in ("done", "failed"):
             raise ValueError(f"finish: state must be 'done' or 'failed', got {state!r}")
         now = time.time()
+        values = {"state": state, "error": error, "finished_at": now, "expires_at": now + ttl_s, "updated_at": now,
+                  "eta_s": 0.0, "worker_pid": None}
+        if state == "done":
+            values["progress"] = 1.0
+        if frames is not None:
+            values["frames"] = frames
+        if media_deleted:
+            values["media_path"] = None
         with self._tx() as c:
-            c.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, expires_at = ?, updated_at = ?, "
-                      "eta_s = 0, worker_pid = NULL, progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END, "
-                      "frames = COALESCE(?, frames), "
-                      "media_path = CASE WHEN ? THEN NULL ELSE media_path END WHERE id = ?",
-                      (state, error, now, now + ttl_s, now, state, frames, int(media_deleted), job_id))
+            c.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
     def requeue(self, job_id: str, reason: str, refund_attempt: bool = False) -> None:
         """Put a job whose worker stopped back in the queue; ``reason`` stays in ``error`` until it runs.
         ``refund_attempt`` does not count the interrupted run (e.g. a server shutdown)."""
+        values = {"state": "queued", "error": reason, "worker_pid": None, "eta_s": None, "updated_at": time.time()}
+        if refund_attempt:
+            values["attempts"] = case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0)
         with self._tx() as c:
-            c.execute("UPDATE jobs SET state = 'queued', error = ?, worker_pid = NULL, eta_s = NULL, updated_at = ?, "
-                      "attempts = CASE WHEN ? THEN MAX(0, attempts - 1) ELSE attempts END WHERE id = ?",
-                      (reason, time.time(), int(refund_attempt), job_id))
+            c.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
     def clear_media(self, job_id: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET media_path = NULL, updated_at = ? WHERE id = ?", (time.time(), job_id))
+            c.execute(update(jobs).where(jobs.c.id == job_id).values(media_path=None, updated_at=time.time()))
 
     def delete(self, job_id: str) -> bool:
         with self._tx() as c:
-            return c.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+            return c.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount > 0
 
     def expired(self, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ?",
-                                      (now,)).fetchall()
+        with self._read() as c:
+            rows = c.execute(select(jobs).where(jobs.c.expires_at.is_not(None), jobs.c.expires_at < now)).all()
         return [Job.from_row(r) for r in rows]
 
     def recover_running(self, max_attempts: int, ttl_s: float) -> list[tuple[str, str]]:
@@ -226,10 +233,11 @@ class JobStore:
               **detail) -> None:
         """Append an audit record (no images, no client file names)."""
         with self._tx() as c:
-            c.execute("INSERT INTO audit (at, key_id, action, consent, job_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                      (time.time(), key_id, action, consent, job_id, json.dumps(detail) if detail else None))
+            c.execute(insert(audit_table).values(at=time.time(), key_id=key_id, action=action, consent=consent,
+                                                 job_id=job_id, detail=json.dumps(detail) if detail else None))
 
     def audit_log(self, limit: int = 1000) -> list[dict]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [dict(r) for r in rows]
+        with self._read() as c:
+            rows = c.execute(select(audit_table).order_by(audit_table.c.id.desc()).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
+

@@ -85,7 +85,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 key = key or hello.get("api_key")
                 consent = consent or hello.get("consent")
             who = svc.keys.authenticate(key)
-            svc.limiter.check(who)
+            await run_in_threadpool(svc.limiter.check, who)
             consent = check_consent(config, consent)
             analyzer = _make_analyzer(svc, ws.query_params)
         except ServiceError as exc:

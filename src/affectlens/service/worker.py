@@ -1,7 +1,9 @@
 """Video jobs off the request path: one worker *process* per running job, supervised by a thread.
 
 :class:`WorkerPool` (in the server) claims queued jobs from the :class:`JobStore`, starts
-``python -m affectlens.service.worker DB JOB_ID`` for each, and watches the processes. The worker
+``python -m affectlens.service.worker DB JOB_ID`` for each (``DB`` is the database URL, or ``-``
+when the URL holds a password, which then travels in the environment variable
+``AFFECTLENS_DATABASE_URL`` rather than on a command line anyone can list), and watches the processes. The worker
 runs :func:`affectlens.video.session.run_video` and writes progress, ETA and its final state to
 the database itself. When a worker exits without doing so (killed, crashed, out of memory), the
 pool re-queues the job — it resumes from its ``frames.jsonl`` — until ``max_attempts`` runs, then
@@ -24,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from affectlens.service.db import DATABASE_URL_ENV
 from affectlens.service.jobs import Job, JobStore
 
 logger = logging.getLogger("affectlens.service")
@@ -58,7 +61,7 @@ class WorkerPool:
     """Runs queued jobs in worker processes and recovers from their failures.
 
     Args:
-        store: the job store (its file is passed to the workers).
+        store: the job store (its URL is passed to the workers).
         max_workers: jobs running at once.
         max_attempts: runs of a job before a lost worker fails it for good.
         ttl_s: results expire this long after a job ends.
@@ -148,10 +151,10 @@ class WorkerPool:
             if job is None:
                 return
             log = open(self.log_dir / f"{job.id}.log", "ab")
-            cmd = [sys.executable, "-m", "affectlens.service.worker", str(self.store.path), job.id,
-                   "--ttl-s", str(self.ttl_s)]
+            db_arg, env = worker_database_arg(self.store)
+            cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s)]
             try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             except OSError as exc:
                 self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}")
                 continue
@@ -226,6 +229,19 @@ class WorkerPool:
                     drop_media(job)
                     self.store.clear_media(job.id)
         return n
+
+
+def worker_database_arg(store: JobStore) -> tuple[str, dict[str, str] | None]:
+    """The ``DB`` argument of a worker command line and the environment to start it with.
+
+    Returns:
+        ``(url, None)`` (inherit the environment) for a URL without a password, else ``("-", env)``
+        with the URL in ``env[AFFECTLENS_DATABASE_URL]``.
+    """
+    url = store.url.render_as_string(hide_password=False)
+    if not store.url.password:
+        return url, None
+    return "-", {**os.environ, DATABASE_URL_ENV: url}
 
 
 def delete_job_files(job: Job, log_dir: str | Path | None = None) -> None:
@@ -307,13 +323,17 @@ def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m affectlens.service.worker", description="run one video job")
-    p.add_argument("db", help="SQLite database file of the service")
+    p.add_argument("db", help=f"the service database: a SQLAlchemy URL, a SQLite file, or '-' for the URL in "
+                              f"${DATABASE_URL_ENV}")
     p.add_argument("job_id")
     p.add_argument("--ttl-s", type=float, default=86400.0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    store = JobStore(args.db)
+    db = os.environ.get(DATABASE_URL_ENV, "") if args.db == "-" else args.db
+    if not db:
+        p.error(f"DB is '-' but ${DATABASE_URL_ENV} is empty")
+    store = JobStore(db)
     try:
         return run_job(store, args.job_id, args.ttl_s)
     finally:
