@@ -290,9 +290,14 @@ def test_worker_process_opens_the_database_by_url(tmp_path, request):
 
 
 # ---------------------------------------------------------------------- two live servers, one database
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_servers_on_one_database_share_a_rate_limit(tmp_path, request, backend):
-    """Requests of one key split across two servers: 429 once their total passes the key's limit."""
+@pytest.mark.parametrize("backend, store, expect", [
+    ("sqlite", "database", [404] * 5 + [429] * 3),  # 3 + 2 passed, then both refuse
+    ("postgresql", "database", [404] * 5 + [429] * 3),
+    ("sqlite", "memory", [404] * 8),  # per-process limiters: each server sees 4, under its own 5
+])
+def test_two_servers_on_one_database_share_a_rate_limit(tmp_path, request, backend, store, expect):
+    """Requests of one key split across two servers: 429 once their total passes the key's limit
+    (with the default database limiter; ``rate_limit_store = "memory"`` counts per process)."""
     pytest.importorskip("fastapi")
     httpx = pytest.importorskip("httpx")
     from affectlens.service.app import create_app
@@ -304,10 +309,11 @@ def test_two_servers_on_one_database_share_a_rate_limit(tmp_path, request, backe
     keys = tmp_path / "keys.txt"
     key = add_api_key(keys, "limited", rate_per_minute=5)
     apps = [create_app(ServiceConfig(data_dir=tmp_path / f"server{i}", database_url=url, api_key_file=keys,
-                                     cleanup_interval_s=3600)) for i in range(2)]
+                                     cleanup_interval_s=3600, rate_limit_store=store)) for i in range(2)]
     with LiveServer(apps[0]) as a, LiveServer(apps[1]) as b:
         answers = [httpx.get(f"{srv.url}/v1/jobs/none", headers={"X-API-Key": key}, timeout=30)
                    for srv in (a, b, a, b, a, b, a, b)]
-    assert [r.status_code for r in answers] == [404] * 5 + [429] * 3  # 3 + 2 passed, then both refuse
-    refused = answers[-1]
-    assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
+    assert [r.status_code for r in answers] == expect
+    if store == "database":
+        refused = answers[-1]
+        assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
