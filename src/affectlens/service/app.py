@@ -45,12 +45,12 @@ from affectlens.service.worker import JOB_DEFAULTS, JOB_OPTIONS, VIDEO_OPTION_KE
 logger = logging.getLogger("affectlens.service")
 
 _ERRORS = {s: {"model": ErrorResponse, "description": d} for s, d in (
-    (401, "missing or invalid API key"), (403, "no valid consent declaration"), (413, "upload too large"),
-    (415, "not an image/video format"), (422, "undecodable content or invalid option"),
-    (429, "rate limit reached"), (503, "overloaded or starting"))}
+    (400, "malformed multipart body or no part named 'file'"), (401, "missing or invalid API key"),
+    (403, "no valid consent declaration"), (413, "upload too large"), (415, "not an image/video format"),
+    (422, "undecodable content or invalid option"), (429, "rate limit reached"), (503, "overloaded or starting"))}
 _JOB_ERRORS = {s: {"model": ErrorResponse, "description": d} for s, d in (
     (401, "missing or invalid API key"), (404, "no such job for this key"), (409, "job not done"),
-    (429, "rate limit reached"))}
+    (422, "invalid query parameter"), (429, "rate limit reached"))}
 
 
 def _upload_body(what: str, fields: dict[str, dict]) -> dict:
@@ -347,6 +347,15 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     video_fields["blur_faces"]["description"] = "blur faces in the annotated video (default true)"
     video_fields["detect_every"]["description"] = "run the detector on every k-th analysed frame, track between"
     video_fields["retain"] = {"type": "boolean", "description": "keep the upload after the job (default false)"}
+    from affectlens.video.analyzer import SMOOTHERS
+
+    # the limits _job_options enforces (422 invalid_option), so that clients and fuzzers see them
+    for k in ("every", "detect_every", "window"):
+        video_fields[k]["minimum"] = 1
+    video_fields["window"]["maximum"] = 300
+    for k in ("fps", "interval_s"):
+        video_fields[k]["exclusiveMinimum"] = 0
+    video_fields["smooth"]["enum"] = list(SMOOTHERS)
 
     @app.post("/v1/videos", status_code=202, response_model=JobStatus, responses=_ERRORS, tags=["jobs"],
               openapi_extra=_upload_body("the video (mp4, mov, mkv, webm, avi, ...)", video_fields),
@@ -403,7 +412,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def get_job(job_id: str, who: Principal = Depends(authenticate)):
         return job_status(_own_job(job_id, who))
 
-    @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, responses=_JOB_ERRORS, tags=["jobs"],
+    @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, tags=["jobs"],
+             responses={**_JOB_ERRORS, 200: {"description": "JSON (format=json) or CSV (format=csv)",
+                                             "content": {"text/csv": {"schema": {"type": "string"}}}}},
              summary="Per-frame results, intervals and summary (JSON), or frames/intervals as CSV")
     async def get_results(job_id: str, who: Principal = Depends(authenticate),
                           format: str = Query("json", pattern="^(json|csv)$"),
@@ -416,13 +427,17 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             return FileResponse(out / name, media_type="text/csv", filename=f"{job_id}-{name}")
         return await run_in_threadpool(_results_json, job)
 
-    @app.get("/v1/jobs/{job_id}/report", response_class=Response, responses=_JOB_ERRORS, tags=["jobs"],
+    @app.get("/v1/jobs/{job_id}/report", response_class=Response, tags=["jobs"],
+             responses={**_JOB_ERRORS, 200: {"description": "HTML report",
+                                             "content": {"text/html": {"schema": {"type": "string"}}}}},
              summary="The self-contained HTML report of a video job")
     async def get_report(job_id: str, who: Principal = Depends(authenticate)):
         job = _done_job(job_id, who)
         return FileResponse(Path(job.out_dir) / "report.html", media_type="text/html")
 
-    @app.get("/v1/jobs/{job_id}/annotated", response_class=Response, responses=_JOB_ERRORS, tags=["jobs"],
+    @app.get("/v1/jobs/{job_id}/annotated", response_class=Response, tags=["jobs"],
+             responses={**_JOB_ERRORS, 200: {"description": "MP4 video", "content": {
+                 "video/mp4": {"schema": {"type": "string", "format": "binary"}}}}},
              summary="The annotated video (MP4) of a job submitted with annotate=true")
     async def get_annotated(job_id: str, who: Principal = Depends(authenticate)):
         job = _done_job(job_id, who)
@@ -505,7 +520,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
-        return reply(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allowed}  # Starlette's names the path's first route only
+        return reply(exc.status_code, code, str(exc.detail), headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the request's path accepts (the ``Allow`` header of a 405)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
