@@ -246,3 +246,22 @@ def test_serve_new_key_and_open_mode_refusal(tmp_path, capsys):
     assert key.startswith("al_") and read_key_file(keys)[0].sha256 == hash_key(key)
     assert main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")]) == 2
     assert "open mode" in capsys.readouterr().err
+
+
+def test_an_unhandled_exception_is_a_json_500_without_a_traceback(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from affectlens.service.app import create_app
+
+    app = create_app(ServiceConfig(data_dir=tmp_path, cleanup_interval_s=3600))
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret detail /etc/passwd")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.headers["content-type"].startswith("application/json")
+    body = r.json()["error"]
+    assert body["code"] == "internal_error" and "RuntimeError" in body["message"]
+    assert "secret detail" not in body["message"] and "Traceback" not in r.text

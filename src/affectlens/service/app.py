@@ -525,6 +525,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers = {**(headers or {}), "Allow": allowed}  # Starlette's names the path's first route only
         return reply(exc.status_code, code, str(exc.detail), headers)
 
+    @app.exception_handler(Exception)
+    async def _internal(request, exc: Exception):
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return reply(500, "internal_error", f"internal error ({type(exc).__name__}); the server log has details")
+
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route of the request's path accepts (the ``Allow`` header of a 405)."""
@@ -535,8 +540,3 @@ def _allowed_methods(request: Request) -> str:
         if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods
     return ", ".join(sorted(methods))
-
-    @app.exception_handler(Exception)
-    async def _internal(request, exc: Exception):
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return reply(500, "internal_error", f"internal error ({type(exc).__name__}); the server log has details")
