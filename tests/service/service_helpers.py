@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import uvicorn
 
@@ -42,3 +44,28 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR records of the service and uvicorn (unhandled exceptions end up there)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextmanager
+def captured_errors():
+    """``with captured_errors() as errors:`` — ERROR records of the service and uvicorn while inside."""
+    errors = ErrorLog()
+    loggers = [logging.getLogger(n) for n in ("affectlens.service", "uvicorn.error", "uvicorn.asgi")]
+    for lg in loggers:
+        lg.addHandler(errors)
+    try:
+        yield errors
+    finally:
+        for lg in loggers:
+            lg.removeHandler(errors)

@@ -20,7 +20,7 @@ from affectlens.service.jobs import JobStore  # noqa: E402
 from affectlens.service.ratelimit import DatabaseRateLimiter  # noqa: E402
 from affectlens.service.security import Principal, ServiceError  # noqa: E402
 from affectlens.service.worker import WorkerPool, worker_database_arg  # noqa: E402
-from pg_helpers import postgres_url  # noqa: E402,F401 - a fixture
+from pg_helpers import postgres_url  # noqa: E402,F401 (a fixture)
 
 BACKENDS = ["sqlite-path", "sqlite-url", "postgresql"]
 

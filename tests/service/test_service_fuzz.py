@@ -9,7 +9,6 @@ shape, and the server must still answer ``/healthz`` afterwards.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 import struct
@@ -26,23 +25,12 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig, add_api_key  # noqa: E402
 from conftest import IMAGES, VIDEOS, need  # noqa: E402
-from service_helpers import LiveServer  # noqa: E402
+from service_helpers import LiveServer, captured_errors  # noqa: E402
 
 SEED = 20240605
 CONSENT = {"X-Consent": "research-protocol"}
 #: statuses a client error may get (the app never answers 5xx except 503 overloaded)
 CLIENT_ERRORS = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503}
-
-
-class _Errors(logging.Handler):
-    """Collects ERROR records of the service and uvicorn (unhandled exceptions end up there)."""
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +40,11 @@ def live(tmp_path_factory):
     key = add_api_key(keys, "fuzzer")
     config = ServiceConfig(data_dir=data, api_key_file=keys, max_image_mb=1.0, max_upload_mb=2.0,
                            rate_limit_per_minute=0, cleanup_interval_s=3600)
-    errors = _Errors()
-    loggers = [logging.getLogger(n) for n in ("affectlens.service", "uvicorn.error", "uvicorn.asgi")]
-    for lg in loggers:
-        lg.addHandler(errors)
-    try:
-        with LiveServer(create_app(config)) as srv:
-            srv.key, srv.errors = key, errors
-            srv.http = httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=60)
-            yield srv
-            srv.http.close()
-    finally:
-        for lg in loggers:
-            lg.removeHandler(errors)
+    with captured_errors() as errors, LiveServer(create_app(config)) as srv:
+        srv.key, srv.errors = key, errors
+        srv.http = httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=60)
+        yield srv
+        srv.http.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ example database. ``tests/service/test_service_fuzz.py`` covers what the schema 
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import time
@@ -43,7 +42,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
 from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig, add_api_key  # noqa: E402
 from conftest import IMAGES, VIDEOS, need  # noqa: E402
-from service_helpers import LiveServer  # noqa: E402
+from service_helpers import LiveServer, captured_errors  # noqa: E402
 
 SEED = 20240611
 CONSENT = "subject-consented"
@@ -55,17 +54,6 @@ JOB_ROUTES = ("GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/results", "GET /v1
               "GET /v1/jobs/{job_id}/annotated")
 #: every operation of the schema; a new endpoint must be added here (test_schema_lists_every_operation)
 OPERATIONS = (*UPLOADS, *JOB_ROUTES, "DELETE /v1/jobs/{job_id}", "GET /healthz", "GET /metrics")
-
-
-class _Errors(logging.Handler):
-    """Collects ERROR records of the service and uvicorn (unhandled exceptions end up there)."""
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,18 +71,10 @@ def live(tmp_path_factory):
     key = add_api_key(keys, "schemathesis")
     config = ServiceConfig(data_dir=data, api_key_file=keys, max_image_mb=1.0, max_upload_mb=2.0,
                            rate_limit_per_minute=0, cleanup_interval_s=3600)
-    errors = _Errors()
-    loggers = [logging.getLogger(n) for n in ("affectlens.service", "uvicorn.error", "uvicorn.asgi")]
-    for lg in loggers:
-        lg.addHandler(errors)
-    try:
-        with LiveServer(create_app(config)) as srv:
-            srv.key, srv.errors = key, errors
-            srv.auth = {"X-API-Key": key}
-            yield srv
-    finally:
-        for lg in loggers:
-            lg.removeHandler(errors)
+    with captured_errors() as errors, LiveServer(create_app(config)) as srv:
+        srv.key, srv.errors = key, errors
+        srv.auth = {"X-API-Key": key}
+        yield srv
 
 
 @pytest.fixture(scope="module")
