@@ -390,6 +390,14 @@ def test_stream_hello_message_and_refusals(live):
 
 # ---------------------------------------------------------------------- metrics (last: counts the above)
 def test_metrics_expose_requests_latency_faces_and_queue(live):
+    # requests of its own (a sample photo from an installed wheel), so that it does not depend on
+    # the tests above, which skip without ../shared
+    from affectlens.samples import sample_images
+
+    photo = sample_images()[0].read_bytes()
+    assert live.http.post("/v1/images:analyze", content=photo, headers=CONSENT).status_code == 200
+    assert live.http.post("/v1/images:analyze", content=photo).status_code == 403
+    assert live.http.get("/v1/jobs/nope").status_code == 404
     text = httpx.get(live.url + "/metrics").text
     assert 'affectlens_http_requests_total{method="POST",route="/v1/images:analyze",status="200"}' in text
     assert 'affectlens_http_requests_total{method="POST",route="/v1/images:analyze",status="403"}' in text
