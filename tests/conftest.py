@@ -15,6 +15,26 @@ VIDEOS = SHARED / "media" / "videos"
 FER2013 = SHARED / "fer2013"
 
 
+def write_face_folder(root: Path, images, labels, per_class: int, sub: str = "") -> dict:
+    """``root/sub/<emotion>/<i>.png`` for the first ``per_class`` faces of each class; returns
+    relative path → (image, emotion)."""
+    import cv2
+    import numpy as np
+
+    from affectlens.labels import EMOTIONS
+
+    written = {}
+    for c, name in enumerate(EMOTIONS):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        folder = root / sub / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in idx:
+            path = folder / f"{i}.png"
+            cv2.imwrite(str(path), images[i])
+            written[str(path.relative_to(root))] = (images[i], name)
+    return written
+
+
 def need(path: Path) -> Path:
     """Skip the test when a shared data file is absent (e.g. a clone without ../shared)."""
     if not path.exists():

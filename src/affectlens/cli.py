@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)")
-    tr.add_argument("--config", required=True, help="TOML config (see configs/)")
+    tr.add_argument("--config", default=None,
+                    help="TOML config (see configs/); without it the defaults, changed with --set")
     tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     tr.set_defaults(func=cmd_train)

@@ -18,13 +18,18 @@ class TrainConfig:
 
     Attributes:
         name: model name, also the ONNX/spec file stem.
-        dataset: ``"fer2013"`` (hard labels) or ``"ferplus"`` (annotator vote distributions as
-            soft targets; 8 classes with contempt; fer2013new.csv beside the CSV).
-        data: FER-2013 CSV or its folder.
+        dataset: ``"fer2013"`` (hard labels), ``"ferplus"`` (annotator vote distributions as
+            soft targets; 8 classes with contempt; fer2013new.csv beside the CSV) or
+            ``"folder"`` (face crops in class folders, any labels; see
+            :mod:`affectlens.datasets.image_folder`).
+        data: FER-2013 CSV or its folder, or the image folder.
         arch: architecture name (see :func:`affectlens.training.nets.available_nets`).
         input_size: square input side in pixels (FER-2013 faces are 48).
         epochs / batch_size / lr / weight_decay / warmup_epochs: SGD-Nesterov with cosine decay.
         label_smoothing: cross-entropy label smoothing.
+        class_weights: loss weight per class: ``"none"``, ``"balanced"`` (inverse class
+            frequency, normalised to mean 1) or ``"sqrt"`` (its square root, milder); helps
+            rare classes such as disgust at some cost in overall accuracy.
         bf16: bf16 autocast on CPU (fast on AMX for dense convolutions).
         threads: torch intra-op threads (0 = torch's default).
         seed: RNG seed for weights, shuffling and augmentation.
@@ -48,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
+    class_weights: str = "none"
     dropout: float = 0.3
     bf16: bool = True
     threads: int = 0
@@ -105,7 +111,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not hasattr(target, attr):
             raise ValueError(f"override {item!r}: unknown option {key!r}")
         setattr(target, attr, _coerce(value, getattr(target, attr)))
+    _validate(cfg, path)
     return cfg
+
+
+_CHOICES = {"dataset": ("fer2013", "ferplus", "folder"), "class_weights": ("none", "balanced", "sqrt")}
+
+
+def _validate(cfg: TrainConfig, source) -> None:
+    where = f"{source}: " if source else ""
+    for key, allowed in _CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ValueError(f"{where}{key} must be one of {', '.join(allowed)}; got {getattr(cfg, key)!r}")
+    for key in ("epochs", "batch_size", "input_size"):
+        if int(getattr(cfg, key)) <= 0:
+            raise ValueError(f"{where}{key} must be positive; got {getattr(cfg, key)!r}")
+    if not 0.0 <= cfg.distill_alpha <= 1.0:
+        raise ValueError(f"{where}distill_alpha must be in [0, 1]; got {cfg.distill_alpha!r}")
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -1,5 +1,6 @@
-"""Training data for :func:`affectlens.training.train.train`: FER-2013 (hard labels) or FER+
-(annotator vote distributions as soft targets, majority labels for scoring)."""
+"""Training data for :func:`affectlens.training.train.train`: FER-2013 (hard labels), FER+
+(annotator vote distributions as soft targets, majority labels for scoring) or face crops in
+class folders (hard labels, any label set)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class TrainData:
     metric_prefix: str
 
 
-def load_training_data(dataset: str, path: str) -> TrainData:
-    """``dataset`` is ``"fer2013"`` or ``"ferplus"``.
+def load_training_data(dataset: str, path: str, input_size: int = 48) -> TrainData:
+    """``dataset`` is ``"fer2013"``, ``"ferplus"`` or ``"folder"`` (see
+    :mod:`affectlens.datasets.image_folder`; crops resized to ``input_size``).
 
     Raises:
         ValueError: unknown dataset.
@@ -63,4 +65,10 @@ def load_training_data(dataset: str, path: str) -> TrainData:
             splits[name] = Split(s.images, remap[s.labels].astype(np.int64),
                                  (votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)).astype(np.float32))
         return TrainData("FER+", FERPLUS_MODEL_LABELS, splits, "ferplus")
-    raise ValueError(f"unknown dataset {dataset!r}; expected 'fer2013' or 'ferplus'")
+    if dataset == "folder":
+        from affectlens.datasets.image_folder import load_image_folder
+
+        ds = load_image_folder(path, size=input_size)
+        return TrainData(f"image folder {path}", ds.labels,
+                         {k: Split(v.images, v.labels) for k, v in ds.splits.items()}, "folder")
+    raise ValueError(f"unknown dataset {dataset!r}; expected 'fer2013', 'ferplus' or 'folder'")

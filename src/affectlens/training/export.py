@@ -47,7 +47,7 @@ def finalize(cfg: TrainConfig, data=None) -> dict:
     with the exported file through ONNX Runtime; writes and returns ``metrics.json``."""
     from affectlens.training.data import load_training_data
 
-    data = data or load_training_data(cfg.dataset, cfg.data)
+    data = data or load_training_data(cfg.dataset, cfg.data, cfg.input_size)
     teacher = getattr(cfg, "teacher", "")
     best = torch.load(Path(cfg.out_dir) / "best.pt", weights_only=False)
     net = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
@@ -59,13 +59,15 @@ def finalize(cfg: TrainConfig, data=None) -> dict:
                          + "); model selected on PublicTest"),
                 "arch": cfg.arch, "epochs": cfg.epochs, "best_epoch": int(best["epoch"]) + 1,
                 "command": f"affectlens train --config <config> (resolved config: {cfg.out_dir}/config.json)"}
+    licence = None if cfg.dataset != "folder" else (
+        f"weights trained on {cfg.data}: the terms of that data apply (AffectLens code: MIT)")
     return export_and_score(net, cfg.name, Path(cfg.out_dir), data, best["mean"], best["std"], cfg.input_size,
-                            training, "VGG-style CNN on 48x48 grayscale aligned faces, mirror TTA and temperature "
-                            "folded in.")
+                            training, f"{cfg.arch} CNN on {cfg.input_size}x{cfg.input_size} grayscale aligned faces, "
+                            "mirror TTA and temperature folded in.", licence)
 
 
 def export_and_score(net: nn.Module, name: str, out: Path, data, mean: float, std: float, input_size: int,
-                     training: dict, description: str) -> dict:
+                     training: dict, description: str, licence: str | None = None) -> dict:
     """Fit the temperature of ``net`` (mirror TTA) on PublicTest, export ``out/name.onnx`` with its
     spec, score the exported file on the test splits; writes and returns ``metrics.json``."""
     from affectlens.alignment import FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
@@ -85,7 +87,7 @@ def export_and_score(net: nn.Module, name: str, out: Path, data, mean: float, st
                         mean=(mean,), std=(std,)),
         alignment=AlignmentSpec(points_norm=FER2013_TEMPLATE, source=FER2013_TEMPLATE_SOURCE),
         temperature=temperature, tta=("hflip",), training=training,
-        license="MIT (weights trained by the AffectLens authors on FER-2013; see MODEL_CARD.md for data terms)",
+        license=licence or "MIT (weights trained by the AffectLens authors on FER-2013; see MODEL_CARD.md for data terms)",
         description=description,
     )
     metrics = score_onnx(spec, onnx_path, data)
@@ -108,7 +110,7 @@ def score_onnx(spec: ModelSpec, onnx_path: Path, data) -> dict:
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = {}
     for split, suffix in (("PublicTest", "public_test"), ("PrivateTest", "private_test")):
-        if split not in data.splits:
+        if split not in data.splits or len(data.splits[split].labels) == 0:
             continue
         s = data.splits[split]
         x = s.images.astype(np.float32)[:, None] * spec.input.scale

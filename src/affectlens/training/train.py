@@ -67,6 +67,25 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp())
 
 
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor | None:
+    """Per-class loss weights, mean 1 over the classes present: ``"none"`` → ``None``,
+    ``"balanced"`` → inverse frequency, ``"sqrt"`` → its square root. Absent classes get 0.
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+    if mode == "none":
+        return None
+    if mode not in ("balanced", "sqrt"):
+        raise ValueError(f"class_weights must be 'none', 'balanced' or 'sqrt', got {mode!r}")
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    w = w / w[counts > 0].mean()
+    return torch.tensor(w, dtype=torch.float32)
+
+
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -84,7 +103,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    data = load_training_data(cfg.dataset, cfg.data)
+    data = load_training_data(cfg.dataset, cfg.data, cfg.input_size)
     train_split = data.splits["Training"]
     x_train = _to_tensor(train_split.images, cfg.input_size)
     y_train = torch.from_numpy(train_split.labels)
@@ -100,6 +119,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     x_val = _to_tensor(data.splits["PublicTest"].images, cfg.input_size)
     y_val = torch.from_numpy(data.splits["PublicTest"].labels)
     mean, std = float(x_train.mean()), float(x_train.std())
+    weight = class_weights(train_split.labels, len(data.labels), cfg.class_weights)
+    if weight is not None:
+        logger.info("class weights (%s): %s", cfg.class_weights,
+                    ", ".join(f"{n} {w:.2f}" for n, w in zip(data.labels, weight.tolist())))
 
     model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
     decay, no_decay = [], []
@@ -140,7 +163,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
             target = yb if t_train is None else t_train[idx]  # soft targets: annotators' vote distribution
-            loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
