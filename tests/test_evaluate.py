@@ -1,7 +1,9 @@
-"""The shipped model reaches the accuracy its spec states, scored on the whole PrivateTest split."""
+"""Scoring: the shipped models reach the figures their specs state (whole PrivateTest split);
+reports, plots and face-folder evaluation."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from affectlens.evaluate import evaluate_fer2013, format_report
@@ -68,3 +70,41 @@ def test_every_shipped_model_reaches_the_figures_its_spec_states(name):
         r = evaluate_ferplus(clf, need(FER2013), "PrivateTest")
         assert r["n"] == metrics["ferplus_private_test"]["n"]
         assert r["accuracy"] >= metrics["ferplus_private_test"]["accuracy"] - 1e-3
+
+
+def test_folder_scores_match_the_same_faces_scored_as_fer2013(classifier, tmp_path):
+    from affectlens.datasets import load_fer2013
+    from affectlens.evaluate import evaluate_folder, fer2013_probs
+    from conftest import write_face_folder
+
+    split = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
+    written = write_face_folder(tmp_path, split.images, split.labels, per_class=25)
+    report = evaluate_folder(classifier, str(tmp_path), "all")
+    assert report["n"] == len(written) == 7 * 25 and report["skipped_files"] == []
+    images = np.stack([img for img, _ in written.values()])
+    true = np.array([EMOTIONS.index(name) for _, name in written.values()])
+    expected = float((fer2013_probs(classifier, images).argmax(1) == true).mean())
+    assert report["accuracy"] == pytest.approx(expected, abs=1e-9)
+    assert 0.45 < report["accuracy"] < 0.95
+
+
+def test_cli_evaluates_a_folder_and_refuses_labels_the_model_lacks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from affectlens.datasets import load_fer2013
+    from conftest import write_face_folder
+
+    split = load_fer2013(need(FER2013), ("PublicTest",))["PublicTest"]
+    write_face_folder(tmp_path / "ok", split.images, split.labels, per_class=6)
+    cmd = [sys.executable, "-m", "affectlens", "evaluate"]
+    proc = subprocess.run(cmd + ["--folder", str(tmp_path / "ok"), "--split", "all", "--json", "-"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n"] == 42
+    (tmp_path / "ok" / "yawn").mkdir()
+    (tmp_path / "ok" / "yawn" / "a.png").write_bytes((tmp_path / "ok" / "happy").glob("*.png").__next__().read_bytes())
+    proc = subprocess.run(cmd + ["--folder", str(tmp_path / "ok"), "--split", "all"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "['yawn'] are not among" in proc.stderr and "Traceback" not in proc.stderr

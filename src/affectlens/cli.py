@@ -108,10 +108,14 @@ def cmd_image(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, format_report, public, write_plots
+    from affectlens.evaluate import evaluate_fer2013, evaluate_folder, evaluate_ferplus, format_report, public, write_plots
 
     try:
-        if args.ferplus:
+        if args.folder:
+            report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads)
+        elif args.split == "all":
+            return _die("--split all is for --folder; FER-2013 is scored per split")
+        elif args.ferplus:
             report = evaluate_ferplus(args.model, args.data, args.split, threads=args.threads)
         else:
             report = evaluate_fer2013(args.model, args.data, args.split, threads=args.threads)
@@ -232,9 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
-    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013")
+    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+ or your own face folders")
     ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
-    ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
+    ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest", "all"])
+    ev.add_argument("--folder", metavar="DIR",
+                    help="score on face crops in class folders (DIR/<label>/*.jpg or DIR/train|val|test/<label>/)")
     ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
     ev.add_argument("--ferplus", action="store_true",
                     help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")

@@ -1,4 +1,4 @@
-"""Scoring an emotion model on FER-2013's labelled splits."""
+"""Scoring an emotion model on FER-2013's or FER+'s labelled splits, or on face crops in class folders."""
 
 from __future__ import annotations
 
@@ -131,6 +131,50 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     return report
 
 
+def evaluate_folder(model=None, folder: str = "faces", split: str = "PrivateTest", threads: int = 0) -> dict:
+    """Scores on face crops in class folders (:mod:`affectlens.datasets.image_folder`).
+
+    Args:
+        folder: the data set folder; its label folders must be among the model's labels.
+        split: ``Training``, ``PublicTest``, ``PrivateTest`` (the layout's test part) or
+            ``all`` (every readable image, for a folder the model never trained on).
+
+    Raises:
+        DatasetError: folder missing, unreadable, labels unknown to the model, empty split.
+        ModelLoadError: the model cannot be loaded.
+    """
+    from affectlens.datasets.image_folder import load_image_folder
+    from affectlens.errors import DatasetError
+
+    clf = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model, threads=threads, batch_size=256)
+    h, w = clf.crop_size_hw
+    if h != w:
+        raise ModelLoadError(f"{clf.spec.model_path}: non-square input {h}x{w} is not supported for folders")
+    try:
+        ds = load_image_folder(folder, size=h, labels=clf.labels)
+    except DatasetError as exc:
+        raise DatasetError(f"{exc} (model {clf.spec.name} knows {list(clf.labels)})") from None
+    parts = list(ds.splits.values()) if split == "all" else [ds.splits[split]] if split in ds.splits else None
+    if parts is None:
+        raise DatasetError(f"{folder}: unknown split {split!r}; expected Training, PublicTest, PrivateTest or all")
+    images = np.concatenate([p.images for p in parts])
+    true = np.concatenate([p.labels for p in parts])
+    if len(true) == 0:
+        raise DatasetError(f"{folder}: no images in split {split} (use --split all for a folder without a test part)")
+    t0 = time.perf_counter()
+    probs = clf.classify_crops(images)
+    seconds = time.perf_counter() - t0
+    report = classification_report(probs, true, clf.labels)
+    report["_probs"], report["_true"] = probs, true
+    report.update({
+        "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": f"folder {folder}",
+        "split": split, "ece": expected_calibration_error(probs, true), "seconds": round(seconds, 3),
+        "faces_per_second": round(len(true) / max(seconds, 1e-9), 1),
+        "skipped_files": [{"path": p, "error": e} for p, e in ds.skipped],
+    })
+    return report
+
+
 def write_plots(report: dict, out_dir: str) -> dict[str, str]:
     """Confusion matrix and reliability diagram PNGs for a report from this module."""
     from pathlib import Path
@@ -138,7 +182,8 @@ def write_plots(report: dict, out_dir: str) -> dict[str, str]:
     from affectlens.plots import confusion_png, reliability_png
 
     out = Path(out_dir)
-    stem = f"{report['model']}-{report['dataset'].replace('+', 'plus').lower().replace('-', '')}-{report['split']}"
+    dataset = "folder" if report["dataset"].startswith("folder ") else report["dataset"]
+    stem = f"{report['model']}-{dataset.replace('+', 'plus').lower().replace('-', '')}-{report['split']}"
     title = f"{report['model']} on {report['dataset']} {report['split']}: accuracy {report['accuracy']:.2%}"
     files = {"confusion_png": str(confusion_png(out / f"{stem}-confusion.png", report["confusion_matrix"],
                                                 report["labels"], title)),
