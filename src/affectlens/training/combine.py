@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import ModelLoadError
-from affectlens.models.spec import ModelSpec, load_spec, sha256_of
+from affectlens.models.spec import ModelSpec, sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +34,19 @@ _EPS = 1e-12
 
 
 def load_member(path: str | Path) -> tuple[ModelSpec, "object"]:
-    """A member's spec and ONNX model, checked against the spec's sha256.
+    """A member's spec and ONNX model (a shipped name or an ``.onnx`` / spec path), checked
+    against the spec's sha256.
 
     Raises:
         ModelLoadError: the file or its spec is missing, damaged or does not output probabilities.
     """
     import onnx
 
-    path = Path(path)
-    spec = load_spec(path.with_suffix(".json"))
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: model file not found")
-    if sha256_of(path) != spec.sha256:
-        raise ModelLoadError(f"{path}: sha256 does not match its spec (a different or damaged file)")
+    from affectlens.models.registry import resolve_spec
+    from affectlens.models.spec import verify_model_file
+
+    spec = resolve_spec(path)
+    path = verify_model_file(spec)
     if spec.output_kind != "probabilities":
         raise ModelLoadError(f"{path}: output kind {spec.output_kind!r}; only probability outputs can be combined")
     return spec, onnx.load(str(path))

@@ -27,14 +27,11 @@ def teacher_probabilities(teacher: str | Path, images: np.ndarray, labels: tuple
     """
     import onnxruntime as ort
 
-    from affectlens.models.spec import load_spec, sha256_of
+    from affectlens.models.registry import resolve_spec
+    from affectlens.models.spec import verify_model_file
 
-    path = Path(teacher)
-    spec = load_spec(path.with_suffix(".json"))
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: teacher model not found")
-    if sha256_of(path) != spec.sha256:
-        raise ModelLoadError(f"{path}: sha256 does not match its spec (a different or damaged file)")
+    spec = resolve_spec(teacher)
+    path = verify_model_file(spec)
     if tuple(spec.labels) != tuple(labels):
         raise ModelLoadError(f"{path}: teacher labels {list(spec.labels)} differ from the data's {list(labels)}")
     cache = Path(cache_dir) / "teacher_probs.npz"
