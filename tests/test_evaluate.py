@@ -29,9 +29,31 @@ def test_report_contents(private_report):
     assert sum(map(sum, r["confusion_matrix"])) == 3589
     assert [sum(row) for row in r["confusion_matrix"]] == [491, 55, 528, 879, 626, 594, 416]
     assert 0 < r["macro_f1"] <= r["accuracy"] + 0.1
-    assert 0 <= r["ece"] < 0.1
+    assert 0 <= r["ece"] <= 0.03  # the calibration target, after the folded-in temperature
+    assert r["ece_before_temperature"] >= 0 and r["temperature"] == r["temperature"] > 0
+    ours = [row for row in r["comparison"] if row["ours"]]
+    assert len(ours) == 1 and ours[0]["accuracy_pct"] == round(100 * r["accuracy"], 2)
+    accs = [row["accuracy_pct"] for row in r["comparison"]]
+    assert accs == sorted(accs, reverse=True) and len(accs) >= 6
     text = format_report(r)
     assert "PrivateTest" in text and "disgust" in text
+    assert "against published FER-2013 results" in text and "Residual Masking Network" in text
+    assert "before temperature" in text
+
+
+def test_uncalibrated_undoes_a_folded_temperature_exactly():
+    from affectlens.evaluate import uncalibrated
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, (50, 7))
+
+    def softmax(x):
+        e = np.exp(x - x.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    for t in (0.5, 1.0, 1.7):
+        np.testing.assert_allclose(uncalibrated(softmax(z / t), t), softmax(z), atol=1e-5)  # log clamp at 1e-12
+    assert not np.allclose(uncalibrated(softmax(z / 1.7), 1.0), softmax(z))
 
 
 def test_ferplus_report(classifier):
@@ -40,6 +62,8 @@ def test_ferplus_report(classifier):
     r = evaluate_ferplus(classifier, need(FER2013), "PrivateTest")
     assert "7 of 8 classes" in r["protocol"] and "contempt" in r["protocol"]
     assert r["accuracy"] > 0.65 and 0 < r["kl_divergence"] < 2
+    assert r["comparison"][0]["accuracy_pct"] >= r["comparison"][-1]["accuracy_pct"]
+    assert any("Barsoum" in row["model"] for row in r["comparison"])
 
 
 def test_plots_are_written(private_report, tmp_path):
@@ -86,6 +110,7 @@ def test_folder_scores_match_the_same_faces_scored_as_fer2013(classifier, tmp_pa
     expected = float((fer2013_probs(classifier, images).argmax(1) == true).mean())
     assert report["accuracy"] == pytest.approx(expected, abs=1e-9)
     assert 0.45 < report["accuracy"] < 0.95
+    assert report["comparison"] == [] and "against published" not in format_report(report)
 
 
 def test_cli_evaluates_a_folder_and_refuses_labels_the_model_lacks(tmp_path):

