@@ -32,6 +32,7 @@ def folder(tmp_path_factory):
 def test_training_resumes_exports_and_scores(folder, tmp_path):
     cfg = TrainConfig(name="tiny", dataset="folder", data=str(folder), epochs=1, batch_size=32, lr=0.02,
                       bf16=False, threads=2, class_weights="sqrt", out_dir=str(tmp_path / "run"))
+    cfg.augment.mixup_alpha, cfg.augment.cutmix_alpha = 0.2, 1.0  # soft mixed targets with class weights
     train(cfg)
     first = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["epoch"] for r in first] == [1]
@@ -41,7 +42,8 @@ def test_training_resumes_exports_and_scores(folder, tmp_path):
     assert [r["epoch"] for r in history] == [1, 2] and history[0] == first[0]
     for f in ("best.pt", "last.pt", "config.json", "metrics.json", "tiny.onnx", "tiny.json"):
         assert (tmp_path / "run" / f).is_file(), f
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["class_weights"] == "sqrt"
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resolved["class_weights"] == "sqrt" and resolved["augment"]["cutmix_alpha"] == 1.0
     pub = metrics["folder_public_test"]
     assert pub["n"] > 0 and 0.0 <= pub["accuracy"] <= 1.0 and pub["ece"] >= 0
     spec = json.loads((tmp_path / "run" / "tiny.json").read_text())
@@ -65,6 +67,8 @@ def test_class_weights_favour_rare_classes():
     ("epochs=0", "epochs must be positive"),
     ("lr=fast", "could not convert"),
     ("colour=1", "unknown option"),
+    ("augment.mix_prob=1.5", "mix_prob must be in"),
+    ("augment.cutmix_alpha=-1", "cutmix_alpha must be >= 0"),
 ])
 def test_bad_settings_are_refused_before_training(override, message):
     with pytest.raises(ValueError, match=message):

@@ -128,6 +128,11 @@ def _validate(cfg: TrainConfig, source) -> None:
             raise ValueError(f"{where}{key} must be positive; got {getattr(cfg, key)!r}")
     if not 0.0 <= cfg.distill_alpha <= 1.0:
         raise ValueError(f"{where}distill_alpha must be in [0, 1]; got {cfg.distill_alpha!r}")
+    if not 0.0 <= cfg.augment.mix_prob <= 1.0:
+        raise ValueError(f"{where}augment.mix_prob must be in [0, 1]; got {cfg.augment.mix_prob!r}")
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        if getattr(cfg.augment, key) < 0:
+            raise ValueError(f"{where}augment.{key} must be >= 0 (0 = off); got {getattr(cfg.augment, key)!r}")
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

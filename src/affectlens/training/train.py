@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from affectlens.training.data import load_training_data
-from affectlens.training.augment import augment
+from affectlens.training.augment import augment, mix_batch
 from affectlens.training.config import TrainConfig, save_config
 from affectlens.training.nets import create_net
 
@@ -158,11 +158,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 g["lr"] = _lr_at(step, total_steps, warmup, cfg.lr)
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             xb = augment(x_train[idx], cfg.augment, gen)
-            xb = (xb - mean) / std
             yb = y_train[idx]
+            target = yb if t_train is None else t_train[idx]  # soft targets: votes and/or a teacher
+            if cfg.augment.mixes:
+                xb, target, _ = mix_batch(xb, target, len(data.labels), cfg.augment, gen)
+            xb = (xb - mean) / std
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
-            target = yb if t_train is None else t_train[idx]  # soft targets: annotators' vote distribution
             loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
