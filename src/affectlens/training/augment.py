@@ -119,7 +119,7 @@ def mix_batch(x: torch.Tensor, target: torch.Tensor, num_classes: int, cfg: Augm
         y0, y1 = max(cy - ch // 2, 0), min(cy - ch // 2 + ch, h)
         x0, x1 = max(cx - cw // 2, 0), min(cx - cw // 2 + cw, w)
         x = x.clone()
-        x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
         lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)  # the area actually pasted
     else:
         x = lam * x + (1 - lam) * x[perm]
