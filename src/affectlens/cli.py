@@ -138,10 +138,11 @@ def cmd_train(args) -> int:
     except ImportError:
         return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
     from affectlens.training.config import load_config
-    from affectlens.training.train import train
+    from affectlens.training.train import resolve_device, train
 
     try:
         cfg = load_config(args.config, args.set)
+        resolve_device(cfg.device)
     except (OSError, ValueError) as exc:
         return _die(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from affectlens.classifier import EmotionClassifier  # noqa: E402
 from affectlens.labels import EMOTIONS  # noqa: E402
 from affectlens.training.config import TrainConfig, load_config  # noqa: E402
-from affectlens.training.train import class_weights, train  # noqa: E402
+from affectlens.training.train import class_weights, resolve_device, train  # noqa: E402
 from conftest import FER2013, need, write_face_folder  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def folder(tmp_path_factory):
 
 def test_training_resumes_exports_and_scores(folder, tmp_path):
     cfg = TrainConfig(name="tiny", dataset="folder", data=str(folder), epochs=1, batch_size=32, lr=0.02,
-                      bf16=False, threads=2, class_weights="sqrt", out_dir=str(tmp_path / "run"))
+                      bf16=False, threads=2, class_weights="sqrt", device="auto", out_dir=str(tmp_path / "run"))
     cfg.augment.mixup_alpha, cfg.augment.cutmix_alpha = 0.2, 1.0  # soft mixed targets with class weights
     train(cfg)
     first = json.loads((tmp_path / "run" / "history.json").read_text())
@@ -69,6 +69,7 @@ def test_class_weights_favour_rare_classes():
     ("colour=1", "unknown option"),
     ("augment.mix_prob=1.5", "mix_prob must be in"),
     ("augment.cutmix_alpha=-1", "cutmix_alpha must be >= 0"),
+    ("device=tpu", "device must be one of"),
 ])
 def test_bad_settings_are_refused_before_training(override, message):
     with pytest.raises(ValueError, match=message):
@@ -81,3 +82,17 @@ def test_cli_reports_a_missing_data_folder_without_a_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "nowhere" in proc.stderr and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_auto_device_is_cuda_only_where_pytorch_sees_a_gpu():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cli_refuses_cuda_on_a_machine_without_it_before_loading_data(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "affectlens", "train", "--set", "device=cuda",
+                           f"data={tmp_path / 'nowhere'}", f"out_dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no CUDA device" in proc.stderr and "device=auto" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()

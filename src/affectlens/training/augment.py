@@ -45,12 +45,15 @@ class AugmentConfig:
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random affine + flip + photometric jitter + random erasing, one draw per sample."""
+    """Random affine + flip + photometric jitter + random erasing, one draw per sample.
+
+    The random numbers come from ``generator`` (a CPU generator) and move to ``x``'s device, so
+    the same seed gives the same augmentation on CPU and GPU."""
     n, _, h, w = x.shape
     dev = x.device
 
     def rand(*shape):
-        return torch.rand(*shape, generator=generator, device=dev)
+        return torch.rand(*shape, generator=generator).to(dev)
 
     angle = (rand(n) * 2 - 1) * math.radians(cfg.max_rotation_deg)
     lo, hi = cfg.scale_range

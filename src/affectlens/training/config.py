@@ -30,7 +30,10 @@ class TrainConfig:
         class_weights: loss weight per class: ``"none"``, ``"balanced"`` (inverse class
             frequency, normalised to mean 1) or ``"sqrt"`` (its square root, milder); helps
             rare classes such as disgust at some cost in overall accuracy.
-        bf16: bf16 autocast on CPU (fast on AMX for dense convolutions).
+        bf16: bf16 autocast (fast on AMX CPUs for dense convolutions, and on recent GPUs).
+        device: ``"cpu"``, ``"cuda"`` (a CUDA build of PyTorch and a GPU) or ``"auto"`` (CUDA
+            when available). Random draws stay on the CPU generator, so a CPU run is bit-for-bit
+            reproducible and a GPU run sees the same augmentation parameters.
         threads: torch intra-op threads (0 = torch's default).
         seed: RNG seed for weights, shuffling and augmentation.
         teacher: knowledge distillation: an exported teacher model (``.onnx`` with its spec JSON
@@ -56,6 +59,7 @@ class TrainConfig:
     class_weights: str = "none"
     dropout: float = 0.3
     bf16: bool = True
+    device: str = "cpu"
     threads: int = 0
     seed: int = 0
     teacher: str = ""
@@ -115,7 +119,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg
 
 
-_CHOICES = {"dataset": ("fer2013", "ferplus", "folder"), "class_weights": ("none", "balanced", "sqrt")}
+_CHOICES = {"dataset": ("fer2013", "ferplus", "folder"), "class_weights": ("none", "balanced", "sqrt"),
+            "device": ("cpu", "cuda", "auto")}
 
 
 def _validate(cfg: TrainConfig, source) -> None:

@@ -68,7 +68,7 @@ def load_run(run_dir: str | Path, num_classes: int) -> tuple[nn.Module, TrainCon
     raw = json.loads((run / "config.json").read_text())
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"augment"}
     cfg = TrainConfig(**{k: v for k, v in raw.items() if k in known})
-    best = torch.load(run / "best.pt", weights_only=False)
+    best = torch.load(run / "best.pt", weights_only=False, map_location="cpu")
     net = create_net(cfg.arch, num_classes=num_classes, dropout=cfg.dropout)
     net.load_state_dict(best["model"])
     return net.eval(), cfg, best

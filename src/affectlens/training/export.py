@@ -49,7 +49,7 @@ def finalize(cfg: TrainConfig, data=None) -> dict:
 
     data = data or load_training_data(cfg.dataset, cfg.data, cfg.input_size)
     teacher = getattr(cfg, "teacher", "")
-    best = torch.load(Path(cfg.out_dir) / "best.pt", weights_only=False)
+    best = torch.load(Path(cfg.out_dir) / "best.pt", weights_only=False, map_location="cpu")
     net = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
     net.load_state_dict(best["model"])
     training = {"data": (f"{data.name} Training split ({len(data.splits['Training'].labels):,} faces"

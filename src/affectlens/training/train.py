@@ -38,18 +38,36 @@ def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, mean: float, std: float, bf16: bool,
                    tta: bool = True, batch_size: int = 512) -> torch.Tensor:
-    """Logits for normalised-on-the-fly images in [0, 1]; with ``tta`` the mean of the
-    logits of the image and its mirror image."""
+    """Logits (on the CPU) for normalised-on-the-fly images in [0, 1], run on the model's
+    device; with ``tta`` the mean of the logits of the image and its mirror image."""
     model.eval()
+    dev = next(model.parameters()).device
     outs = []
     for i in range(0, x.shape[0], batch_size):
-        xb = (x[i:i + batch_size] - mean) / std
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        xb = (x[i:i + batch_size].to(dev) - mean) / std
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb).float()
             if tta:
                 logits = (logits + model(torch.flip(xb, dims=[3])).float()) / 2
-        outs.append(logits)
+        outs.append(logits.cpu())
     return torch.cat(outs)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The training device for ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+
+    Raises:
+        ValueError: ``"cuda"`` asked for but this PyTorch build or machine has no CUDA device, or
+            an unknown name.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device 'cuda' asked for, but PyTorch {torch.__version__} sees no CUDA device "
+                         "(a CPU build, or no GPU); use device=cpu or device=auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto; got {name!r}")
+    return torch.device(name)
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -95,6 +113,7 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Train, calibrate, export; returns the metrics dict also written to ``metrics.json``."""
+    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
@@ -121,10 +140,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     mean, std = float(x_train.mean()), float(x_train.std())
     weight = class_weights(train_split.labels, len(data.labels), cfg.class_weights)
     if weight is not None:
+        weight = weight.to(device)
         logger.info("class weights (%s): %s", cfg.class_weights,
                     ", ".join(f"{n} {w:.2f}" for n, w in zip(data.labels, weight.tolist())))
 
-    model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
+    model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout).to(device)
+    logger.info("training %s on %s", cfg.arch, device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -138,7 +159,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     start_epoch, best_acc, history = 0, -1.0, []
     last = out / "last.pt"
     if resume and last.is_file():
-        state = torch.load(last, weights_only=False)
+        state = torch.load(last, weights_only=False, map_location="cpu")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -157,13 +178,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total_steps, warmup, cfg.lr)
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            xb = augment(x_train[idx], cfg.augment, gen)
-            yb = y_train[idx]
-            target = yb if t_train is None else t_train[idx]  # soft targets: votes and/or a teacher
+            xb = augment(x_train[idx].to(device), cfg.augment, gen)
+            yb = y_train[idx].to(device)
+            target = yb if t_train is None else t_train[idx].to(device)  # soft targets: votes and/or a teacher
             if cfg.augment.mixes:
                 xb, target, _ = mix_batch(xb, target, len(data.labels), cfg.augment, gen)
             xb = (xb - mean) / std
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
             loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
