@@ -11,7 +11,7 @@ from affectlens.classifier import EmotionClassifier
 from affectlens.datasets import load_fer2013
 from affectlens.errors import ModelLoadError
 from affectlens.labels import EMOTIONS
-from affectlens.metrics import classification_report, expected_calibration_error
+from affectlens.metrics import classification_report, expected_calibration_error, kl_divergence
 
 #: Published accuracies on the same test splits, shown beside a report (percent). FER-2013:
 #: PrivateTest, 7 classes; FER+: test split, majority vote, 8 classes.
@@ -173,7 +173,6 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     true = np.array([classes.index(FERPLUS_EMOTIONS[i]) for i in fp.labels[keep]])
     votes = fp.votes[keep][:, cls_idx]
     target = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
-    kl = np.where(target > 0, target * (np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(probs, 1e-12))), 0)
     report = classification_report(probs, true, classes)
     report["_probs"], report["_true"] = probs, true
     report.update({
@@ -181,7 +180,7 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
         "protocol": ("FER+ majority vote, 8 classes" if len(classes) == 8 else
                      f"FER+ majority vote, {len(classes)} of 8 classes ({', '.join(sorted(set(FERPLUS_EMOTIONS) - set(classes)))} "
                      f"faces excluded: {int((~keep).sum())})"),
-        "kl_divergence": float(kl.sum(1).mean()),
+        "kl_divergence": kl_divergence(target, probs),
     })
     _calibration(report, clf, probs, true)
     return report

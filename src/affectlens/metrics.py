@@ -63,6 +63,15 @@ def expected_calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 
     return float(ece)
 
 
+def kl_divergence(target: np.ndarray, probs: np.ndarray) -> float:
+    """Mean KL(target ‖ probs) in nats over rows of ``(n, C)`` distributions (e.g. annotator vote
+    shares against model probabilities); classes with zero target mass contribute nothing, and
+    model probabilities are floored at 1e-12 so a confident miss is large but finite."""
+    t, p = np.asarray(target, np.float64), np.asarray(probs, np.float64)
+    terms = np.where(t > 0, t * (np.log(np.maximum(t, 1e-12)) - np.log(np.maximum(p, 1e-12))), 0.0)
+    return float(terms.sum(1).mean())
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` IoU of two sets of ``xyxy`` boxes."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from affectlens.metrics import classification_report, expected_calibration_error
+from affectlens.metrics import classification_report, expected_calibration_error, kl_divergence
 from affectlens.models.spec import AlignmentSpec, InputSpec, ModelSpec, sha256_of
 from affectlens.training.config import TrainConfig
 from affectlens.training.nets import create_net
@@ -120,8 +120,6 @@ def score_onnx(spec: ModelSpec, onnx_path: Path, data) -> dict:
         row = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": expected_calibration_error(probs, s.labels),
                "per_class_recall": rep["per_class_recall"], "n": int(len(x))}
         if s.targets is not None:
-            t = s.targets
-            row["kl_divergence"] = float(np.where(t > 0, t * (np.log(np.maximum(t, 1e-12))
-                                                           - np.log(np.maximum(probs, 1e-12))), 0).sum(1).mean())
+            row["kl_divergence"] = kl_divergence(s.targets, probs)
         out[f"{data.metric_prefix}_{suffix}"] = row
     return out
