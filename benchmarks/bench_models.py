@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
         fer = m.get("fer2013_private_test", {})
         ferplus = m.get("ferplus_private_test", {})
         rows.append({
-            "model": clf.spec.name, "file": str(clf.spec.model_path),
+            "model": clf.spec.name, "file": os.path.relpath(clf.spec.model_path),
             "size_mb": round(Path(clf.spec.model_path).stat().st_size / 2 ** 20, 2),
             "fer2013_private_acc": fer.get("accuracy"), "fer2013_macro_f1": fer.get("macro_f1"),
             "ferplus_test_acc": ferplus.get("accuracy"),
