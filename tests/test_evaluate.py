@@ -64,6 +64,21 @@ def test_ferplus_report(classifier):
     assert r["accuracy"] > 0.65 and 0 < r["kl_divergence"] < 2
     assert r["comparison"][0]["accuracy_pct"] >= r["comparison"][-1]["accuracy_pct"]
     assert any("Barsoum" in row["model"] for row in r["comparison"])
+    ours = next(row for row in r["comparison"] if row["ours"])
+    assert ours["like_for_like"] is False and "not like for like" in ours["model"]
+
+
+
+def test_comparison_is_like_for_like_only_on_all_eight_fer_plus_classes():
+    from affectlens.evaluate import comparison_rows
+
+    report = {"dataset": "FER+", "model": "m", "accuracy": 0.9}
+    eight = next(r for r in comparison_rows({**report, "labels": list("abcdefgh")}) if r["ours"])
+    seven = next(r for r in comparison_rows({**report, "labels": list("abcdefg")}) if r["ours"])
+    assert eight["like_for_like"] and eight["model"] == "m (this run)"
+    assert not seven["like_for_like"] and "7 of 8 classes" in seven["model"]
+    fer = next(r for r in comparison_rows({**report, "dataset": "FER-2013", "labels": list("abcdefg")}) if r["ours"])
+    assert fer["like_for_like"]
 
 
 def test_plots_are_written(private_report, tmp_path):

@@ -33,12 +33,17 @@ PUBLISHED_ACCURACY = {
 
 def comparison_rows(report: dict) -> list[dict]:
     """This model's accuracy among :data:`PUBLISHED_ACCURACY` for the report's dataset, best first
-    (``[]`` for datasets without published figures, e.g. your own folders)."""
+    (``[]`` for datasets without published figures, e.g. your own folders). A FER+ report on fewer
+    than its 8 classes (a 7-class model, contempt faces left out) is marked ``like_for_like: False``:
+    the published figures include contempt."""
     published = PUBLISHED_ACCURACY.get(report["dataset"])
     if not published:
         return []
+    like = not (report["dataset"] == "FER+" and len(report.get("labels", ())) < 8)
+    ours = f"{report['model']} (this run" + ("" if like else f", {len(report['labels'])} of 8 classes: not like for like") + ")"
     rows = [{"model": name, "accuracy_pct": acc, "ours": False} for name, acc in published]
-    rows.append({"model": f"{report['model']} (this run)", "accuracy_pct": round(100 * report["accuracy"], 2), "ours": True})
+    rows.append({"model": ours, "accuracy_pct": round(100 * report["accuracy"], 2), "ours": True,
+                 "like_for_like": like})
     return sorted(rows, key=lambda r: -r["accuracy_pct"])
 
 
