@@ -68,7 +68,6 @@ def test_ferplus_report(classifier):
     assert ours["like_for_like"] is False and "not like for like" in ours["model"]
 
 
-
 def test_comparison_is_like_for_like_only_on_all_eight_fer_plus_classes():
     from affectlens.evaluate import comparison_rows
 

@@ -29,18 +29,22 @@ PUBLISHED_ACCURACY = {
         ("strong published single models (89-92%), low end", 89.0),
     ),
 }
+#: How many classes the published figures of each data set are scored on.
+PUBLISHED_CLASSES = {"FER-2013": 7, "FER+": 8}
 
 
 def comparison_rows(report: dict) -> list[dict]:
     """This model's accuracy among :data:`PUBLISHED_ACCURACY` for the report's dataset, best first
-    (``[]`` for datasets without published figures, e.g. your own folders). A FER+ report on fewer
-    than its 8 classes (a 7-class model, contempt faces left out) is marked ``like_for_like: False``:
-    the published figures include contempt."""
+    (``[]`` for datasets without published figures, e.g. your own folders). A report on fewer
+    classes than the published figures (a 7-class model on FER+, contempt faces left out) is
+    marked ``like_for_like: False``."""
     published = PUBLISHED_ACCURACY.get(report["dataset"])
     if not published:
         return []
-    like = not (report["dataset"] == "FER+" and len(report.get("labels", ())) < 8)
-    ours = f"{report['model']} (this run" + ("" if like else f", {len(report['labels'])} of 8 classes: not like for like") + ")"
+    n_published = PUBLISHED_CLASSES[report["dataset"]]
+    n = len(report.get("labels", ())) or n_published
+    like = n == n_published
+    ours = f"{report['model']} (this run{'' if like else f', {n} of {n_published} classes: not like for like'})"
     rows = [{"model": name, "accuracy_pct": acc, "ours": False} for name, acc in published]
     rows.append({"model": ours, "accuracy_pct": round(100 * report["accuracy"], 2), "ours": True,
                  "like_for_like": like})
