@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from affectlens.classifier import EmotionClassifier  # noqa: E402
 from affectlens.labels import EMOTIONS  # noqa: E402
 from affectlens.training.config import TrainConfig, load_config  # noqa: E402
-from affectlens.training.train import class_weights, resolve_device, train  # noqa: E402
+from affectlens.training.nets import create_net  # noqa: E402
+from affectlens.training.train import class_weights, init_weights, resolve_device, train  # noqa: E402
 from conftest import FER2013, need, write_face_folder  # noqa: E402
 
 
@@ -53,6 +54,23 @@ def test_training_resumes_exports_and_scores(folder, tmp_path):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
 
 
+def test_init_from_copies_matching_weights_and_leaves_a_new_head_fresh(tmp_path):
+    seven = create_net("vgg48_s", num_classes=7)
+    torch.save({"model": seven.state_dict()}, tmp_path / "best.pt")
+    eight = create_net("vgg48_s", num_classes=8)
+    head_before = {k: v.clone() for k, v in eight.state_dict().items() if v.shape[:1] == (8,)}
+    fresh = init_weights(eight, tmp_path / "best.pt")
+    assert fresh and set(fresh) == set(head_before)  # only the 8-class head differs in shape
+    for k, v in eight.state_dict().items():
+        if k in head_before:
+            assert torch.equal(v, head_before[k])
+        else:
+            assert torch.equal(v, seven.state_dict()[k]), k
+    torch.save({"model": {"other.weight": torch.zeros(3)}}, tmp_path / "alien.pt")
+    with pytest.raises(ValueError, match="alien.pt: no weight matches"):
+        init_weights(eight, tmp_path / "alien.pt")
+
+
 def test_class_weights_favour_rare_classes():
     labels = np.array([0] * 90 + [1] * 10)
     bal, root = class_weights(labels, 3, "balanced"), class_weights(labels, 3, "sqrt")
@@ -70,6 +88,7 @@ def test_class_weights_favour_rare_classes():
     ("augment.mix_prob=1.5", "mix_prob must be in"),
     ("augment.cutmix_alpha=-1", "cutmix_alpha must be >= 0"),
     ("device=tpu", "device must be one of"),
+    ("init_from=runs/none/best.pt", "init_from: no such checkpoint"),
 ])
 def test_bad_settings_are_refused_before_training(override, message):
     with pytest.raises(ValueError, match=message):

@@ -41,6 +41,10 @@ class TrainConfig:
             probabilities on the un-augmented Training faces are mixed into the targets.
         distill_alpha: weight of the teacher's probabilities in the target (the rest is the
             data set's label or vote distribution).
+        init_from: a checkpoint (``best.pt``/``last.pt`` of an earlier run, same ``arch``) whose
+            weights start the network, e.g. a FER-2013 model fine-tuned on FER+; tensors whose
+            shape differs (the head, for another class count) keep their fresh initialisation.
+            Ignored when resuming (the run's own checkpoint wins).
         out_dir: where checkpoints, metrics and the exported model go.
     """
 
@@ -64,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     teacher: str = ""
     distill_alpha: float = 0.7
+    init_from: str = ""
     out_dir: str = "runs/fer-vgg48s"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -131,6 +136,8 @@ def _validate(cfg: TrainConfig, source) -> None:
     for key in ("epochs", "batch_size", "input_size"):
         if int(getattr(cfg, key)) <= 0:
             raise ValueError(f"{where}{key} must be positive; got {getattr(cfg, key)!r}")
+    if cfg.init_from and not Path(cfg.init_from).is_file():
+        raise ValueError(f"{where}init_from: no such checkpoint {cfg.init_from!r}")
     if not 0.0 <= cfg.distill_alpha <= 1.0:
         raise ValueError(f"{where}distill_alpha must be in [0, 1]; got {cfg.distill_alpha!r}")
     if not 0.0 <= cfg.augment.mix_prob <= 1.0:

@@ -104,6 +104,28 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tens
     return torch.tensor(w, dtype=torch.float32)
 
 
+def init_weights(model: torch.nn.Module, checkpoint: str | Path) -> list[str]:
+    """Copy ``checkpoint``'s weights (a training run's ``.pt``) into ``model`` wherever names and
+    shapes match; returns the names left at their fresh initialisation (e.g. a head for another
+    class count).
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: the checkpoint shares no weights with ``model`` (another architecture).
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: init_from checkpoint not found")
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    source = state.get("model", state)
+    own = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not matched:
+        raise ValueError(f"{path}: no weight matches this network by name and shape (another arch?)")
+    model.load_state_dict({**own, **matched})
+    return sorted(set(own) - set(matched))
+
+
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -144,7 +166,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         logger.info("class weights (%s): %s", cfg.class_weights,
                     ", ".join(f"{n} {w:.2f}" for n, w in zip(data.labels, weight.tolist())))
 
-    model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout).to(device)
+    model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
+    if cfg.init_from and not (resume and (out / "last.pt").is_file()):
+        fresh = init_weights(model, cfg.init_from)
+        logger.info("initialised from %s; fresh: %s", cfg.init_from, ", ".join(fresh) or "none")
+    model = model.to(device)
     logger.info("training %s on %s", cfg.arch, device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
