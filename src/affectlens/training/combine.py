@@ -227,7 +227,8 @@ def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data,
                 "arch": "ensemble of " + " + ".join(str(s.training.get("arch", s.name)) for s in specs),
                 "members": report, "weights": weights,
                 "command": f"python -m affectlens.training.combine --name {name} --models "
-                           f"{' '.join(str(p) for p in paths)} --out <dir>" + (" --search-weights" if search else "")}
+                           f"{' '.join(str(p) for p in paths)} --out <dir>" + (" --search-weights" if search else "")
+                           + ("" if data.metric_prefix == "fer2013" else f" --dataset {data.metric_prefix}")}
     spec = ModelSpec(**{**first, "name": name, "file": onnx_path.name, "sha256": sha256_of(onnx_path),
                         "input": specs[0].input, "alignment": specs[0].alignment, "output_name": "probs",
                         "output_kind": "probabilities", "temperature": temperature, "tta": tta,
