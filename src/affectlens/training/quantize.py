@@ -19,6 +19,7 @@ import numpy as np
 
 from affectlens.classifier import EmotionClassifier
 from affectlens.datasets import load_fer2013
+from affectlens.errors import ModelLoadError
 from affectlens.evaluate import evaluate_fer2013
 from affectlens.models.registry import resolve_spec
 from affectlens.models.spec import ModelSpec, sha256_of
@@ -42,6 +43,27 @@ class _FerCalibration:
         self._i = 0
 
 
+def float_tail(model) -> list[str]:
+    """Names of the classifier heads (``Gemm``) and every node downstream of them: mirror
+    averaging, temperature, softmax and any ensemble or view averaging. Quantised, they would
+    round the logits and the output probabilities to 8-bit steps (probabilities that no longer
+    sum to 1), so they stay in float; they cost next to nothing.
+
+    Raises:
+        ModelLoadError: the graph has no ``Gemm`` head to anchor on.
+    """
+    heads = [n for n in model.graph.node if n.op_type == "Gemm"]
+    if not heads:
+        raise ModelLoadError(f"{model.graph.name}: no Gemm classifier head found; cannot place the float tail")
+    tensors = {o for n in heads for o in n.output}
+    tail = [n.name for n in heads]
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        if any(i in tensors for i in node.input):
+            tail.append(node.name)
+            tensors.update(node.output)
+    return tail
+
+
 def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str | Path | None = None,
                   calib_faces: int = 1024, seed: int = 0) -> ModelSpec:
     """Write ``<name>-int8.onnx`` and its spec next to the fp32 model (or in ``out_dir``) and
@@ -50,6 +72,7 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
     Raises:
         ModelLoadError / DatasetError: as for loading and evaluation.
     """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -70,12 +93,21 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(spec.model_path), str(pre), skip_symbolic_shape=True)
+        graph = onnx.load(str(pre))
+        for i, node in enumerate(graph.graph.node):  # exclusion works by name: name them all
+            node.name = node.name or f"{node.op_type}_{i}"
+        onnx.save(graph, str(pre))
         quantize_static(str(pre), str(dst), _FerCalibration(clf, images), quant_format=QuantFormat.QDQ,
+                        nodes_to_exclude=float_tail(graph),
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.MinMax)
+    training = {**spec.training, "quantize_command": f"python -m affectlens.training.quantize --model {spec.name} "
+                f"--calib-faces {calib_faces}"}
     int8 = dataclasses.replace(spec, name=name, file=dst.name, sha256=sha256_of(dst), root=out, metrics={},
+                               training=training,
                                description=spec.description + " Static int8 QDQ quantisation (per-channel weights, "
-                               f"MinMax activations calibrated on {len(images)} FER-2013 training faces).")
+                               f"MinMax activations calibrated on {len(images)} FER-2013 training faces; "
+                               "from the logits on, float).")
     metrics = {}
     for split, key in (("PublicTest", "fer2013_public_test"), ("PrivateTest", "fer2013_private_test")):
         r = evaluate_fer2013(EmotionClassifier(int8), data, split)
