@@ -14,7 +14,7 @@ pytest.importorskip("onnx")  # the dev extra installs it; without it the graph c
 from affectlens.errors import ModelLoadError  # noqa: E402
 from affectlens.models.registry import WEIGHTS_DIR  # noqa: E402
 from affectlens.training.combine import (combine_graph, fit_temperature_np, load_member,  # noqa: E402
-                                         search_weights)
+                                         search_weights, zoom_images, zoom_matrix)
 
 VGG = WEIGHTS_DIR / "fer-vgg48s.onnx"
 
@@ -67,6 +67,28 @@ def test_members_with_other_normalisation_get_the_input_renormalised(tmp_path, x
     model = combine_graph([load_member(VGG), load_member(other)], [0.0, 1.0])
     raw = x * ref_std + ref_mean
     np.testing.assert_allclose(_run(model, x), _member_probs(VGG, raw), atol=1e-5)
+
+
+def test_zoom_view_matches_opencv_and_keeps_the_centre():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (48, 48)).astype(np.float32)
+    ref = cv2.warpAffine(img, cv2.getRotationMatrix2D((23.5, 23.5), 0, 1.1), (48, 48), flags=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(zoom_images(img, 1.1), ref, atol=0.01)
+    np.testing.assert_allclose(zoom_matrix(48, 1.25).sum(1), 1.0, atol=1e-6)  # interpolation, no gain
+    np.testing.assert_allclose(zoom_images(img, 1.0), img)
+    with pytest.raises(ValueError, match="zoom"):
+        zoom_matrix(48, 0.9)
+
+
+def test_zoom_views_average_the_members_log_probabilities(x):
+    """With zoom 1.1 the graph returns softmax(mean(log p(x), log p(zoom(x)))) for one member:
+    both views run as one batch inside the graph and are regrouped per face."""
+    got = _run(combine_graph([load_member(VGG)], [1.0], temperature=1.0, zooms=(1.1,)), x)
+    z = (np.log(_member_probs(VGG, x)) + np.log(_member_probs(VGG, zoom_images(x, 1.1)))) / 2
+    expected = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(got, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    assert not np.allclose(got, _member_probs(VGG, x), atol=1e-3)  # the view changed something
 
 
 def test_incompatible_or_damaged_members_are_refused(tmp_path):

@@ -9,10 +9,15 @@ new temperature fitted on PublicTest, and ends in a softmax. Weights are fixed i
 chosen on PublicTest, never on PrivateTest. Members whose input normalisation differs get the
 input re-normalised inside the graph.
 
+Zoom views (``--zoom 1.1``) add test-time augmentation on top of the members' mirror: each
+face is also seen enlarged about its centre (bilinear, as two fixed matrix products in the
+graph), all views run as one batch, and the log-probabilities are averaged over views. Each
+view costs one more pass of every member.
+
 Usage::
 
     python -m affectlens.training.combine --name fer-ens --models a.onnx b.onnx --out runs/fer-ens \\
-        [--weights 0.4,0.6 | --search-weights] [--data ../shared/data/fer2013]
+        [--weights 0.4,0.6 | --search-weights] [--zoom 1.1] [--data ../shared/data/fer2013]
 """
 
 from __future__ import annotations
@@ -66,12 +71,58 @@ def _check_compatible(specs: list[ModelSpec], paths: list[Path]) -> None:
             raise ModelLoadError(f"{path}: input scale {spec.input.scale} differs from {first.input.scale}")
 
 
-def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float], temperature: float = 1.0):
-    """One ONNX model: ``softmax(sum_i w_i * log p_i / temperature)`` over the members, fed the
-    first member's normalised input. Weights are normalised to sum to 1.
+def zoom_matrix(n: int, factor: float) -> np.ndarray:
+    """``(n, n)`` bilinear resampling matrix that enlarges a 1-D signal of ``n`` pixels by
+    ``factor`` (>= 1) about its centre: ``out = A @ signal``. An image is zoomed by
+    ``A_h @ img @ A_w.T``; with ``factor >= 1`` every sample lies inside the image.
 
     Raises:
-        ValueError: weights do not match the members, are negative or sum to 0; temperature <= 0.
+        ValueError: ``factor < 1`` (zooming out would need a border rule).
+    """
+    if factor < 1:
+        raise ValueError(f"zoom factor must be >= 1, got {factor}")
+    c = (n - 1) / 2
+    u = (np.arange(n) - c) / factor + c           # source coordinate of each output pixel
+    lo = np.clip(np.floor(u).astype(int), 0, n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (u - lo).astype(np.float64)
+    a = np.zeros((n, n), np.float64)
+    a[np.arange(n), lo] += 1 - frac
+    a[np.arange(n), hi] += frac
+    return a.astype(np.float32)
+
+
+def zoom_images(x: np.ndarray, factor: float) -> np.ndarray:
+    """``(..., H, W)`` images enlarged by ``factor`` about their centre, exactly as the
+    combined graph's zoom view does it."""
+    a_h, a_w = zoom_matrix(x.shape[-2], factor), zoom_matrix(x.shape[-1], factor)
+    return (a_h @ x.astype(np.float32) @ a_w.T).astype(np.float32)
+
+
+def _zoom_nodes(zooms: tuple[float, ...], size_hw) -> tuple[list, list, str]:
+    """Nodes stacking the input and its zoomed views along the batch axis (``views`` tensor)."""
+    from onnx import helper, numpy_helper
+
+    nodes, inits, views = [], [], ["input"]
+    for k, z in enumerate(zooms):
+        inits += [numpy_helper.from_array(zoom_matrix(size_hw[0], z), f"zoom{k}/a_h"),
+                  numpy_helper.from_array(zoom_matrix(size_hw[1], z).T.copy(), f"zoom{k}/a_wt")]
+        nodes += [helper.make_node("MatMul", [f"zoom{k}/a_h", "input"], [f"zoom{k}/rows"]),
+                  helper.make_node("MatMul", [f"zoom{k}/rows", f"zoom{k}/a_wt"], [f"zoom{k}/view"])]
+        views.append(f"zoom{k}/view")
+    nodes.append(helper.make_node("Concat", views, ["views"], axis=0))
+    return nodes, inits, "views"
+
+
+def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float], temperature: float = 1.0,
+                  zooms: tuple[float, ...] = ()):
+    """One ONNX model: ``softmax(sum_i w_i * log p_i / temperature)`` over the members, fed the
+    first member's normalised input. Weights are normalised to sum to 1. With ``zooms``,
+    ``log p_i`` is the mean over the face and its zoomed views (see :func:`zoom_matrix`).
+
+    Raises:
+        ValueError: weights do not match the members, are negative or sum to 0; temperature <= 0;
+            a zoom factor below 1.
         ModelLoadError: members disagree on labels or input geometry.
     """
     import onnx
@@ -89,6 +140,9 @@ def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float
     ref = specs[0].input
     nodes, inits, opsets = [], [], {}
     ref_in = members[0][1].graph.input[0]
+    source = "input"
+    if zooms:
+        nodes, inits, source = _zoom_nodes(tuple(zooms), ref.size_hw)
     out_terms = []
     for i, ((spec, model), w) in enumerate(zip(members, weights)):
         if w == 0:
@@ -97,7 +151,7 @@ def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float
         m = onnx.compose.add_prefix(model, prefix)
         for op in m.opset_import:
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
-        x = "input"
+        x = source
         mean, std = spec.input.mean, spec.input.std
         if tuple(mean) != tuple(ref.mean) or tuple(std) != tuple(ref.std):
             # raw = x * std_ref + mean_ref; member input = (raw - mean_i) / std_i
@@ -106,7 +160,7 @@ def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float
             shape = (1, len(a), 1, 1)
             inits += [numpy_helper.from_array(a.reshape(shape), f"{prefix}renorm_a"),
                       numpy_helper.from_array(b.reshape(shape), f"{prefix}renorm_b")]
-            nodes += [helper.make_node("Mul", ["input", f"{prefix}renorm_a"], [f"{prefix}scaled"]),
+            nodes += [helper.make_node("Mul", [source, f"{prefix}renorm_a"], [f"{prefix}scaled"]),
                       helper.make_node("Add", [f"{prefix}scaled", f"{prefix}renorm_b"], [f"{prefix}renormed"])]
             x = f"{prefix}renormed"
         nodes.append(helper.make_node("Identity", [x], [m.graph.input[0].name]))
@@ -121,11 +175,19 @@ def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float
                   helper.make_node("Log", [f"{prefix}clipped"], [f"{prefix}logp"]),
                   helper.make_node("Mul", [f"{prefix}logp", f"{prefix}w"], [f"{prefix}term"])]
         out_terms.append(f"{prefix}term")
-    inits.append(numpy_helper.from_array(np.array(1.0 / temperature, np.float32), "inv_t"))
-    nodes += [helper.make_node("Sum", out_terms, ["mean_logp"]),
-              helper.make_node("Mul", ["mean_logp", "inv_t"], ["scaled_logp"]),
-              helper.make_node("Softmax", ["scaled_logp"], ["probs"], axis=1)]
     n_cls = len(specs[0].labels)
+    inits.append(numpy_helper.from_array(np.array(1.0 / temperature, np.float32), "inv_t"))
+    nodes.append(helper.make_node("Sum", out_terms, ["mean_logp"]))
+    if zooms:  # (views * batch, C) -> (views, batch * C) -> mean over views -> (batch, C)
+        v = len(zooms) + 1
+        inits += [numpy_helper.from_array(np.array([v, -1], np.int64), "by_view"),
+                  numpy_helper.from_array(np.full((1, v), 1.0 / v, np.float32), "view_mean"),
+                  numpy_helper.from_array(np.array([-1, n_cls], np.int64), "by_face")]
+        nodes += [helper.make_node("Reshape", ["mean_logp", "by_view"], ["logp_by_view"]),
+                  helper.make_node("MatMul", ["view_mean", "logp_by_view"], ["view_mean_flat"]),
+                  helper.make_node("Reshape", ["view_mean_flat", "by_face"], ["view_mean_logp"])]
+    nodes += [helper.make_node("Mul", ["view_mean_logp" if zooms else "mean_logp", "inv_t"], ["scaled_logp"]),
+              helper.make_node("Softmax", ["scaled_logp"], ["probs"], axis=1)]
     graph = helper.make_graph(
         nodes, "affectlens_combined",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *[d.dim_value or d.dim_param for d in
@@ -138,15 +200,21 @@ def combine_graph(members: list[tuple[ModelSpec, "object"]], weights: list[float
     return model
 
 
-def _member_logprobs(model, spec: ModelSpec, images: np.ndarray, batch: int = 512) -> np.ndarray:
+def _member_logprobs(model, spec: ModelSpec, images: np.ndarray, zooms: tuple[float, ...] = (),
+                     batch: int = 512) -> np.ndarray:
+    """A member's log-probabilities on ``images``, averaged over the face and its zoomed views."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = images.astype(np.float32)[:, None] * spec.input.scale
     x = (x - spec.input.mean[0]) / spec.input.std[0]
     name = sess.get_inputs()[0].name
-    p = np.concatenate([sess.run([spec.output_name], {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
-    return np.log(np.maximum(p, _EPS))
+    views = []
+    for view in [x] + [zoom_images(x, z) for z in zooms]:
+        p = np.concatenate([sess.run([spec.output_name], {name: view[i:i + batch]})[0]
+                            for i in range(0, len(view), batch)])
+        views.append(np.log(np.maximum(p, _EPS)))
+    return np.mean(views, axis=0)
 
 
 def fit_temperature_np(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 10.0) -> float:
@@ -185,12 +253,14 @@ def search_weights(member_logp: list[np.ndarray], labels: np.ndarray, step: floa
 
 
 def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data, weights: list[float] | None = None,
-                      search: bool = False) -> dict:
+                      search: bool = False, zooms: tuple[float, ...] = ()) -> dict:
     """Combine ``paths`` into ``out/name.onnx`` with its spec, temperature and weights fitted on
-    PublicTest, scored on both test splits; writes and returns ``metrics.json``.
+    PublicTest, scored on both test splits; writes and returns ``metrics.json``. ``zooms`` adds
+    zoomed test-time views (see :func:`combine_graph`).
 
     Raises:
         ModelLoadError: a member cannot be read or the members are incompatible.
+        ValueError: a zoom factor below 1.
     """
     from affectlens.metrics import expected_calibration_error
     from affectlens.training.export import score_onnx
@@ -202,7 +272,10 @@ def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data,
     if tuple(specs[0].labels) != tuple(data.labels):
         raise ModelLoadError(f"{paths[0]}: labels {list(specs[0].labels)} differ from the data's {list(data.labels)}")
     pub = data.splits["PublicTest"]
-    logp = [_member_logprobs(m, s, pub.images) for s, m in members]
+    zooms = tuple(float(z) for z in zooms)
+    if any(z < 1 for z in zooms):
+        raise ValueError(f"zoom factors must be >= 1, got {list(zooms)}")
+    logp = [_member_logprobs(m, s, pub.images, zooms) for s, m in members]
     report = [{"model": str(p), "name": s.name, "public_acc": float((lp.argmax(1) == pub.labels).mean())}
               for p, s, lp in zip(paths, specs, logp)]
     for r in report:
@@ -215,12 +288,12 @@ def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data,
     temperature = fit_temperature_np(mixed, pub.labels)
     logger.info("weights %s, temperature %.3f: PublicTest %.4f", weights, temperature,
                 float((mixed.argmax(1) == pub.labels).mean()))
-    model = combine_graph(members, weights, temperature)
+    model = combine_graph(members, weights, temperature, zooms)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
     onnx_path.write_bytes(model.SerializeToString())
-    tta = tuple(sorted(set.intersection(*[set(s.tta) for s in specs])))
+    tta = tuple(sorted(set.intersection(*[set(s.tta) for s in specs]))) + tuple(f"zoom{z:g}" for z in zooms)
     first = specs[0].to_dict()
     training = {"data": f"{data.name} Training split; members selected on PublicTest, ensemble weights "
                         f"{'chosen on PublicTest' if search else 'fixed'}, temperature fitted on PublicTest",
@@ -228,13 +301,15 @@ def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data,
                 "members": report, "weights": weights,
                 "command": f"python -m affectlens.training.combine --name {name} --models "
                            f"{' '.join(str(p) for p in paths)} --out <dir>" + (" --search-weights" if search else "")
+                           + (" --zoom " + " ".join(f"{z:g}" for z in zooms) if zooms else "")
                            + ("" if data.metric_prefix == "fer2013" else f" --dataset {data.metric_prefix}")}
     spec = ModelSpec(**{**first, "name": name, "file": onnx_path.name, "sha256": sha256_of(onnx_path),
                         "input": specs[0].input, "alignment": specs[0].alignment, "output_name": "probs",
                         "output_kind": "probabilities", "temperature": temperature, "tta": tta,
                         "metrics": {}, "training": training,
                         "description": f"Log-probability-averaging ensemble of {', '.join(s.name for s in specs)} "
-                                       "(each with its mirror TTA), one temperature folded in."})
+                                       "(each with its mirror TTA" + "".join(f", zoom x{z:g}" for z in zooms)
+                                       + "), one temperature folded in."})
     metrics = score_onnx(spec, onnx_path, data)
     metrics["ece_public_before_temperature"] = expected_calibration_error(
         np.exp(mixed - np.log(np.exp(mixed).sum(1, keepdims=True))), pub.labels)
@@ -253,13 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--weights", default=None, help="comma-separated member weights (default: equal)")
     ap.add_argument("--search-weights", action="store_true", help="choose weights on PublicTest (grid of 0.1)")
+    ap.add_argument("--zoom", nargs="*", type=float, default=[],
+                    help="test-time zoom views, e.g. 1.1 (each costs one more pass of every member)")
     ap.add_argument("--dataset", default="fer2013", help="fer2013 or ferplus")
     ap.add_argument("--data", default="../shared/data/fer2013", help="data folder")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s")
     data = load_training_data(args.dataset, args.data)
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    metrics = combine_and_score(args.models, args.name, args.out, data, weights, args.search_weights)
+    metrics = combine_and_score(args.models, args.name, args.out, data, weights, args.search_weights, tuple(args.zoom))
     print(json.dumps({k: v.get("accuracy") if isinstance(v, dict) else v for k, v in metrics.items()}, indent=1))
     return 0
 
