@@ -36,6 +36,7 @@ from affectlens.models.spec import ModelSpec, sha256_of
 logger = logging.getLogger(__name__)
 
 _EPS = 1e-12
+DEFAULT_DATA = "../shared/data/fer2013"
 
 
 def load_member(path: str | Path) -> tuple[ModelSpec, "object"]:
@@ -253,10 +254,11 @@ def search_weights(member_logp: list[np.ndarray], labels: np.ndarray, step: floa
 
 
 def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data, weights: list[float] | None = None,
-                      search: bool = False, zooms: tuple[float, ...] = ()) -> dict:
+                      search: bool = False, zooms: tuple[float, ...] = (), data_path: str | None = None) -> dict:
     """Combine ``paths`` into ``out/name.onnx`` with its spec, temperature and weights fitted on
     PublicTest, scored on both test splits; writes and returns ``metrics.json``. ``zooms`` adds
-    zoomed test-time views (see :func:`combine_graph`).
+    zoomed test-time views (see :func:`combine_graph`); ``data_path`` (where ``data`` was read
+    from) goes into the recorded command when it is not the default.
 
     Raises:
         ModelLoadError: a member cannot be read or the members are incompatible.
@@ -302,7 +304,8 @@ def combine_and_score(paths: list[str | Path], name: str, out: str | Path, data,
                 "command": f"python -m affectlens.training.combine --name {name} --models "
                            f"{' '.join(str(p) for p in paths)} --out <dir>" + (" --search-weights" if search else "")
                            + (" --zoom " + " ".join(f"{z:g}" for z in zooms) if zooms else "")
-                           + ("" if data.metric_prefix == "fer2013" else f" --dataset {data.metric_prefix}")}
+                           + ("" if data.metric_prefix == "fer2013" else f" --dataset {data.metric_prefix}")
+                           + (f" --data {data_path}" if data_path and data_path != DEFAULT_DATA else "")}
     spec = ModelSpec(**{**first, "name": name, "file": onnx_path.name, "sha256": sha256_of(onnx_path),
                         "input": specs[0].input, "alignment": specs[0].alignment, "output_name": "probs",
                         "output_kind": "probabilities", "temperature": temperature, "tta": tta,
@@ -331,12 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoom", nargs="*", type=float, default=[],
                     help="test-time zoom views, e.g. 1.1 (each costs one more pass of every member)")
     ap.add_argument("--dataset", default="fer2013", help="fer2013 or ferplus")
-    ap.add_argument("--data", default="../shared/data/fer2013", help="data folder")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s")
     data = load_training_data(args.dataset, args.data)
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    metrics = combine_and_score(args.models, args.name, args.out, data, weights, args.search_weights, tuple(args.zoom))
+    metrics = combine_and_score(args.models, args.name, args.out, data, weights, args.search_weights, tuple(args.zoom),
+                                args.data)
     print(json.dumps({k: v.get("accuracy") if isinstance(v, dict) else v for k, v in metrics.items()}, indent=1))
     return 0
 
