@@ -99,4 +99,4 @@ def test_evaluate_missing_data(tmp_path):
 
 def test_models_lists_the_default():
     r = run("models")
-    assert r.returncode == 0 and "* fer-vgg48s" in r.stdout
+    assert r.returncode == 0 and "* fer-vgg48s-ens-zoom-int8" in r.stdout

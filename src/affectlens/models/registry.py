@@ -13,8 +13,10 @@ from affectlens.errors import ModelLoadError
 from affectlens.models.spec import ModelSpec, load_spec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The model :class:`~affectlens.EmotionRecognizer` uses when none is named.
-DEFAULT_MODEL = "fer-vgg48s"
+#: The model :class:`~affectlens.EmotionRecognizer` uses when none is named: the int8 file of
+#: a two-member ensemble with mirror and zoom test-time views (MODEL_CARD.md); ``fer-vgg48s`` /
+#: ``fer-vgg48s-int8`` are the faster single-network variants.
+DEFAULT_MODEL = "fer-vgg48s-ens-zoom-int8"
 
 
 def available_models() -> list[str]:
