@@ -1,4 +1,5 @@
-"""Static int8 (QDQ) quantisation of an emotion model, calibrated on FER-2013 training faces.
+"""Static int8 (QDQ) quantisation of an emotion model, calibrated on FER-2013 training faces
+(the same images FER+ relabels, so FER+ models are calibrated on them too).
 
 Static QDQ keeps convolutions in int8 end to end and is 1.4–3.7× faster than fp32 on CPUs
 with VNNI/AMX; dynamic quantisation is slower than fp32 for CNNs, so it is not offered.
@@ -20,7 +21,7 @@ import numpy as np
 from affectlens.classifier import EmotionClassifier
 from affectlens.datasets import load_fer2013
 from affectlens.errors import ModelLoadError
-from affectlens.evaluate import evaluate_fer2013
+from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, split_key
 from affectlens.models.registry import resolve_spec
 from affectlens.models.spec import ModelSpec, sha256_of
 
@@ -67,7 +68,8 @@ def float_tail(model) -> list[str]:
 def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str | Path | None = None,
                   calib_faces: int = 1024, seed: int = 0) -> ModelSpec:
     """Write ``<name>-int8.onnx`` and its spec next to the fp32 model (or in ``out_dir``) and
-    score both on PublicTest/PrivateTest; returns the int8 spec.
+    score it on PublicTest/PrivateTest (FER+ Valid/test for a model with a ``contempt`` output);
+    returns the int8 spec.
 
     Raises:
         ModelLoadError / DatasetError: as for loading and evaluation.
@@ -109,9 +111,12 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
                                f"MinMax activations calibrated on {len(images)} FER-2013 training faces; "
                                "from the logits on, float).")
     metrics = {}
-    for split, key in (("PublicTest", "fer2013_public_test"), ("PrivateTest", "fer2013_private_test")):
-        r = evaluate_fer2013(EmotionClassifier(int8), data, split)
-        metrics[key] = {k: r[k] for k in ("accuracy", "macro_f1", "ece", "per_class_recall", "n")}
+    ferplus = "contempt" in spec.labels
+    evaluate, prefix = (evaluate_ferplus, "ferplus") if ferplus else (evaluate_fer2013, "fer2013")
+    keys = ("accuracy", "macro_f1", "ece", "per_class_recall", "n") + (("kl_divergence",) if ferplus else ())
+    for split in ("PublicTest", "PrivateTest"):
+        r = evaluate(EmotionClassifier(int8), data, split)
+        metrics[f"{prefix}_{split_key(split)}"] = {k: r[k] for k in keys}
     int8 = dataclasses.replace(int8, metrics=metrics)
     int8.save(out / f"{name}.json")
     return int8
