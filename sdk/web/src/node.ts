@@ -32,6 +32,7 @@ setEnvironment({
       throw new ModelLoadError(`${ref}: ${why}; build the package (npm run build) or pass modelBaseUrl / model paths`);
     }
   },
+  defaultKey: "default_model",
   sha256: async (bytes) => createHash("sha256").update(bytes).digest("hex"),
   async toImage(input) {
     if (isRawImage(input)) return rawToBgr(input);

@@ -15,6 +15,8 @@ import { DEFAULT_TRACKER_OPTIONS, FaceTracker, TrackerOptions } from "./tracking
 /** What the build writes beside the models (`models/manifest.json`), read from Python's registry. */
 export interface Manifest {
   default_model: string;
+  /** The browser's default: the fp32 reference of an int8 default (WASM and native int8 kernels differ). */
+  web_default_model?: string;
   models: { name: string; spec: string; file: string; sha256: string; bytes: number }[];
   detector: { name: string; file: string; sha256: string; bytes: number; source: string };
   notice: string;
@@ -32,11 +34,16 @@ export interface Environment {
   sha256(bytes: Uint8Array): Promise<string | null>;
   toImage(input: unknown): Promise<Image8>;
   sessionOptions(threads: number): InferenceSession.SessionOptions;
+  /** Which manifest entry `"default"` means here. */
+  defaultKey: "default_model" | "web_default_model";
 }
 
 /** Options of `EmotionRecognizer.create` (every field optional). */
 export interface RecognizerOptions {
-  /** Emotion model: a shipped name (`"default"` = the Python library's default) or a path/URL of a spec JSON. */
+  /**
+   * Emotion model: a shipped name or a path/URL of a spec JSON. `"default"` (or none) is the Python
+   * library's default in Node, and in the browser its fp32 reference when that default is int8.
+   */
   model?: string;
   /** Folder or URL holding `manifest.json`, the specs and ONNX files (default: the package's `models/`). */
   modelBaseUrl?: string;
@@ -140,7 +147,8 @@ export class EmotionRecognizer {
     const base = options.modelBaseUrl ?? env.defaultModelBase();
     const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
 
-    const name = !options.model || options.model === "default" ? manifest.default_model : options.model;
+    const name = !options.model || options.model === "default"
+      ? manifest[env.defaultKey] ?? manifest.default_model : options.model;
     let specRef: string;
     if (isRef(name)) specRef = name;
     else {

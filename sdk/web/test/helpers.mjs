@@ -77,3 +77,13 @@ export function parityReport(perImage, labels) {
     topAgreement: n ? rows.filter((r) => r.same).length / n : 1,
   };
 }
+
+/** Debian's Chromium and the flags every SDK browser run uses (no downloads, no background traffic). */
+export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+export const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+export async function launch(extraArgs = []) {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_FLAGS, ...extraArgs] });
+}

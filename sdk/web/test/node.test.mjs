@@ -56,11 +56,11 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
   const dir = path.join(tmp, "video");
   let ref;
   before(() => {
-    runPython(["video", dir, path.join(SHARED, "media/videos/WolfgangLanger_Pexels.mp4"), "40", "3"]);
+    runPython(["video", dir, path.join(SHARED, "media/videos/WolfgangLanger_Pexels.mp4"), "24", "3"]);
     ref = JSON.parse(readFileSync(path.join(dir, "frames.json"), "utf8"));
   });
 
-  test("same track ids, smoothed and raw probabilities within 0.02 on 40 frames", async () => {
+  test("same track ids, smoothed and raw probabilities within 0.02 on 24 frames", async () => {
     const rec = await EmotionRecognizer.create({ runningMode: "video", smoothing: { method: "moving-average", window: 15 }, threads: 2 });
     const idMap = new Map();
     let faces = 0, worst = 0;
@@ -86,7 +86,7 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
       await rec.close();
     }
     console.log(`node video parity: ${ref.frames.length} frames, ${faces} faces, max prob diff ${worst.toFixed(4)}`);
-    assert.ok(faces >= 30, `expected a face in most frames, got ${faces}`);
+    assert.ok(faces >= 18, `expected a face in most frames, got ${faces}`);
     assert.ok(worst <= 0.02, `smoothed/raw probability difference ${worst}`);
   });
 });
