@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from affectlens.detection import RetinaFaceDetector, retinaface_onnx_bytes, retinaface_source
+from affectlens.export import portable_default
 from affectlens.models.registry import DEFAULT_MODEL, WEIGHTS_DIR, available_models
 from affectlens.models.spec import load_spec
 from affectlens.video.aggregate import NOTICE
@@ -27,12 +28,9 @@ def main(out: Path) -> None:
         shutil.copyfile(spec.model_path, out / spec.file)
         models.append({"name": name, "spec": f"{name}.json", "file": spec.file, "sha256": spec.sha256,
                        "bytes": spec.model_path.stat().st_size})
-    # The browser's default: the fp32 reference of Python's default when that default is an int8
-    # file. Measured (docs/sdk.md): onnxruntime-web's WASM int8 kernels and the native x86 ones
-    # without VNNI give different probabilities for the same int8 graph, while fp32 agrees to
-    # 0.001 everywhere. Re-measure when the int8 files change (tests/browser: "int8 in WASM").
-    fp32 = DEFAULT_MODEL.removesuffix("-int8")
-    web_default = fp32 if fp32 != DEFAULT_MODEL and fp32 in available_models() else DEFAULT_MODEL
+    # The browser's default (the same rule as mobile exports): the fp32 reference of an int8
+    # default, because int8 kernels differ between WASM and native x86 (docs/sdk.md).
+    web_default = portable_default()
     det = retinaface_onnx_bytes()
     det_file = f"{RetinaFaceDetector.name}.onnx"
     (out / det_file).write_bytes(det)
