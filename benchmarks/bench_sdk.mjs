@@ -3,10 +3,13 @@
 // Chromium (onnxruntime-web WASM, SIMD, 2 threads) and Python (onnxruntime, 2 threads).
 //
 // Usage (after `cd sdk/web && npm ci && npm run build`):
-//   node benchmarks/bench_sdk.mjs [--seconds 6] [--out benchmarks/results/sdk.json]
+//   node benchmarks/bench_sdk.mjs [--seconds 6] [--fer 1000] [--out benchmarks/results/sdk.json]
+// --fer N: also classify the first N FER-2013 PrivateTest crops in Chromium (WASM) with the int8
+// default and its fp32 reference, beside Python: accuracy and top-emotion agreement, the
+// measurement that picks the browser's default variant.
 // Speeds from one run compare with each other (ratios), not across machines.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +21,7 @@ const SDK = path.join(ROOT, "sdk/web");
 const require = createRequire(path.join(SDK, "package.json"));
 const args = Object.fromEntries(process.argv.slice(2).join(" ").split("--").filter(Boolean).map((a) => a.trim().split(/\s+/)));
 const SECONDS = Number(args.seconds ?? 6);
+const FER = Number(args.fer ?? 1000);
 const OUT = args.out ?? path.join(ROOT, "benchmarks/results/sdk.json");
 const PHOTO = path.resolve(ROOT, "../shared/data/media/images/single_face.jpg");
 const { EmotionRecognizer, readImage } = await import(path.join(SDK, "dist/node.mjs"));
@@ -121,6 +125,61 @@ print(json.dumps({"model": rec.classifier.spec.name, "time_to_first_result_ms": 
   return JSON.parse(out.trim().split("\n").pop());
 }
 
+/** FER-2013 crops through Python (library, native ONNX Runtime) and Chromium (WASM), per model. */
+async function ferRun(server, models) {
+  const dir = path.join(tmp, "fer");
+  const code = `
+import json, sys, numpy as np
+from pathlib import Path
+from affectlens.classifier import EmotionClassifier
+from affectlens.datasets.fer2013 import load_fer2013
+from affectlens.labels import EMOTIONS
+n, out = int(sys.argv[1]), Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+split = load_fer2013(Path(sys.argv[3]), ("PrivateTest",))["PrivateTest"]
+split.images[:n].tofile(out / "crops.u8")
+res = {"labels": [EMOTIONS[i] for i in split.labels[:n]], "python": {}}
+for m in sys.argv[4:]:
+    clf = EmotionClassifier(m, threads=2)
+    res["python"][m] = [clf.labels[i] for i in clf.classify_crops(split.images[:n]).argmax(1)]
+(out / "ref.json").write_text(json.dumps(res))`;
+  const py = process.env.AFFECTLENS_PYTHON || path.join(ROOT, ".venv/bin/python");
+  execFileSync(py, ["-c", code, String(FER), dir, path.resolve(ROOT, "../shared/data/fer2013"), ...models],
+    { env: { ...process.env, PYTHONPATH: path.join(ROOT, "src") }, encoding: "utf8" });
+  const ref = JSON.parse(readFileSync(path.join(dir, "ref.json"), "utf8"));
+  const crops = readFileSync(path.join(dir, "crops.u8")).toString("base64");
+  const browser = await launch();
+  const rows = [];
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/demo/blank.html`);
+    for (const m of models) {
+      const t0 = performance.now();
+      const top = await page.evaluate(async ([b64, model]) => {
+        const { EmotionRecognizer } = await import("/dist/browser.mjs");
+        const rec = await EmotionRecognizer.create({ model, threads: 2 });
+        const all = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const [h, w] = [48, 48];
+        const out = [];
+        for (let i = 0; i < all.length / (h * w); i += 64) {
+          const batch = [];
+          for (let k = i; k < Math.min(i + 64, all.length / (h * w)); k++) batch.push({ data: all.subarray(k * h * w, (k + 1) * h * w), width: w, height: h, channels: 1 });
+          for (const p of await rec.classifier.classifyCrops(batch)) out.push(rec.labels[p.indexOf(Math.max(...p))]);
+        }
+        await rec.close();
+        return out;
+      }, [crops, m]);
+      const ms = performance.now() - t0;
+      const acc = (pred) => pred.filter((p, i) => p === ref.labels[i]).length / pred.length;
+      rows.push({ model: m, faces: top.length, chromium_accuracy: acc(top), python_accuracy: acc(ref.python[m]),
+        agreement_with_python: top.filter((p, i) => p === ref.python[m][i]).length / top.length,
+        chromium_faces_per_s: Math.round(top.length / (ms / 1000)) });
+    }
+  } finally {
+    await browser.close();
+  }
+  return rows;
+}
+
 const server = await serve();
 const web = manifest.web_default_model ?? manifest.default_model;
 const models = [...new Set([web, manifest.default_model])];
@@ -133,11 +192,16 @@ for (const m of models) {
   result.node.push(await nodeRun(m));
   result.python.push(pythonRun(m));
 }
+if (FER > 0 && existsSync(path.resolve(ROOT, "../shared/data/fer2013"))) result.fer2013_private_test = await ferRun(server, models);
 await server.close();
 rmSync(tmp, { recursive: true, force: true });
 console.log("| runtime | model | time to first result (ms) | images/s (640x480, 1 face) |\n|---|---|---|---|");
 for (const k of ["chromium", "node", "python"]) {
   for (const r of result[k]) console.log(`| ${k} | ${r.model} | ${r.time_to_first_result_ms} | ${r.images_per_s} |`);
+}
+for (const r of result.fer2013_private_test ?? []) {
+  console.log(`FER-2013 PrivateTest first ${r.faces}: ${r.model} accuracy Chromium ${(100 * r.chromium_accuracy).toFixed(2)}%, ` +
+    `Python ${(100 * r.python_accuracy).toFixed(2)}%, same top emotion ${(100 * r.agreement_with_python).toFixed(2)}%`);
 }
 for (const d of result.download) console.log(`browser download with ${d.model}: ${d.mb} MB (${d.gzip_mb} MB gzip), model file ${d.model_mb} MB`);
 writeFileSync(OUT, JSON.stringify(result, null, 1) + "\n");
