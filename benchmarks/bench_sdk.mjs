@@ -4,6 +4,9 @@
 //
 // Usage (after `cd sdk/web && npm ci && npm run build`):
 //   node benchmarks/bench_sdk.mjs [--seconds 6] [--fer 1000] [--out benchmarks/results/sdk.json]
+// face-api.js (@vladmandic/face-api, its SSD and tiny detectors + expression net, tfjs WASM in
+// Node, single-threaded) runs in the same run when installed beside the SDK (not a dependency):
+//   cd sdk/web && npm install --no-save @vladmandic/face-api@1.7.15 @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0
 // --fer N: also classify the first N FER-2013 PrivateTest crops in Chromium (WASM) with the int8
 // default and its fp32 reference, beside Python: accuracy and top-emotion agreement, the
 // measurement that picks the browser's default variant.
@@ -59,18 +62,50 @@ async function rate(fn, seconds = SECONDS) {
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  return Math.round(10000 / times[times.length >> 1]) / 10;
+  return Math.round(100000 / times[times.length >> 1]) / 100;
 }
 
-async function nodeRun(model) {
+async function nodeRun(model, threads = 2) {
   const t0 = performance.now();
-  const rec = await EmotionRecognizer.create({ model, threads: 2 });
+  const rec = await EmotionRecognizer.create({ model, threads });
   const img = await readImage(png);
   const first = await rec.detect(img);
   const ttfr = performance.now() - t0;
   const ips = await rate(() => rec.detect(img));
   await rec.close();
-  return { model: rec.spec.name, time_to_first_result_ms: Math.round(ttfr), images_per_s: ips, faces: first.faces.length };
+  return { model: rec.spec.name, threads, time_to_first_result_ms: Math.round(ttfr), images_per_s: ips, faces: first.faces.length };
+}
+
+/** face-api.js on the same image in Node (tfjs WASM backend), when installed. */
+async function faceApiRun() {
+  let tf, faceapi;
+  try {
+    tf = require("@tensorflow/tfjs");
+    require("@tensorflow/tfjs-backend-wasm");
+    faceapi = require("@vladmandic/face-api/dist/face-api.node-wasm.js");
+  } catch {
+    return [{ skipped: "not installed (see the header of this file)" }];
+  }
+  const t0 = performance.now();
+  await tf.setBackend("wasm");
+  await tf.ready();
+  const dir = path.join(path.dirname(require.resolve("@vladmandic/face-api/package.json")), "model");
+  await faceapi.nets.ssdMobilenetv1.loadFromDisk(dir);
+  await faceapi.nets.tinyFaceDetector.loadFromDisk(dir);
+  await faceapi.nets.faceExpressionNet.loadFromDisk(dir);
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const img = tf.tensor3d(new Uint8Array(data), [info.height, info.width, 3], "int32");
+  const rows = [];
+  for (const [name, opts] of [["ssd_mobilenetv1", new faceapi.SsdMobilenetv1Options({ minConfidence: 0.5 })],
+    ["tiny_face_detector", new faceapi.TinyFaceDetectorOptions()]]) {
+    const run = () => faceapi.detectAllFaces(img, opts).withFaceExpressions();
+    const first = await run();
+    const ttfr = performance.now() - t0;
+    rows.push({ model: `face-api.js ${name} + expression net`, backend: `tfjs ${tf.getBackend()}`,
+      time_to_first_result_ms: Math.round(ttfr), images_per_s: await rate(run), faces: first.length });
+  }
+  img.dispose();
+  return rows;
 }
 
 async function chromiumRun(server, model) {
@@ -95,7 +130,7 @@ async function chromiumRun(server, model) {
         times.push(performance.now() - t);
       }
       times.sort((a, b) => a - b);
-      return { model: rec.spec.name, time_to_first_result_ms: Math.round(ttfr), images_per_s: Math.round(10000 / times[times.length >> 1]) / 10,
+      return { model: rec.spec.name, time_to_first_result_ms: Math.round(ttfr), images_per_s: Math.round(100000 / times[times.length >> 1]) / 100,
         faces: first.faces.length, threads: crossOriginIsolated ? 2 : 1 };
     }, [b64, model, SECONDS]);
   } finally {
@@ -117,8 +152,8 @@ times, start = [], time.perf_counter()
 while len(times) < 5 or time.perf_counter() - start < float(sys.argv[3]):
     t = time.perf_counter(); rec.predict_bgr(img); times.append(time.perf_counter() - t)
 times.sort()
-print(json.dumps({"model": rec.classifier.spec.name, "time_to_first_result_ms": round(ttfr * 1000),
-                  "images_per_s": round(1 / times[len(times) // 2], 1), "faces": len(faces)}))`;
+print(json.dumps({"model": rec.classifier.spec.name, "threads": 2, "time_to_first_result_ms": round(ttfr * 1000),
+                  "images_per_s": round(1 / times[len(times) // 2], 2), "faces": len(faces)}))`;
   const py = process.env.AFFECTLENS_PYTHON || path.join(ROOT, ".venv/bin/python");
   const out = execFileSync(py, ["-c", code, png, model, String(SECONDS)], {
     env: { ...process.env, PYTHONPATH: path.join(ROOT, "src") }, encoding: "utf8" });
@@ -185,19 +220,24 @@ const web = manifest.web_default_model ?? manifest.default_model;
 const models = [...new Set([web, manifest.default_model])];
 const result = {
   machine: `${os.cpus()[0].model}, ${os.cpus().length} cores`, load_average_1min: os.loadavg()[0], seconds_per_figure: SECONDS, image: "single_face.jpg fitted into 640x480",
-  download: models.map(sizes), chromium: [], node: [], python: [],
+  download: models.map(sizes), chromium: [], node: [], python: [], face_api_node: [],
 };
 for (const m of models) {
   result.chromium.push(await chromiumRun(server, m));
   result.node.push(await nodeRun(m));
   result.python.push(pythonRun(m));
 }
+result.node.push(await nodeRun(manifest.default_model, 1));
+result.face_api_node = await faceApiRun();
 if (FER > 0 && existsSync(path.resolve(ROOT, "../shared/data/fer2013"))) result.fer2013_private_test = await ferRun(server, models);
 await server.close();
 rmSync(tmp, { recursive: true, force: true });
 console.log("| runtime | model | time to first result (ms) | images/s (640x480, 1 face) |\n|---|---|---|---|");
-for (const k of ["chromium", "node", "python"]) {
-  for (const r of result[k]) console.log(`| ${k} | ${r.model} | ${r.time_to_first_result_ms} | ${r.images_per_s} |`);
+for (const k of ["chromium", "node", "python", "face_api_node"]) {
+  for (const r of result[k]) {
+    if (r.skipped) console.log(`| ${k} | ${r.skipped} | | |`);
+    else console.log(`| ${k}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""} | ${r.model} | ${r.time_to_first_result_ms} | ${r.images_per_s} |`);
+  }
 }
 for (const r of result.fer2013_private_test ?? []) {
   console.log(`FER-2013 PrivateTest first ${r.faces}: ${r.model} accuracy Chromium ${(100 * r.chromium_accuracy).toFixed(2)}%, ` +

@@ -71,7 +71,7 @@ async function analysePhoto(e) {
   const file = e.target.files[0];
   if (!file) return;
   const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "from-image" });
-  state.photo ??= await EmotionRecognizer.create({ runningMode: "image" }); // files already cached by the browser
+  state.photo ??= await EmotionRecognizer.create({ runningMode: "image" }); // reuses the files already loaded
   const result = await state.photo.detect(bitmap);
   const video = $("video");
   video.style.display = "none";

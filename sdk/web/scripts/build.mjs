@@ -2,7 +2,7 @@
 // files, their spec JSONs and manifest.json — all read from the Python package, never retyped.
 // The Python interpreter: $AFFECTLENS_PYTHON, else <repo>/.venv/bin/python, else python3.
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -46,5 +46,9 @@ for (const f of ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"]) {
 }
 
 // 3. Type declarations (also the type check).
-execFileSync(process.execPath, [path.join(pkg, "node_modules/typescript/bin/tsc"), "-p", pkg, "--emitDeclarationOnly", "--outDir", path.join(dist, "types")], { stdio: "inherit" });
+// (rootDir is the repository, for the palette import: move sdk/web/src/*.d.ts up to dist/types/)
+const typesTmp = path.join(dist, ".types");
+execFileSync(process.execPath, [path.join(pkg, "node_modules/typescript/bin/tsc"), "-p", pkg, "--emitDeclarationOnly", "--outDir", typesTmp], { stdio: "inherit" });
+renameSync(path.join(typesTmp, "sdk/web/src"), path.join(dist, "types"));
+rmSync(typesTmp, { recursive: true, force: true });
 console.log(`built ${path.relative(process.cwd(), dist) || "dist"}: node.mjs, browser.mjs, ort/, models/, types/`);

@@ -45,6 +45,19 @@ async function toImage(input: unknown): Promise<Image8> {
   return rawToBgr({ data: data.data, width: w, height: h, format: "rgba" });
 }
 
+const fetched = new Map<string, Promise<Uint8Array>>();
+
+async function download(ref: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(ref);
+  } catch (e) {
+    throw new ModelLoadError(`${ref}: cannot fetch (${(e as Error).message})`);
+  }
+  if (!res.ok) throw new ModelLoadError(`${ref}: HTTP ${res.status} ${res.status === 404 ? "(file not found; build the package or set modelBaseUrl)" : ""}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
 async function sha256(bytes: Uint8Array): Promise<string | null> {
   if (!globalThis.crypto?.subtle) return null; // not a secure context: the check is skipped
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
@@ -55,15 +68,15 @@ setEnvironment({
   ort: ort as never,
   defaultModelBase: () => new URL("./models/", import.meta.url).href,
   join: (base, file) => new URL(file, new URL(base.endsWith("/") ? base : base + "/", location.href)).href,
-  async readBytes(ref) {
-    let res: Response;
-    try {
-      res = await fetch(ref);
-    } catch (e) {
-      throw new ModelLoadError(`${ref}: cannot fetch (${(e as Error).message})`);
+  readBytes(ref) {
+    // one download per file and page: a second recognizer (e.g. image and video mode) reuses it
+    let bytes = fetched.get(ref);
+    if (!bytes) {
+      bytes = download(ref);
+      fetched.set(ref, bytes);
+      bytes.catch(() => fetched.delete(ref));
     }
-    if (!res.ok) throw new ModelLoadError(`${ref}: HTTP ${res.status} ${res.status === 404 ? "(file not found; build the package or set modelBaseUrl)" : ""}`);
-    return new Uint8Array(await res.arrayBuffer());
+    return bytes;
   },
   defaultKey: "web_default_model",
   sha256,

@@ -87,6 +87,9 @@ describe("headless Chromium", { skip: SKIP }, () => {
       await page.click("#start");
       await page.waitForFunction((n) => window.affectlensDemo.frames.length >= n, N, { timeout: 90_000 });
       await page.click("#stop");
+      // a photo from this device, analysed in the page by an image-mode recognizer
+      await page.setInputFiles("#photo", path.join(SHARED, "media/images/multi_face.jpg"));
+      await page.waitForFunction(() => document.querySelectorAll("#bars .face").length >= 5, null, { timeout: 90_000 });
       assert.deepEqual(requests.slice(loaded), [], "network requests after the models loaded");
 
       // the recorded frames and the page's results, through Python's VideoAnalyzer
