@@ -126,15 +126,16 @@ function timeline(f, labels) {
     state.timelines.set(f.track_id, t);
   }
   const ctx = t.canvas.getContext("2d");
-  if (t.x >= t.canvas.width) { ctx.drawImage(t.canvas, -1, 0); t.x = t.canvas.width - 1; }
+  const step = 3; // pixels per analysed frame
+  if (t.x + step > t.canvas.width) { ctx.drawImage(t.canvas, -step, 0); t.x = t.canvas.width - step; }
   let y = 0;
-  for (const l of labels) { // stacked smoothed probabilities, one pixel column per frame
+  for (const l of labels) { // stacked smoothed probabilities, one column per analysed frame
     const hgt = f.scores[l] * t.canvas.height;
     ctx.fillStyle = emotionColor(l);
-    ctx.fillRect(t.x, y, 1, hgt + 0.5);
+    ctx.fillRect(t.x, y, step, hgt + 0.5);
     y += hgt;
   }
-  t.x += 1;
+  t.x += step;
 }
 
 init().catch((e) => { $("status").textContent = `Could not load the models: ${e.message}`; state.error = e.message; });

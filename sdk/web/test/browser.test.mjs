@@ -51,7 +51,7 @@ describe("headless Chromium", { skip: SKIP }, () => {
         perImage.push([path.basename(f), got.faces, want.faces]);
       }
       const r = parityReport(perImage, ref.labels);
-      console.log(`chromium parity (browser default ${model}):`, JSON.stringify(r));
+      console.log(`chromium parity (browser ${model} vs Python ${process.env.AFFECTLENS_SDK_PYTHON_MODEL || model}):`, JSON.stringify(r));
       assert.ok(r.faces >= 20 && r.missing === 0 && r.extra === 0, JSON.stringify(r));
       assert.ok(r.maxBoxPx <= 2, `box difference ${r.maxBoxPx} px`);
       assert.ok(r.maxProbDiff <= 0.02, `probability difference ${r.maxProbDiff}`);
