@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from affectlens import __version__
+from affectlens.cpu import cpu_info
 from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
 
 RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
@@ -58,7 +59,7 @@ def cmd_image(args) -> int:
 
     files, problems = find_images(args.paths)
     try:
-        rec = EmotionRecognizer(model=args.model, min_score=args.det_threshold, min_face_px=args.min_face,
+        rec = EmotionRecognizer(model=args.model, precision=args.precision, min_score=args.det_threshold, min_face_px=args.min_face,
                                 max_faces=args.max_faces, threads=args.threads)
     except (ModelLoadError, ValueError) as exc:
         return _die(str(exc))
@@ -93,7 +94,8 @@ def cmd_image(args) -> int:
     failed = [r for r in records if "error" in r]
     if args.json:
         _write_json({"affectlens_version": __version__, "model": rec.classifier.spec.name,
-                     "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
+                     "model_sha256": rec.classifier.spec.sha256, "model_choice": rec.model_choice,
+                     "cpu": cpu_info().describe(), "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
                      "images": records, "summary": {"images": len(records), "failed": len(failed),
                                                     "faces": sum(len(r.get("faces", [])) for r in records),
                                                     "seconds": round(time.perf_counter() - t0, 3)}},
@@ -167,7 +169,7 @@ def cmd_video(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
-        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
+        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision, detector=det, threads=args.threads),
                             smooth=args.smooth, window=args.window, detect_every=args.detect_every)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
@@ -206,17 +208,36 @@ def cmd_video(args) -> int:
 
 # ----------------------------------------------------------------------------- models
 def cmd_models(args) -> int:
-    from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec
+    from affectlens.cpu import cpu_info
+    from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec, select_variant
 
+    chosen, reason = select_variant()
+    rows = []
     for name in available_models():
         spec = resolve_spec(name)
-        mark = "*" if name == DEFAULT_MODEL else " "
         figures = [f"{title} {spec.metrics[key]['accuracy']:.2%}"
                    for key, title in (("fer2013_private_test", "FER-2013 PrivateTest"), ("ferplus_private_test", "FER+ test"))
                    if key in spec.metrics]
-        acc_s = f"{len(spec.labels)} classes  " + ", ".join(figures)
-        print(f"{mark} {name:<20} {spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color:<5} {acc_s}")
+        size = f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color}"
+        rows.append(("*" if name == chosen else " ", name, size, f"{len(spec.labels)} classes", ", ".join(figures)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    print(f"\n* used when no model is named, on this CPU: {chosen} (family {DEFAULT_MODEL}; {reason})")
+    print(f"  CPU: {cpu_info().describe()}")
     return 0
+
+
+# ----------------------------------------------------------------------------- doctor
+def cmd_doctor(args) -> int:
+    from affectlens.doctor import format_doctor, run_doctor
+
+    report = run_doctor(args.model, args.precision, args.threads, args.data, args.faces)
+    if args.json:
+        _write_json(report.to_dict(), args.json)
+    if args.json != "-":
+        print(format_doctor(report))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
     im.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
     im.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
-    im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = default)")
+    im.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for this CPU, see 'affectlens models')")
+    im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
@@ -278,12 +301,25 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--min-face", type=float, default=0.0, metavar="PX")
     vi.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
     vi.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    vi.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for this CPU)")
     vi.add_argument("--threads", type=int, default=0)
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
 
-    mo = sub.add_parser("models", help="list the shipped emotion models")
+    mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)
+
+    dr = sub.add_parser("doctor", help="this CPU, its int8 path, the thread policy, and a 10-second self-check "
+                        "of the chosen model against its fp32 reference")
+    dr.add_argument("--model", default=None, metavar="NAME", help="model to check (default: the one chosen here)")
+    dr.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto")
+    dr.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
+    dr.add_argument("--data", default=None, metavar="DIR", help="FER-2013 folder (default: $AFFECTLENS_SHARED_DATA/"
+                    "fer2013 or ../shared/data/fer2013; without it, sample photos and agreement only)")
+    dr.add_argument("--faces", type=int, default=300, help="reference faces to check")
+    dr.add_argument("--json", metavar="OUT", help="also write the report as JSON ('-' = stdout only)")
+    dr.set_defaults(func=cmd_doctor)
 
     from affectlens.service.cli import add_serve_parser  # stdlib-only module; FastAPI is imported when run
 
