@@ -274,7 +274,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     Raises:
         ValueError: an invalid configuration (e.g. open mode on a public address).
     """
-    config = config or ServiceConfig()
+    config = (config or ServiceConfig()).resolved()
     config.validate()
     svc = ServiceState(config)
 
@@ -453,7 +453,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def delete_job(job_id: str, who: Principal = Depends(authenticate)):
         job = _own_job(job_id, who)
         svc.pool.cancel(job_id)
-        await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
+        left = await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
+        if left:  # the job stays listed: it still holds data
+            logger.error("job %s: could not delete %s", job_id, ", ".join(left))
+            raise ServiceError(503, "storage_error", f"job {job_id}: some of its files could not be deleted (a "
+                               "server storage problem, logged); the job is kept, retry the DELETE later",
+                               headers={"Retry-After": "30"})
         svc.store.delete(job_id)
         svc.store.audit(who.key_id, "job.delete", job.consent, job_id)
         return Response(status_code=204)

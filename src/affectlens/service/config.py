@@ -156,6 +156,17 @@ class ServiceConfig:
         set_(self, "consent_bases", tuple(self.consent_bases))
         set_(self, "cors_origins", tuple(self.cors_origins))
 
+    def resolved(self) -> "ServiceConfig":
+        """A copy whose file paths are absolute, resolved once against the current directory.
+
+        The service stores and deletes only absolute paths, so that nothing depends on the working
+        directory of the server or its workers (a relative data folder is where the process started).
+        """
+        def absolute(p: Path | None) -> Path | None:
+            return None if p is None else Path(os.path.abspath(p.expanduser()))
+
+        return dataclasses.replace(self, data_dir=absolute(self.data_dir), api_key_file=absolute(self.api_key_file))
+
     # ------------------------------------------------------------------ derived values
     @property
     def database(self) -> str:

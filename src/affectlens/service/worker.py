@@ -41,20 +41,31 @@ JOB_DEFAULTS = {"blur_faces": True}
 VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every")
 
 
-def _rmtree(path: str | Path | None) -> None:
-    if path:
-        p = Path(path)
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        elif p.exists():
-            p.unlink(missing_ok=True)
+def remove_path(path: str | Path | None) -> bool:
+    """Delete a file or a folder tree. Returns ``True`` when nothing is left at ``path`` (a failure
+    is logged, never hidden: callers record a deletion only when this returns ``True``)."""
+    if not path:
+        return True
+    p = Path(path)
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.error("cannot delete %s: %s", p, exc.strerror or exc)
+    return not (p.exists() or p.is_symlink())
 
 
-def drop_media(job: Job) -> None:
-    """Delete a job's upload: its own folder (named after the job) or, failing that, just the file."""
-    if job.media_path:
-        media = Path(job.media_path)
-        _rmtree(media.parent if media.parent.name == job.id else media)
+def drop_media(job: Job) -> bool:
+    """Delete a job's upload: its own folder (named after the job) or, failing that, just the file.
+    Returns whether it is gone."""
+    if not job.media_path:
+        return True
+    media = Path(job.media_path)
+    return remove_path(media.parent if media.parent.name == job.id else media)
 
 
 class WorkerPool:
@@ -205,8 +216,7 @@ class WorkerPool:
         job = self.store.get(job_id)
         if job is None:
             return
-        if job.media_path and not job.retain:
-            drop_media(job)
+        if job.media_path and not job.retain and drop_media(job):
             self.store.clear_media(job_id)
         if audit:
             self.store.audit(job.key_id, f"job.{job.state}", job.consent, job_id, frames=job.frames,
@@ -219,14 +229,17 @@ class WorkerPool:
         n = 0
         for job in self.store.expired(now):
             self.cancel(job.id)
-            delete_job_files(job, self.log_dir)
+            left = delete_job_files(job, self.log_dir)
+            if left:  # the row stays (and says what is stored) until its files are really gone
+                logger.error("job %s expired but %s could not be deleted; retrying at the next cleanup",
+                             job.id, ", ".join(left))
+                continue
             self.store.delete(job.id)
             self.store.audit("server", "job.expire", job.consent, job.id)
             n += 1
         for state in ("done", "failed"):
             for job in self.store.list(state):
-                if job.media_path and not job.retain:
-                    drop_media(job)
+                if job.media_path and not job.retain and drop_media(job):
                     self.store.clear_media(job.id)
         return n
 
@@ -244,13 +257,19 @@ def worker_database_arg(store: JobStore) -> tuple[str, dict[str, str] | None]:
     return "-", {**os.environ, DATABASE_URL_ENV: url}
 
 
-def delete_job_files(job: Job, log_dir: str | Path | None = None) -> None:
-    """Remove a job's results folder (only a folder named after the job), its upload and its worker log."""
-    if Path(job.out_dir).name == job.id:
-        _rmtree(job.out_dir)
+def delete_job_files(job: Job, log_dir: str | Path | None = None) -> list[str]:
+    """Remove a job's results folder (only a folder named after the job), its upload and its worker log.
+
+    Returns:
+        the paths that are still there (empty when everything is gone).
+    """
+    targets = [job.out_dir] if Path(job.out_dir).name == job.id else []
     if log_dir is not None:
-        _rmtree(Path(log_dir) / f"{job.id}.log")
-    drop_media(job)
+        targets.append(str(Path(log_dir) / f"{job.id}.log"))
+    left = [t for t in targets if not remove_path(t)]
+    if not drop_media(job):
+        left.append(str(job.media_path))
+    return left
 
 
 def _terminate(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
@@ -292,23 +311,25 @@ def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
         eta = elapsed / frac * (1.0 - frac) if frac > 0.02 else None
         store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n)
 
-    # Run beside the upload so that outputs name it "video.mp4", never a server path.
     media = Path(job.media_path or "")
+    if not media.is_absolute() or not out.is_absolute():
+        store.finish(job_id, "failed", ttl_s, error="job paths are not absolute (made by an older server?); "
+                                                    "submit the video again")
+        return 1
     if not media.is_file():
         store.finish(job_id, "failed", ttl_s, error="the upload is gone (deleted before the job ran)")
         return 1
-    os.chdir(media.parent)
 
     def end(state: str, error: str | None, frames: int | None = None) -> None:
-        # The upload goes before the outcome is recorded: a job seen as ended never still holds it.
-        if not job.retain:
-            drop_media(job)
-        store.finish(job_id, state, ttl_s, error=error, frames=frames, media_deleted=not job.retain)
+        # The upload goes before the outcome is recorded: a job seen as ended never still holds it,
+        # and the database says "deleted" only for an upload that is really gone.
+        gone = not job.retain and drop_media(job)
+        store.finish(job_id, state, ttl_s, error=error, frames=frames, media_deleted=gone)
         store.audit(job.key_id, f"job.{state}", job.consent, job_id, frames=frames, error=error)
 
-    try:
-        result = run_video(media.name, out, options=VideoOptions(**video_kw),
-                           run=RunOptions(resume=resume, **opts), progress=progress)
+    try:  # absolute paths, no chdir; outputs name the upload "video.mp4", never a server path
+        result = run_video(str(media), out, options=VideoOptions(**video_kw),
+                           run=RunOptions(resume=resume, **opts), progress=progress, source_name=media.name)
     except (AffectLensError, ValueError) as exc:
         end("failed", str(exc).replace(str(job.media_path), "upload"))
         return 1
