@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from affectlens import __version__
 from affectlens.errors import InvalidImageError, InvalidVideoError
@@ -139,7 +140,8 @@ async def authenticate(request: Request, key: str | None = Security(_api_key)) -
     """Dependency: the calling key (401 when missing/wrong), counted against its rate limit (429)."""
     svc: ServiceState = request.app.state.svc
     who = svc.keys.authenticate(key)
-    await run_in_threadpool(svc.limiter.check, who)  # may wait on the database: not on the event loop
+    if who.rate_per_minute > 0:
+        await run_in_threadpool(svc.limiter.check, who)  # may wait on the database: not on the event loop
     return who
 
 
@@ -280,6 +282,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from affectlens.service.connections import install_log_rate_limit
+
+        install_log_rate_limit()  # after uvicorn configured its loggers
         if svc.keys.open_mode:
             logger.warning("=" * 72)
             logger.warning("OPEN MODE: no API keys configured. Anyone who can reach %s:%s can analyse faces.",
@@ -529,6 +534,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             headers = {**(headers or {}), "Allow": allowed}  # Starlette's names the path's first route only
         return reply(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, exc: ClientDisconnect):  # the client left (or a read timeout closed it)
+        logger.info("client left during %s %s", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):

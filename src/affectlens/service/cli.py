@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -84,6 +85,11 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"affectlens: error: {exc}", file=sys.stderr)
         return 2
+    from affectlens.service.connections import ensure_file_handles, guarded_protocol
+
+    fit = ensure_file_handles(config.max_connections)
+    if fit != config.max_connections:
+        config = dataclasses.replace(config, max_connections=fit)
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, timeout_keep_alive=5,
-                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64)
+                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64, http=guarded_protocol(config))
     return 0

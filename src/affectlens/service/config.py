@@ -123,6 +123,11 @@ class ServiceConfig:
         job_timeout_s: a worker running longer is killed and its job failed.
         cleanup_interval_s: how often expired results are deleted.
         cors_origins: allowed browser origins; empty = CORS off.
+        header_timeout_s: a request's line and headers must arrive within this (else 408, closed).
+        body_timeout_s: a request body may stall this long; after it, it must average at least
+            ``min_body_bytes_per_s`` (else 408, closed).
+        min_body_bytes_per_s: slowest accepted average upload rate once ``body_timeout_s`` has passed.
+        max_connections: open connections at once; more are answered 503 and closed before reading.
         video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
     """
 
@@ -145,6 +150,10 @@ class ServiceConfig:
     job_timeout_s: float = 3600.0
     cleanup_interval_s: float = 300.0
     cors_origins: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    min_body_bytes_per_s: float = 1024.0
+    max_connections: int = 1024
     video_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -200,10 +209,13 @@ class ServiceConfig:
         """
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s"):
+        for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s",
+                     "header_timeout_s", "body_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("max_inflight", "max_workers", "max_attempts"):
+        if self.min_body_bytes_per_s < 0:
+            raise ValueError(f"min_body_bytes_per_s must be >= 0, got {self.min_body_bytes_per_s}")
+        for name in ("max_inflight", "max_workers", "max_attempts", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rate_limit_per_minute < 0:

@@ -130,12 +130,12 @@ def check_consent(config: ServiceConfig, declared: str | None) -> str:
 
 
 # ---------------------------------------------------------------------- content sniffing
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-
-
 def looks_like_image(head: bytes) -> bool:
-    """Whether the first bytes carry the signature of an image format we decode."""
-    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    """Whether the first bytes carry the signature of an image format we decode
+    (:data:`affectlens.image_header.SUPPORTED_FORMATS`)."""
+    from affectlens.image_header import detect_format
+
+    return detect_format(head[:16]) is not None
 
 
 def sniff_video(head: bytes) -> str | None:
