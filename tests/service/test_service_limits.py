@@ -29,7 +29,7 @@ def _rss_kb(pid: int, field: str) -> int:
 def server(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("limits")
     config = ("[service]\nheader_timeout_s = 4.0\nbody_timeout_s = 5.0\nmax_connections = 1200\n"
-              "rate_limit_per_minute = 0\n")
+              "rate_limit_per_minute = 0\ndb_busy_timeout_s = 1.0\n")
     with ServerProcess(cwd, [], config=config) as srv:
         yield srv
 
@@ -126,3 +126,33 @@ def test_connections_over_the_cap_get_503_before_anything_is_read(server):
             s.close()
     time.sleep(0.5)
     assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_locked_database_gives_503_with_retry_after_and_stalls_nothing_else(server, single_face_path):
+    import sqlite3
+
+    db = server.cwd / "affectlens-data" / "affectlens.db"
+    lock = sqlite3.connect(db, timeout=5, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # another process holding the write lock (e.g. a backup, a stuck writer)
+    try:
+        with ThreadPoolExecutor(4) as ex, httpx.Client(base_url=server.url, headers=CONSENT, timeout=30) as http:
+            t0 = time.monotonic()
+            pending = [ex.submit(http.post, "/v1/images:analyze", content=single_face_path.read_bytes())
+                       for _ in range(3)]
+            time.sleep(0.2)
+            for path in ("/openapi.json", "/healthz", "/metrics"):
+                t = time.monotonic()
+                assert http.get(path).status_code == 200
+                assert time.monotonic() - t < 1.0, f"{path} stalled behind the locked database"
+            for f in pending:
+                r = f.result()
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "database_busy" and r.headers["retry-after"] == "2"
+            assert time.monotonic() - t0 < 20
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    r = httpx.post(server.url + "/v1/images:analyze", content=single_face_path.read_bytes(), headers=CONSENT,
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    assert "Traceback" not in (server.log_path.read_text())

@@ -12,13 +12,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import json
 import logging
 import math
 import shutil
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -79,10 +83,14 @@ class ServiceState:
         self.model_lock = threading.Lock()  # one analysis at a time on the shared ONNX sessions
         self._inflight = 0
         self._inflight_lock = threading.Lock()
-        self.metrics = Metrics({
+        # Database work runs here, never on the event loop nor in the pool that decodes images: a slow
+        # or locked database then makes its own requests wait (and answer 503), not every route.
+        self.db_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="affectlens-db")
+        self.metrics = Metrics({  # gauges read what the worker supervisor last counted (no query per scrape)
             "affectlens_jobs_queue_depth": ("Video jobs waiting for a worker.",
-                                            lambda: self.store.count("queued") if self.store else 0),
-            "affectlens_jobs_running": ("Video jobs running.", lambda: self.store.count("running") if self.store else 0),
+                                            lambda: self.pool.counts.get("queued", 0) if self.pool else 0),
+            "affectlens_jobs_running": ("Video jobs running.",
+                                        lambda: self.pool.counts.get("running", 0) if self.pool else 0),
             "affectlens_analyses_inflight": ("Image/stream analyses running or waiting.", lambda: self._inflight)})
 
     @property
@@ -94,7 +102,7 @@ class ServiceState:
 
         for d in (self.uploads_dir, self.jobs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(self.config.database)
+        self.store = JobStore(self.config.database, busy_timeout_s=self.config.db_busy_timeout_s)
         if self.config.rate_limit_store == "database":
             self.limiter = DatabaseRateLimiter(self.store.engine)
         self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
@@ -111,6 +119,22 @@ class ServiceState:
             self.pool.stop()
         if self.store:
             self.store.close()
+        self.db_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def db(self, fn, *args, **kwargs):
+        """Run a database call in the database threads.
+
+        Raises:
+            ServiceError: 503 ``database_busy`` with ``Retry-After`` when the database is locked,
+                unreachable or times out (never a 500).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.db_executor, functools.partial(fn, *args, **kwargs))
+        except SQLAlchemyError as exc:
+            logger.warning("database unavailable: %s", str(getattr(exc, "orig", None) or exc).splitlines()[0])
+            raise ServiceError(503, "database_busy", "the service database is busy or unavailable; retry shortly",
+                               headers={"Retry-After": "2"}) from None
 
     @contextmanager
     def slot(self):
@@ -141,7 +165,7 @@ async def authenticate(request: Request, key: str | None = Security(_api_key)) -
     svc: ServiceState = request.app.state.svc
     who = svc.keys.authenticate(key)
     if who.rate_per_minute > 0:
-        await run_in_threadpool(svc.limiter.check, who)  # may wait on the database: not on the event loop
+        await svc.db(svc.limiter.check, who)  # may wait on the database: not on the event loop
     return who
 
 
@@ -340,7 +364,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 raise ServiceError(422, "invalid_image", str(exc)) from None
             faces = await run_in_threadpool(svc.analyze_bgr, bgr, svc.recognizer.predict_bgr)
         svc.metrics.add_faces("image", len(faces))
-        svc.store.audit(who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
+        await svc.db(svc.store.audit, who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
         d = faces.to_dict()
         return {"faces": d["faces"], "labels": d["labels"], "image_size_hw": list(bgr.shape[:2]),
                 "model": svc.recognizer.classifier.spec.name}
@@ -392,21 +416,27 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         except BaseException:
             shutil.rmtree(up_dir, ignore_errors=True)
             raise
-        job = svc.store.create(consent=consent, key_id=who.key_id, retain=retain, media_path=str(media),
-                               out_dir=str(svc.jobs_dir / job_id), options=options, job_id=job_id)
-        svc.store.audit(who.key_id, "video.submit", consent, job_id, bytes=media.stat().st_size, retain=retain)
+        try:
+            job = await svc.db(svc.store.create, consent=consent, key_id=who.key_id, retain=retain,
+                               media_path=str(media), out_dir=str(svc.jobs_dir / job_id), options=options,
+                               job_id=job_id)
+        except BaseException:
+            shutil.rmtree(up_dir, ignore_errors=True)  # no job row: nothing may stay on disk
+            raise
+        await svc.db(svc.store.audit, who.key_id, "video.submit", consent, job_id, bytes=media.stat().st_size,
+                     retain=retain)
         svc.metrics.add("jobs_submitted")
         svc.pool.notify()
         return JSONResponse(job_status(job), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
-    def _own_job(job_id: str, who: Principal) -> Job:
-        job = svc.store.get(job_id)
+    async def _own_job(job_id: str, who: Principal) -> Job:
+        job = await svc.db(svc.store.get, job_id)
         if job is None or job.key_id != who.key_id:
             raise ServiceError(404, "not_found", f"no job {job_id[:40]!r} for this API key (deleted or expired?)")
         return job
 
-    def _done_job(job_id: str, who: Principal) -> Job:
-        job = _own_job(job_id, who)
+    async def _done_job(job_id: str, who: Principal) -> Job:
+        job = await _own_job(job_id, who)
         if job.state != "done":
             why = f" ({job.error})" if job.error else ""
             raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}{why}; results exist once it is done")
@@ -415,7 +445,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, responses=_JOB_ERRORS, tags=["jobs"],
              summary="State, progress and ETA of a video job")
     async def get_job(job_id: str, who: Principal = Depends(authenticate)):
-        return job_status(_own_job(job_id, who))
+        return job_status(await _own_job(job_id, who))
 
     @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, tags=["jobs"],
              responses={**_JOB_ERRORS, 200: {"description": "JSON (format=json) or CSV (format=csv)",
@@ -425,7 +455,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                           format: str = Query("json", pattern="^(json|csv)$"),
                           part: str = Query("frames", pattern="^(frames|intervals)$",
                                             description="which table for format=csv")):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         out = Path(job.out_dir)
         if format == "csv":
             name = "frames.csv" if part == "frames" else "intervals.csv"
@@ -437,7 +467,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                                              "content": {"text/html": {"schema": {"type": "string"}}}}},
              summary="The self-contained HTML report of a video job")
     async def get_report(job_id: str, who: Principal = Depends(authenticate)):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         return FileResponse(Path(job.out_dir) / "report.html", media_type="text/html")
 
     @app.get("/v1/jobs/{job_id}/annotated", response_class=Response, tags=["jobs"],
@@ -445,18 +475,18 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                  "video/mp4": {"schema": {"type": "string", "format": "binary"}}}}},
              summary="The annotated video (MP4) of a job submitted with annotate=true")
     async def get_annotated(job_id: str, who: Principal = Depends(authenticate)):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         path = Path(job.out_dir) / "annotated.mp4"
         if not job.options.get("annotate") or not path.is_file():
             raise ServiceError(404, "not_found", f"job {job_id} has no annotated video (submit it with annotate=true)")
-        svc.store.audit(who.key_id, "job.annotated", job.consent, job_id,
-                        blurred=bool(job.options.get("blur_faces", True)))
+        await svc.db(svc.store.audit, who.key_id, "job.annotated", job.consent, job_id,
+                     blurred=bool(job.options.get("blur_faces", True)))
         return FileResponse(path, media_type="video/mp4", filename=f"{job_id}-annotated.mp4")
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS, tags=["jobs"],
                 summary="Delete a job, its results and any stored media (stops it when running)")
     async def delete_job(job_id: str, who: Principal = Depends(authenticate)):
-        job = _own_job(job_id, who)
+        job = await _own_job(job_id, who)
         svc.pool.cancel(job_id)
         left = await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
         if left:  # the job stays listed: it still holds data
@@ -464,8 +494,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             raise ServiceError(503, "storage_error", f"job {job_id}: some of its files could not be deleted (a "
                                "server storage problem, logged); the job is kept, retry the DELETE later",
                                headers={"Retry-After": "30"})
-        svc.store.delete(job_id)
-        svc.store.audit(who.key_id, "job.delete", job.consent, job_id)
+        await svc.db(svc.store.delete, job_id)
+        await svc.db(svc.store.audit, who.key_id, "job.delete", job.consent, job_id)
         return Response(status_code=204)
 
     # ------------------------------------------------------------------ operations
@@ -475,7 +505,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 "model": svc.recognizer.classifier.spec.name if svc.recognizer else None,
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
-                "queue_depth": svc.store.count("queued") if svc.store else 0,
+                "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,
                 "workers_running": len(svc.pool.running_pids()) if svc.pool else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")

@@ -72,15 +72,17 @@ class JobStore:
 
     Args:
         path_or_url: a SQLite file (created with its folder when missing) or a SQLAlchemy URL.
+        busy_timeout_s: how long a statement waits for a lock before it fails (the server uses a
+            short one so that requests answer 503 rather than hang; workers wait longer).
 
     Raises:
         ValueError: a malformed URL or a missing driver (the URL is shown with its password masked).
         RuntimeError: the database cannot be reached or its tables cannot be created.
     """
 
-    def __init__(self, path_or_url: str | os.PathLike):
+    def __init__(self, path_or_url: str | os.PathLike, busy_timeout_s: float = 30.0):
         self.url = database_url(path_or_url, absolute=True)
-        self.engine: Engine = make_engine(self.url)
+        self.engine: Engine = make_engine(self.url, busy_timeout_s)
         for attempt in range(3):  # two processes starting at once may race to create the tables
             try:
                 metadata.create_all(self.engine)
@@ -136,6 +138,11 @@ class JobStore:
     def count(self, state: str) -> int:
         with self._read() as c:
             return int(c.execute(select(func.count()).select_from(jobs).where(jobs.c.state == state)).scalar_one())
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state (states without jobs are left out)."""
+        with self._read() as c:
+            return {st: int(n) for st, n in c.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))}
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to ``running`` (attempts + 1) and return it.

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import struct
 import time
@@ -38,6 +39,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from affectlens.errors import InvalidImageError
 from affectlens.service.security import API_KEY_HEADER, CONSENT_HEADER, ServiceError, check_consent
+
+logger = logging.getLogger("affectlens.service")
 
 MAGIC = b"ALF1"
 HELLO_TIMEOUT_S = 10.0
@@ -85,7 +88,8 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 key = key or hello.get("api_key")
                 consent = consent or hello.get("consent")
             who = svc.keys.authenticate(key)
-            await run_in_threadpool(svc.limiter.check, who)
+            if who.rate_per_minute > 0:
+                await svc.db(svc.limiter.check, who)
             consent = check_consent(config, consent)
             analyzer = _make_analyzer(svc, ws.query_params)
         except ServiceError as exc:
@@ -93,8 +97,12 @@ def add_stream_route(app: FastAPI, svc) -> None:
             return
         except WebSocketDisconnect:
             return
+        try:
+            await svc.db(svc.store.audit, who.key_id, "stream.open", consent)
+        except ServiceError as exc:
+            await refuse(ws, exc)
+            return
         svc.metrics.add("stream_connections")
-        svc.store.audit(who.key_id, "stream.open", consent)
         frames = faces_total = 0
         t_open = time.monotonic()
         pending_ts: float | None = None
@@ -169,7 +177,10 @@ def add_stream_route(app: FastAPI, svc) -> None:
             return
         finally:
             svc.metrics.add("stream_connections", -1)
-            svc.store.audit(who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
+            try:
+                await svc.db(svc.store.audit, who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
+            except ServiceError:
+                logger.error("stream.close not audited (database unavailable): key %s, %d frames", who.key_id, frames)
 
 
 def _make_analyzer(svc, params):

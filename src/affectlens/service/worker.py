@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from affectlens.service.db import DATABASE_URL_ENV
 from affectlens.service.jobs import Job, JobStore
 
@@ -96,6 +98,9 @@ class WorkerPool:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
+        self._last_count = 0.0
+        #: jobs per state, as last counted by the supervisor (what /healthz and /metrics show)
+        self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -104,6 +109,7 @@ class WorkerPool:
             logger.warning("job %s was running when the server stopped: now %s", job_id, state)
             self.store.audit("server", "job.recover", job_id=job_id, state=state)
         self.cleanup()
+        self.counts = self.store.counts()
         self._thread = threading.Thread(target=self._run, name="affectlens-workers", daemon=True)
         self._thread.start()
 
@@ -146,8 +152,14 @@ class WorkerPool:
             try:
                 self._reap()
                 self._launch()
+                if time.monotonic() - self._last_count > 1.0:
+                    self._last_count = time.monotonic()
+                    self.counts = self.store.counts()
                 if time.monotonic() - self._last_cleanup > self.cleanup_interval_s:
                     self.cleanup()
+            except SQLAlchemyError as exc:  # locked or unreachable: try again at the next poll
+                logger.warning("worker supervisor: job database unavailable (%s)",
+                               str(getattr(exc, "orig", None) or exc).splitlines()[0])
             except Exception:  # keep supervising whatever happens; the log says what
                 logger.exception("worker supervisor error")
             self._wake.wait(self.poll_s)
