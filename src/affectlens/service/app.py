@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import math
+import os
 import shutil
 import threading
 import uuid
@@ -44,7 +45,9 @@ from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
 from affectlens.service.ratelimit import DatabaseRateLimiter
 from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
 from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
-                                         ServiceError, check_consent, looks_like_image, sniff_video)
+                                         ServiceError, check_consent, check_origin, looks_like_image,
+                                         sniff_video)
+from affectlens.service.uploads import read_upload, storage_error
 from affectlens.service.worker import JOB_DEFAULTS, JOB_OPTIONS, VIDEO_OPTION_KEYS, WorkerPool, delete_job_files
 
 logger = logging.getLogger("affectlens.service")
@@ -100,19 +103,25 @@ class ServiceState:
     def start(self) -> None:
         from affectlens.recognizer import EmotionRecognizer
 
-        for d in (self.uploads_dir, self.jobs_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        for d in (self.config.data_dir, self.uploads_dir, self.jobs_dir, self.config.data_dir / "logs"):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(d, 0o700)  # media and results are personal data: owner only
         self.store = JobStore(self.config.database, busy_timeout_s=self.config.db_busy_timeout_s)
+        if self.store.path is not None:
+            for f in (self.store.path, *self.store.path.parent.glob(self.store.path.name + "-*")):
+                if f.is_file():
+                    os.chmod(f, 0o600)
         if self.config.rate_limit_store == "database":
             self.limiter = DatabaseRateLimiter(self.store.engine)
         self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
                                max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
                                job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
-                               cleanup_interval_s=self.config.cleanup_interval_s)
+                               cleanup_interval_s=self.config.cleanup_interval_s, lease_s=self.config.job_lease_s)
         self.pool.start()
         self.recognizer = EmotionRecognizer()
-        (self.config.data_dir / "service-config.json").write_text(
-            json.dumps(self.config.public_dict(), indent=2) + "\n")
+        cfg = self.config.data_dir / "service-config.json"
+        cfg.write_text(json.dumps(self.config.public_dict(), indent=2) + "\n")
+        os.chmod(cfg, 0o600)
 
     def stop(self) -> None:
         if self.pool:
@@ -163,6 +172,9 @@ _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
 async def authenticate(request: Request, key: str | None = Security(_api_key)) -> Principal:
     """Dependency: the calling key (401 when missing/wrong), counted against its rate limit (429)."""
     svc: ServiceState = request.app.state.svc
+    if svc.keys.open_mode and request.method not in ("GET", "HEAD", "OPTIONS"):
+        # no key to prove intent: a page on another site must not make the browser submit analyses
+        check_origin(request.headers, svc.config.cors_origins)
     who = svc.keys.authenticate(key)
     if who.rate_per_minute > 0:
         await svc.db(svc.limiter.check, who)  # may wait on the database: not on the event loop
@@ -183,8 +195,14 @@ def job_status(job: Job) -> dict:
                       "annotated": base + "/annotated" if job.options.get("annotate") else None}}
 
 
-def _truthy(v: str | None) -> bool:
-    return (v or "").strip().lower() in ("1", "true", "yes", "on")
+def _retain(v: str | None) -> bool:
+    """The ``retain`` option: absent or empty is ``false``; anything but a boolean word is a 422."""
+    if v is None or v.strip() == "":
+        return False
+    try:
+        return _parse_bool(v)
+    except ValueError:
+        raise ServiceError(422, "invalid_option", f"retain must be true or false, got {v[:40]!r}") from None
 
 
 def _parse_bool(v: str) -> bool:
@@ -206,44 +224,6 @@ def _num(v: str):
         except ValueError:
             pass
     return v
-
-
-async def _read_upload(request: Request, dest: Path | None = None) -> tuple[bytes | None, dict[str, str]]:
-    """The uploaded bytes (or, with ``dest``, written there) and the multipart text fields.
-
-    Multipart bodies carry the content in a ``file`` field; any other content type is the raw content.
-
-    Raises:
-        ServiceError: 400 for a malformed multipart body or a missing ``file`` field.
-        PayloadTooLarge: the body is over the limit (raised while reading).
-    """
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        if dest is None:
-            return await request.body(), {}
-        with open(dest, "wb") as fh:
-            async for chunk in request.stream():
-                fh.write(chunk)
-        return None, {}
-    try:
-        form = await request.form(max_files=1, max_fields=32)
-    except PayloadTooLarge:
-        raise
-    except Exception as exc:  # python-multipart / starlette parse errors
-        raise ServiceError(400, "bad_request", f"malformed multipart body: {exc}") from None
-    try:
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ServiceError(400, "bad_request", "multipart body has no file part named 'file'; send the content "
-                               "as -F file=@PATH (or as the raw request body)")
-        if dest is None:
-            return await upload.read(), fields
-        with open(dest, "wb") as fh:
-            await run_in_threadpool(shutil.copyfileobj, upload.file, fh, 1 << 20)
-        return None, fields
-    finally:
-        await form.close()
 
 
 def _consent_source(request: Request, header: str | None, fields: dict[str, str]) -> str | None:
@@ -349,7 +329,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
         if not multipart:  # refuse before reading the body
             consent = check_consent(config, _consent_source(request, x_consent, {}))
-        data, fields = await _read_upload(request)
+        data, fields = await read_upload(request)  # in memory only (max_image_mb), so any part order
         if multipart:
             consent = check_consent(config, _consent_source(request, x_consent, fields))
         from affectlens.imageio import decode_image
@@ -392,17 +372,25 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def submit_video(request: Request, who: Principal = Depends(authenticate),
                            x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
         multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-        if not multipart:
-            check_consent(config, _consent_source(request, x_consent, {}))
+        declared = _consent_source(request, x_consent, {})
+        if not multipart or declared:  # refuse before reading (and storing) the body
+            check_consent(config, declared)
+        options = _job_options(svc, request, {})  # query options: refused before the body is read
+        retain = _retain(request.query_params.get("retain"))
         job_id = uuid.uuid4().hex
         up_dir = svc.uploads_dir / job_id
-        up_dir.mkdir(parents=True)
+        try:
+            up_dir.mkdir(mode=0o700)
+        except OSError as exc:
+            logger.error("cannot create an upload folder: %s", exc)
+            raise storage_error(exc) from None
         tmp = up_dir / "upload.part"
         try:
-            _, fields = await _read_upload(request, dest=tmp)
+            _, fields = await read_upload(request, dest=tmp,
+                                          consent_known=bool(declared) or not config.consent_required)
             consent = check_consent(config, _consent_source(request, x_consent, fields))
             options = _job_options(svc, request, fields)
-            retain = _truthy(fields.get("retain") or request.query_params.get("retain"))
+            retain = _retain(fields.get("retain") or request.query_params.get("retain"))
             with open(tmp, "rb") as fh:
                 head = fh.read(512)
             if not head:

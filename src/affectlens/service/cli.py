@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 
 
@@ -74,6 +75,7 @@ def cmd_serve(args) -> int:
                  "rate_limit_per_minute": args.rate_limit, "result_ttl_hours": args.ttl_hours,
                  "max_workers": args.workers, "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
                  "consent_required": False if args.no_consent_required else None}
+    os.umask(0o077)  # uploads, results, logs and the database: owner only
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

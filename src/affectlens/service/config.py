@@ -129,6 +129,8 @@ class ServiceConfig:
         min_body_bytes_per_s: slowest accepted average upload rate once ``body_timeout_s`` has passed.
         max_connections: open connections at once; more are answered 503 and closed before reading.
         db_busy_timeout_s: a request waits this long for a locked database, then answers 503.
+        job_lease_s: a running job's lease, renewed by its server; a job whose server died is re-run
+            (by any server on the database) once its lease has expired.
         video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
     """
 
@@ -156,6 +158,7 @@ class ServiceConfig:
     min_body_bytes_per_s: float = 1024.0
     max_connections: int = 1024
     db_busy_timeout_s: float = 5.0
+    job_lease_s: float = 30.0
     video_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -212,7 +215,7 @@ class ServiceConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s",
-                     "header_timeout_s", "body_timeout_s", "db_busy_timeout_s"):
+                     "header_timeout_s", "body_timeout_s", "db_busy_timeout_s", "job_lease_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.min_body_bytes_per_s < 0:

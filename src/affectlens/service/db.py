@@ -49,6 +49,9 @@ jobs = Table(
     Column("options", Text, nullable=False, server_default="{}"),  # JSON
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("worker_pid", Integer),
+    Column("owner", Text),          # the server instance running the job (while running)
+    Column("lease_token", Text),    # changes at every claim: only its holder may write progress/outcome
+    Column("lease_until", Double),  # epoch s; the owner renews it; after it, any server may re-run the job
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="jobs_state_check"),
     Index("jobs_state", "state", "created_at"),
 )
