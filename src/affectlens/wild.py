@@ -23,8 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affectlens.assignment import linear_assignment
+from affectlens.faces import FrameInfo
 from affectlens.imageio import load_image
 from affectlens.labels import EMOTIONS
+from affectlens.metrics import box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -121,21 +124,6 @@ def read_frames(path: str | os.PathLike, frame_indices) -> dict[int, tuple[float
     return out
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` ``(n, 4)`` with every box in ``b`` ``(m, 4)`` (xyxy) → ``(n, m)``."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
 def load_labels(labels_csv: str | os.PathLike | None = None) -> list[WildFace]:
     """Read the labels file.
 
@@ -157,3 +145,149 @@ def load_labels(labels_csv: str | os.PathLike | None = None) -> list[WildFace]:
             faces.append(WildFace(row["source"], int(row["frame_index"]), float(ts) if ts else None, box,
                                   label, row.get("person", "").strip() or f"{row['source']}#{n}"))
     return faces
+
+
+def match_faces(labelled_xyxy: np.ndarray, detected_xyxy: np.ndarray,
+                min_iou: float = MIN_MATCH_IOU) -> dict[int, int]:
+    """One-to-one matching of labelled boxes to detected boxes (Hungarian on ``1 - IoU``).
+
+    Returns:
+        ``{labelled row: detected row}`` for the pairs whose IoU is at least ``min_iou``.
+    """
+    if len(labelled_xyxy) == 0 or len(detected_xyxy) == 0:
+        return {}
+    iou = box_iou(labelled_xyxy, detected_xyxy)
+    return {i: j for i, j in linear_assignment(1.0 - iou) if iou[i, j] >= min_iou}
+
+
+def _score(faces: list[WildFace], preds: list[str | None], model_labels: tuple[str, ...]) -> dict:
+    """Accuracy, per-class recall, confusion matrix and neutral→sad rate of matched faces."""
+    true_idx, pred_idx, people_hits = [], [], {}
+    for face, pred in zip(faces, preds):
+        if pred is None:
+            continue
+        true_idx.append(EMOTIONS.index(face.label))
+        pred_idx.append(model_labels.index(pred))
+        people_hits.setdefault(face.person, []).append(pred == face.label)
+    cm = np.zeros((len(EMOTIONS), len(model_labels)), np.int64)
+    np.add.at(cm, (np.asarray(true_idx, np.int64), np.asarray(pred_idx, np.int64)), 1)
+    support = cm.sum(1)
+    correct = sum(int(cm[t, model_labels.index(name)]) for t, name in enumerate(EMOTIONS) if name in model_labels)
+    n = int(cm.sum())
+    recall = {name: (float(cm[t, model_labels.index(name)] / support[t]) if name in model_labels else 0.0)
+              for t, name in enumerate(EMOTIONS) if support[t]}
+    neutral = EMOTIONS.index("neutral")
+    n_neutral = int(support[neutral])
+    neutral_as_sad = int(cm[neutral, model_labels.index("sad")]) if "sad" in model_labels else 0
+    return {
+        "n_faces": n,
+        "n_people": len(people_hits),
+        "accuracy": correct / n if n else None,
+        "person_mean_accuracy": float(np.mean([np.mean(h) for h in people_hits.values()])) if people_hits else None,
+        "per_class_recall": recall,
+        "support": {name: int(support[t]) for t, name in enumerate(EMOTIONS) if support[t]},
+        "confusion": cm.tolist(),
+        "confusion_rows": list(EMOTIONS),
+        "confusion_cols": list(model_labels),
+        "neutral_as_sad": neutral_as_sad,
+        "neutral_to_sad_rate": neutral_as_sad / n_neutral if n_neutral else None,
+    }
+
+
+def evaluate_wild(model=None, labels_csv: str | os.PathLike | None = None,
+                  data_root: str | os.PathLike | None = None, *, recognizer=None,
+                  sources: list[str] | None = None, threads: int = 0) -> dict:
+    """Score an emotion model, through the full pipeline, on the in-the-wild set.
+
+    Each labelled frame is decoded and passed to :class:`~affectlens.EmotionRecognizer`
+    (default detector options); detected faces are matched one-to-one to labelled boxes at
+    IoU >= 0.5. A face's prediction is the argmax over *all* the model's labels, so a face read
+    as ``contempt`` by an 8-label model counts as wrong. Labelled faces with no matching
+    detection are misses, reported apart from the accuracy.
+
+    Args:
+        model: model name, spec/ONNX path or :class:`ModelSpec` (``None`` = the default).
+        labels_csv: the labels file (default ``benchmarks/wild/labels.csv``).
+        data_root: the shared data folder (default ``../shared/data`` beside the repository).
+        recognizer: an :class:`~affectlens.EmotionRecognizer` to use instead of building one.
+        sources: score only these sources (default all).
+        threads: ONNX Runtime threads when the recognizer is built here (0 = its default).
+
+    Returns:
+        ``model``, ``labels``, ``n_labelled``, ``n_faces`` (matched and scored), ``n_missed`` and
+        ``missed`` (labelled faces the detector did not find), ``n_people`` (distinct person/track
+        keys among scored faces), ``accuracy``, ``person_mean_accuracy`` (accuracy averaged per
+        person, so one long track does not dominate), ``per_class_recall``, ``support``,
+        ``confusion`` (rows: true labels in ``confusion_rows``; columns: model labels in
+        ``confusion_cols``), ``neutral_as_sad``, ``neutral_to_sad_rate`` and ``skipped_sources``
+        (sources whose file is absent).
+
+    Raises:
+        ModelLoadError: the model cannot be loaded.
+        ValueError: a malformed labels file.
+
+    Example:
+        >>> r = evaluate_wild("fer-vgg48s")
+        >>> round(r["accuracy"], 3), r["neutral_to_sad_rate"], r["n_people"]
+    """
+    from affectlens.recognizer import EmotionRecognizer
+
+    faces = load_labels(labels_csv)
+    if sources is not None:
+        faces = [f for f in faces if f.source in set(sources)]
+    rec = recognizer if recognizer is not None else EmotionRecognizer(model=model, threads=threads)
+    by_source: dict[str, list[int]] = {}
+    for k, f in enumerate(faces):
+        by_source.setdefault(f.source, []).append(k)
+    preds: list[str | None] = [None] * len(faces)
+    present = [False] * len(faces)
+    skipped = []
+    for source, rows in by_source.items():
+        path = resolve_source(source, data_root)
+        if path is None:
+            skipped.append(source)
+            logger.info("wild: %s is absent, skipped", source)
+            continue
+        frames = read_frames(path, {faces[k].frame_index for k in rows})
+        for fi, (ts, img) in frames.items():
+            here = [k for k in rows if faces[k].frame_index == fi]
+            found = rec.predict_bgr(img, FrameInfo(source, fi, ts, img.shape[:2]))
+            boxes = np.array([faces[k].xyxy for k in here], np.float64)
+            for i, j in match_faces(boxes, found.xyxy).items():
+                preds[here[i]] = rec.labels[int(np.argmax(found.probs[j]))]
+            for k in here:
+                present[k] = True
+    scored = [f for f, ok in zip(faces, present) if ok]
+    scored_preds = [p for p, ok in zip(preds, present) if ok]
+    missed = [{"source": f.source, "frame_index": f.frame_index, "xyxy": list(f.xyxy), "label": f.label}
+              for f, p in zip(scored, scored_preds) if p is None]
+    return {
+        "model": rec.classifier.spec.name,
+        "labels": list(rec.labels),
+        "n_labelled": len(scored),
+        "n_missed": len(missed),
+        "missed": missed,
+        "skipped_sources": skipped,
+        **_score(scored, scored_preds, tuple(rec.labels)),
+    }
+
+
+def format_wild_report(report: dict) -> str:
+    """A short text report of :func:`evaluate_wild`: accuracy, recall per class, confusion."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    lines = [f"model {report['model']}: {report['n_faces']} faces of {report['n_people']} people "
+             f"(missed by the detector: {report['n_missed']} of {report['n_labelled']})",
+             f"accuracy {pct(report['accuracy'])}, per-person mean {pct(report['person_mean_accuracy'])}, "
+             f"neutral read as sad {report['neutral_as_sad']} of {report['support'].get('neutral', 0)} "
+             f"({pct(report['neutral_to_sad_rate'])})",
+             "recall: " + ", ".join(f"{k} {pct(v)} (n={report['support'][k]})"
+                                    for k, v in report["per_class_recall"].items())]
+    cols = report["confusion_cols"]
+    lines.append("confusion (rows: labelled, columns: model)")
+    lines.append(f"{'':>9} " + " ".join(f"{c[:8]:>8}" for c in cols))
+    for name, row in zip(report["confusion_rows"], report["confusion"]):
+        if sum(row):
+            lines.append(f"{name:>9} " + " ".join(f"{v:>8}" for v in row))
+    if report["skipped_sources"]:
+        lines.append("skipped (file absent): " + ", ".join(report["skipped_sources"]))
+    return "\n".join(lines)
