@@ -37,11 +37,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def neutral_row(r: dict) -> str:
-    """What the labelled-neutral faces were read as, e.g. ``sad 53, neutral 13, fear 11``."""
-    row = r["confusion"][r["confusion_rows"].index("neutral")]
-    pairs = sorted(((v, c) for v, c in zip(row, r["confusion_cols"]) if v), reverse=True)
-    return ", ".join(f"{c} {v}" for v, c in pairs)
+def read_as(r: dict) -> str:
+    """The confusion matrix's non-empty rows in words: ``neutral (84) read as sad 53, neutral 13; ...``."""
+    parts = []
+    for name, row in zip(r["confusion_rows"], r["confusion"]):
+        if sum(row):
+            pairs = sorted(((v, c) for v, c in zip(row, r["confusion_cols"]) if v), reverse=True)
+            parts.append(f"{name} ({sum(row)}) read as " + ", ".join(f"{c} {v}" for v, c in pairs))
+    return "; ".join(parts)
 
 
 def main(argv=None) -> int:
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
     print(table(rows))
     print()
     for r in rows:
-        print(f"- `{r['model']}`: neutral faces read as {neutral_row(r)}")
+        print(f"- `{r['model']}`: {read_as(r)}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"threads": args.threads, "machine": platform.processor() or platform.machine(),

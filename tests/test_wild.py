@@ -137,6 +137,8 @@ def check_consistent(r: dict) -> None:
     if n_neutral:
         assert r["neutral_to_sad_rate"] == pytest.approx(r["neutral_as_sad"] / n_neutral)
     assert 1 <= r["n_people"] <= r["n_faces"]
+    assert sum(d["n_faces"] for d in r["per_source"].values()) == r["n_faces"]
+    assert sum(d["n_correct"] for d in r["per_source"].values()) == correct
 
 
 @pytest.fixture(scope="module")

@@ -219,8 +219,8 @@ def evaluate_wild(model=None, labels_csv: str | os.PathLike | None = None,
         keys among scored faces), ``accuracy``, ``person_mean_accuracy`` (accuracy averaged per
         person, so one long track does not dominate), ``per_class_recall``, ``support``,
         ``confusion`` (rows: true labels in ``confusion_rows``; columns: model labels in
-        ``confusion_cols``), ``neutral_as_sad``, ``neutral_to_sad_rate`` and ``skipped_sources``
-        (sources whose file is absent).
+        ``confusion_cols``), ``neutral_as_sad``, ``neutral_to_sad_rate``, ``per_source`` (``n_faces`` and
+        ``n_correct`` per source) and ``skipped_sources`` (sources whose file is absent).
 
     Raises:
         ModelLoadError: the model cannot be loaded.
@@ -261,6 +261,12 @@ def evaluate_wild(model=None, labels_csv: str | os.PathLike | None = None,
     scored_preds = [p for p, ok in zip(preds, present) if ok]
     missed = [{"source": f.source, "frame_index": f.frame_index, "xyxy": list(f.xyxy), "label": f.label}
               for f, p in zip(scored, scored_preds) if p is None]
+    per_source: dict[str, dict] = {}
+    for f, p in zip(scored, scored_preds):
+        if p is not None:
+            d = per_source.setdefault(f.source, {"n_faces": 0, "n_correct": 0})
+            d["n_faces"] += 1
+            d["n_correct"] += int(p == f.label)
     return {
         "model": rec.classifier.spec.name,
         "labels": list(rec.labels),
@@ -269,6 +275,7 @@ def evaluate_wild(model=None, labels_csv: str | os.PathLike | None = None,
         "missed": missed,
         "skipped_sources": skipped,
         **_score(scored, scored_preds, tuple(rec.labels)),
+        "per_source": per_source,
     }
 
 
