@@ -32,8 +32,16 @@ _SAME_PERSON = {"face_noface:t1": "webcam man", "single_face:t1": "webcam man"}
 
 
 def read_labels(path: Path) -> dict[str, str]:
+    """``{id: label}``; labels lower-cased, anything outside the 7 emotions counts as an exclusion."""
+    out = {}
     with open(path, newline="") as fh:
-        return {r["id"].strip(): r["label"].strip() for r in csv.DictReader(fh)}
+        for r in csv.DictReader(fh):
+            label = r["label"].strip().lower().replace(" ", "")
+            if label not in EMOTIONS and not label.startswith("excluded"):
+                print(f"{path.name}: {r['id']}: {label!r} is not one of the 7 labels; counted as excluded")
+                label = f"excluded:{label}"
+            out[r["id"].strip()] = label
+    return out
 
 
 def person_of(row: dict) -> str:
@@ -64,7 +72,8 @@ def coarse(label: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crops", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "benchmarks" / "wild" / "labels.csv")
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "benchmarks" / "wild" / "labels.csv")
     args = ap.parse_args()
     with open(args.crops / "candidates.csv", newline="") as fh:
         cands = list(csv.DictReader(fh))
@@ -73,16 +82,13 @@ def main() -> None:
     for name, lab in (("a", la), ("b", lb)):
         if lab is None:
             continue
-        bad = {v for v in lab.values() if v not in EMOTIONS and not v.startswith("excluded")}
-        if bad:
-            raise SystemExit(f"labels_{name}.csv: labels outside {EMOTIONS} + excluded:<reason>: {sorted(bad)}")
         print(f"labeller {name}: {len(lab)} of {len(cands)} labelled;",
               dict(Counter(v for v in lab.values()).most_common()))
     if lb is not None:
         both = [c["id"] for c in cands if c["id"] in la and c["id"] in lb]
         a8, b8 = [coarse(la[i]) for i in both], [coarse(lb[i]) for i in both]
-        print(f"all {len(both)} crops (7 emotions + excluded): agreement {sum(x == y for x, y in zip(a8, b8)) / len(both):.3f}, "
-              f"kappa {cohen_kappa(a8, b8):.3f}")
+        raw = sum(x == y for x, y in zip(a8, b8)) / len(both)
+        print(f"all {len(both)} crops (7 emotions + excluded): agreement {raw:.3f}, kappa {cohen_kappa(a8, b8):.3f}")
         emo = [i for i in both if la[i] in EMOTIONS and lb[i] in EMOTIONS]
         a7, b7 = [la[i] for i in emo], [lb[i] for i in emo]
         print(f"{len(emo)} crops both gave an emotion: agreement {sum(x == y for x, y in zip(a7, b7)) / len(emo):.3f}, "
