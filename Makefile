@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,service,browser,postgres]'
 	# Sample photos for the demo ship inside insightface's wheel; installed without its dependencies.
 	$(BIN)/python -m pip install -q --no-deps insightface==2.1
+	# The in-the-wild set (benchmarks/wild) also reads scikit-image's astronaut photo; files only, never imported.
+	$(BIN)/python -m pip install -q --no-deps scikit-image==0.26.0
 	touch $(STAMP)
 
 install: $(STAMP)

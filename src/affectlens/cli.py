@@ -112,6 +112,8 @@ def cmd_image(args) -> int:
 def cmd_evaluate(args) -> int:
     from affectlens.evaluate import evaluate_fer2013, evaluate_folder, evaluate_ferplus, format_report, public, write_plots
 
+    if args.wild:
+        return _evaluate_wild(args)
     try:
         if args.folder:
             report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads)
@@ -130,6 +132,24 @@ def cmd_evaluate(args) -> int:
         _write_json(report, args.json)
     if args.json != "-":
         print(format_report(report))
+    return 0
+
+
+def _evaluate_wild(args) -> int:
+    from affectlens.wild import DEFAULT_LABELS_CSV, evaluate_wild, format_wild_report
+
+    labels = Path(args.wild_labels) if args.wild_labels else DEFAULT_LABELS_CSV
+    if not labels.is_file():
+        return _die(f"{labels}: wild labels file not found; give --wild-labels benchmarks/wild/labels.csv "
+                    "from a clone of the repository")
+    try:
+        report = evaluate_wild(args.model, labels, args.wild_data, threads=args.threads)
+    except (ModelLoadError, ValueError) as exc:
+        return _die(str(exc))
+    if args.json:
+        _write_json(report, args.json)
+    if args.json != "-":
+        print(format_wild_report(report))
     return 0
 
 
@@ -260,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
-    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+ or your own face folders")
+    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+, your own face folders or the in-the-wild set")
     ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
     ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest", "all"])
     ev.add_argument("--folder", metavar="DIR",
@@ -268,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
     ev.add_argument("--ferplus", action="store_true",
                     help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")
+    ev.add_argument("--wild", action="store_true",
+                    help="score through the full pipeline on the in-the-wild set (benchmarks/wild/labels.csv; "
+                         "docs/wild-eval.md)")
+    ev.add_argument("--wild-labels", metavar="CSV", help="labels file for --wild (default: the repository's)")
+    ev.add_argument("--wild-data", default="../shared/data", metavar="DIR",
+                    help="shared data folder the --wild sources are relative to")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' = stdout)")
     ev.add_argument("--plots", metavar="DIR", help="write confusion-matrix and reliability-diagram PNGs to DIR")
     ev.add_argument("--threads", type=int, default=0)
