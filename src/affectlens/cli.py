@@ -16,8 +16,7 @@ from pathlib import Path
 from affectlens import __version__
 from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
 
-RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
-                   "informed consent.")
+from affectlens.image_run import RESPONSIBLE_USE
 
 
 def _die(msg: str, code: int = 2) -> int:
@@ -49,11 +48,10 @@ def _annotated_name(src: Path, used: set[str]) -> str:
 
 # ----------------------------------------------------------------------------- image
 def cmd_image(args) -> int:
-    import cv2
     from tqdm import tqdm
 
-    from affectlens.annotate import AnnotatorOptions, annotate
-    from affectlens.imageio import find_images, load_image
+    from affectlens.image_run import analyse_image_file, images_document
+    from affectlens.imageio import find_images
     from affectlens.recognizer import EmotionRecognizer
 
     files, problems = find_images(args.paths)
@@ -73,31 +71,19 @@ def cmd_image(args) -> int:
     bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)
     for path in bar:
         try:
-            bgr = load_image(path)
-            faces = rec.predict(bgr, source=str(path))
+            rec_json, faces = analyse_image_file(rec, path, ann_dir / _annotated_name(path, used) if ann_dir else None,
+                                                 blur_faces=args.blur_faces)
         except InvalidImageError as exc:
             records.append({"path": str(path), "error": str(exc)})
             tqdm.write(f"affectlens: {exc}", file=sys.stderr)
             continue
-        rec_json = {"path": str(path), "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
-                    "faces": faces.to_dict()["faces"]}
-        if ann_dir:
-            out = ann_dir / _annotated_name(path, used)
-            drawn = annotate(bgr, faces, AnnotatorOptions(blur_faces=args.blur_faces))
-            cv2.imwrite(str(out), drawn, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            rec_json["annotated"] = str(out)
         records.append(rec_json)
         if not args.quiet and args.json != "-":
             summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
             tqdm.write(f"{path}: {len(faces)} face(s): {summary}")
     failed = [r for r in records if "error" in r]
     if args.json:
-        _write_json({"affectlens_version": __version__, "model": rec.classifier.spec.name,
-                     "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
-                     "images": records, "summary": {"images": len(records), "failed": len(failed),
-                                                    "faces": sum(len(r.get("faces", [])) for r in records),
-                                                    "seconds": round(time.perf_counter() - t0, 3)}},
-                    args.json)
+        _write_json(images_document(records, rec, time.perf_counter() - t0), args.json)
     if not files and not problems:
         return _die("no input images")
     if failed:
