@@ -190,6 +190,34 @@ def cmd_video(args) -> int:
     return 1 if result.problems else 0
 
 
+# ----------------------------------------------------------------------------- batch
+def cmd_batch(args) -> int:
+    from affectlens.batch import BatchOptions, run_batch
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
+    try:
+        opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
+                            max_attempts=args.max_attempts, model=args.model, min_score=args.det_threshold,
+                            min_face_px=args.min_face, max_faces=args.max_faces, every=args.every, fps=args.fps,
+                            interval_s=args.interval, smooth=args.smooth, window=args.window,
+                            detect_every=args.detect_every, annotate=args.annotate, blur_faces=args.blur_faces)
+        res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
+    except ImportError as exc:
+        return _die(f"{exc}; the batch command needs: pip install 'affectlens[batch]'")
+    except (ValueError, ModelLoadError) as exc:
+        return _die(str(exc))
+    for _, msg in res.problems:
+        print(f"affectlens: {msg}", file=sys.stderr)
+    bad = {k: v for k, v in res.status.items() if v != "done"}
+    s = res.summary
+    print(f"{len(res.items)} item(s): {s['done']} done, {s['partial']} partly decoded, {s['invalid']} unreadable, "
+          f"{s['failed']} failed ({len(res.skipped)} skipped as done before); {s['frames']} frames, {s['faces']} "
+          f"faces -> {res.out_dir}/ (summary.html, manifest.csv, dataset/)", file=sys.stderr)
+    if not res.items and not res.problems:
+        return _die("no inputs")
+    return 0 if not bad and not res.problems else 1
+
+
 # ----------------------------------------------------------------------------- models
 def cmd_models(args) -> int:
     from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec
@@ -267,6 +295,33 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--threads", type=int, default=0)
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
+
+    ba = sub.add_parser("batch", help="analyse many images and videos (resumable; local processes or Ray)")
+    ba.add_argument("inputs", nargs="+", help="files, folders, glob patterns, or manifest CSVs "
+                    "(path[,subject,session,consent_ref])")
+    ba.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun skips the items done)")
+    ba.add_argument("--engine", default="local", choices=["local", "ray"])
+    ba.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
+                    help="Ray cluster to join (default: start a local Ray instance)")
+    ba.add_argument("--workers", type=int, default=0, metavar="N", help="parallel workers (0 = one per CPU)")
+    ba.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (0 = CPUs / workers)")
+    ba.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                    help="tries per item when a worker crashes (unreadable files are not retried)")
+    g = ba.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
+    g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
+    ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
+    ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
+    ba.add_argument("--detect-every", type=int, default=1, metavar="K")
+    ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
+    ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
+    ba.add_argument("--max-faces", type=int, default=0, metavar="N")
+    ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
+    ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
+    ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("-q", "--quiet", action="store_true")
+    ba.set_defaults(func=cmd_batch)
 
     mo = sub.add_parser("models", help="list the shipped emotion models")
     mo.set_defaults(func=cmd_models)
