@@ -79,7 +79,7 @@ class LocalEngine:
                 item = queue.pop()
                 if on_start:
                     on_start(item)
-                running[self._pool.submit(_process, item)] = item
+                running[self._submit(item)] = item
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for fut in done:
@@ -100,6 +100,14 @@ class LocalEngine:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 logger.warning("a worker process died; starting a new pool")
                 self._pool = self._new_pool()
+
+    def _submit(self, item: BatchItem):
+        try:
+            return self._pool.submit(_process, item)
+        except BrokenProcessPool:  # a worker died while idle: nothing was lost, start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(_process, item)
 
     def close(self) -> None:
         if self._pool is not None:
