@@ -192,8 +192,14 @@ def cmd_video(args) -> int:
 
 # ----------------------------------------------------------------------------- batch
 def cmd_batch(args) -> int:
+    import signal
+
     from affectlens.batch import BatchOptions, run_batch
 
+    def stop(signum, frame):  # SIGTERM ends the batch like Ctrl-C: the manifest keeps what finished
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
     try:
         opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,

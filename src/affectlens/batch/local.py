@@ -26,7 +26,24 @@ def _init_worker(options: BatchOptions, out_dir: str, threads: int) -> None:
     global _WORKER
     from affectlens.batch.worker import ItemWorker
 
+    _exit_with_parent()
     _WORKER = ItemWorker(options, out_dir, threads=threads)
+
+
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this worker when the batch process is gone (killed or crashed), instead of lingering."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="affectlens-parent-watch").start()
 
 
 def _process(item: BatchItem) -> dict:

@@ -81,7 +81,8 @@ class RayEngine:
         self.out_dir = str(Path(out_dir).resolve())
         self._owns_ray = False
         if not ray.is_initialized():
-            kwargs = {"address": options.address} if options.address else {"num_cpus": options.workers or None}
+            local = {"num_cpus": options.workers * (options.threads or 1) or None}
+            kwargs = {"address": options.address} if options.address else local
             ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      runtime_env={"env_vars": _env_for_workers()}, **kwargs)
             self._owns_ray = True

@@ -65,6 +65,9 @@ class ItemWorker:
         from affectlens.recognizer import EmotionRecognizer
         from affectlens.video.analyzer import VideoAnalyzer
 
+        import cv2
+
+        cv2.setNumThreads(threads)  # OpenCV's own pool: this worker's share of the CPUs, no more
         self.options = options
         self.out_dir = Path(out_dir)
         vopts = options.video_options(threads)
