@@ -22,7 +22,7 @@ from affectlens.batch.inputs import BatchItem
 from affectlens.batch.worker import TERMINAL
 from affectlens.models.spec import sha256_of
 
-FIELDS = ("item", "path", "kind", "status", "error", "attempts", "started_at", "finished_at", "seconds",
+FIELDS = ("item", "path", "kind", "status", "error", "attempts", "started_at", "finished_at", "seconds", "cpu_seconds",
           "frames", "faces", "outputs", "parquet", "model", "model_sha256", "results_key", "content_sha256",
           "size_bytes", "mtime_ns", "subject", "session", "consent_ref", "worker", "engine")
 
