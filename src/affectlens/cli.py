@@ -14,11 +14,9 @@ import time
 from pathlib import Path
 
 from affectlens import __version__
-from affectlens.cpu import cpu_info
 from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
 
-RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
-                   "informed consent.")
+from affectlens.image_run import RESPONSIBLE_USE
 
 
 def _die(msg: str, code: int = 2) -> int:
@@ -50,11 +48,10 @@ def _annotated_name(src: Path, used: set[str]) -> str:
 
 # ----------------------------------------------------------------------------- image
 def cmd_image(args) -> int:
-    import cv2
     from tqdm import tqdm
 
-    from affectlens.annotate import AnnotatorOptions, annotate
-    from affectlens.imageio import find_images, load_image
+    from affectlens.image_run import analyse_image_file, images_document
+    from affectlens.imageio import find_images
     from affectlens.recognizer import EmotionRecognizer
 
     files, problems = find_images(args.paths)
@@ -74,32 +71,19 @@ def cmd_image(args) -> int:
     bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)
     for path in bar:
         try:
-            bgr = load_image(path)
-            faces = rec.predict(bgr, source=str(path))
+            rec_json, faces = analyse_image_file(rec, path, ann_dir / _annotated_name(path, used) if ann_dir else None,
+                                                 blur_faces=args.blur_faces)
         except InvalidImageError as exc:
             records.append({"path": str(path), "error": str(exc)})
             tqdm.write(f"affectlens: {exc}", file=sys.stderr)
             continue
-        rec_json = {"path": str(path), "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
-                    "faces": faces.to_dict()["faces"]}
-        if ann_dir:
-            out = ann_dir / _annotated_name(path, used)
-            drawn = annotate(bgr, faces, AnnotatorOptions(blur_faces=args.blur_faces))
-            cv2.imwrite(str(out), drawn, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            rec_json["annotated"] = str(out)
         records.append(rec_json)
         if not args.quiet and args.json != "-":
             summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
             tqdm.write(f"{path}: {len(faces)} face(s): {summary}")
     failed = [r for r in records if "error" in r]
     if args.json:
-        _write_json({"affectlens_version": __version__, "model": rec.classifier.spec.name,
-                     "model_sha256": rec.classifier.spec.sha256, "model_choice": rec.model_choice,
-                     "cpu": cpu_info().describe(), "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
-                     "images": records, "summary": {"images": len(records), "failed": len(failed),
-                                                    "faces": sum(len(r.get("faces", [])) for r in records),
-                                                    "seconds": round(time.perf_counter() - t0, 3)}},
-                    args.json)
+        _write_json(images_document(records, rec, time.perf_counter() - t0), args.json)
     if not files and not problems:
         return _die("no input images")
     if failed:
@@ -226,6 +210,40 @@ def cmd_video(args) -> int:
     return 1 if result.problems else 0
 
 
+# ----------------------------------------------------------------------------- batch
+def cmd_batch(args) -> int:
+    import signal
+
+    from affectlens.batch import BatchOptions, run_batch
+
+    def stop(signum, frame):  # SIGTERM ends the batch like Ctrl-C: the manifest keeps what finished
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
+    try:
+        opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
+                            max_attempts=args.max_attempts, model=args.model, min_score=args.det_threshold,
+                            min_face_px=args.min_face, max_faces=args.max_faces, every=args.every, fps=args.fps,
+                            interval_s=args.interval, smooth=args.smooth, window=args.window,
+                            detect_every=args.detect_every, annotate=args.annotate, blur_faces=args.blur_faces)
+        res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
+    except ImportError as exc:
+        return _die(f"{exc}; the batch command needs: pip install 'affectlens[batch]'")
+    except (ValueError, ModelLoadError) as exc:
+        return _die(str(exc))
+    for _, msg in res.problems:
+        print(f"affectlens: {msg}", file=sys.stderr)
+    bad = {k: v for k, v in res.status.items() if v != "done"}
+    s = res.summary
+    print(f"{len(res.items)} item(s): {s['done']} done, {s['partial']} partly decoded, {s['invalid']} unreadable, "
+          f"{s['failed']} failed ({len(res.skipped)} skipped as done before); {s['frames']} frames, {s['faces']} "
+          f"faces -> {res.out_dir}/ (summary.html, manifest.csv, dataset/)", file=sys.stderr)
+    if not res.items and not res.problems:
+        return _die("no inputs")
+    return 0 if not bad and not res.problems else 1
+
+
 # ----------------------------------------------------------------------------- models
 def cmd_models(args) -> int:
     from affectlens.cpu import cpu_info
@@ -332,6 +350,33 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--threads", type=int, default=0)
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
+
+    ba = sub.add_parser("batch", help="analyse many images and videos (resumable; local processes or Ray)")
+    ba.add_argument("inputs", nargs="+", help="files, folders, glob patterns, or manifest CSVs "
+                    "(path[,subject,session,consent_ref])")
+    ba.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun skips the items done)")
+    ba.add_argument("--engine", default="local", choices=["local", "ray"])
+    ba.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
+                    help="Ray cluster to join (default: start a local Ray instance)")
+    ba.add_argument("--workers", type=int, default=0, metavar="N", help="parallel workers (0 = one per CPU)")
+    ba.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (0 = CPUs / workers)")
+    ba.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                    help="tries per item when a worker crashes (unreadable files are not retried)")
+    g = ba.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
+    g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
+    ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
+    ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
+    ba.add_argument("--detect-every", type=int, default=1, metavar="K")
+    ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
+    ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
+    ba.add_argument("--max-faces", type=int, default=0, metavar="N")
+    ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
+    ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
+    ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("-q", "--quiet", action="store_true")
+    ba.set_defaults(func=cmd_batch)
 
     mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)
