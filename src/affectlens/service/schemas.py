@@ -120,7 +120,10 @@ class JobResults(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "starting"]
     version: str
-    model: str | None
+    model: str | None = Field(description="emotion model name")
+    model_sha256: str | None = Field(None, description="sha256 of the emotion model file")
+    threads: int = Field(0, description="ONNX Runtime threads per session in the API and worker processes "
+                                        "(0 = ONNX Runtime's default)")
     open_mode: bool
     consent_required: bool
     consent_bases: list[str]
