@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 
 from affectlens.classifier import EmotionClassifier
@@ -86,11 +85,7 @@ def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarr
     if missing:
         raise ModelLoadError(f"{classifier.spec.model_path}: model has no output for {missing}; "
                              "it cannot be scored on FER-2013")
-    h, w = classifier.crop_size_hw
-    if images.shape[1:] != (h, w):
-        interp = cv2.INTER_AREA if h < images.shape[1] else cv2.INTER_LINEAR
-        images = np.stack([cv2.resize(im, (w, h), interpolation=interp) for im in images])
-    probs = classifier.classify_crops(images)
+    probs = classifier.classify_crops(images)  # resized to the model's input by its preprocessing
     cols = [classifier.labels.index(e) for e in EMOTIONS]
     probs = probs[:, cols]
     return probs / probs.sum(1, keepdims=True)
@@ -174,9 +169,6 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     cls_idx = [FERPLUS_EMOTIONS.index(e) for e in classes]
     keep = np.isin(fp.labels, cls_idx)
     images = fp.images[keep]
-    h, w = clf.crop_size_hw
-    if images.shape[1:] != (h, w):
-        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
     probs = clf.classify_crops(images)[:, [clf.labels.index(e) for e in classes]]
     probs = probs / probs.sum(1, keepdims=True)
     true = np.array([classes.index(FERPLUS_EMOTIONS[i]) for i in fp.labels[keep]])
