@@ -26,6 +26,11 @@ class FaceRecord(BaseModel):
     scores: dict[str, float] = Field(description="label -> probability, summing to 1")
     track_id: int | None = Field(None, description="track across frames (video/stream); null for images. "
                                                    "Tracks carry no identity.")
+    quality: float | None = Field(None, description="face quality 0..1 (size, sharpness, pose, detection score); "
+                                                    "null when not measured")
+    quality_reason: str | None = Field(None, description="the weakest quality factor")
+    reliable: bool | None = Field(None, description="false when quality is below the recogniser's min_quality: "
+                                                    "the emotion is then not a reading of this face")
 
 
 class FrameInfoRecord(BaseModel):
