@@ -44,6 +44,16 @@ SHARED = Path(os.environ.get("AFFECTLENS_SHARED_DATA", ROOT.parent / "shared" / 
 CONSENT = {"X-Consent": "subject-consented"}
 
 
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,7 +284,7 @@ def run(args) -> dict:
         by_status[status] += n
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "cpu": cpu_name(), "cores": os.cpu_count(),
         "duration_s": args.duration_s, "restart_s": round(restart_s, 1),
         "requests": sum(stats.answers.values()),
         "answers": answers,
