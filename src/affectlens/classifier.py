@@ -6,68 +6,15 @@ the file's sha256. Nothing is inferred from tensor shapes or file names.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
 from affectlens.alignment import align_faces
 from affectlens.errors import ModelLoadError
 from affectlens.models.registry import resolve_spec
-from affectlens.models.spec import InputSpec, ModelSpec, verify_model_file
-
-
-def resize_crops(images, size_hw: tuple[int, int]) -> np.ndarray:
-    """Face crops brought to a model's crop size: the one resize every path uses (training,
-    evaluation, data preparation), area interpolation when shrinking, linear when enlarging.
-
-    Args:
-        images: a sequence of ``(h, w)`` or ``(h, w, 3)`` uint8 crops (sizes may differ; all
-            gray or all colour).
-        size_hw: target height and width.
-
-    Returns:
-        ``(n, H, W[, 3])`` uint8.
-    """
-    h, w = size_hw
-    out = []
-    for im in images:
-        if im.shape[:2] == (h, w):
-            out.append(im)
-            continue
-        interp = cv2.INTER_AREA if im.shape[0] >= h and im.shape[1] >= w else cv2.INTER_LINEAR
-        out.append(cv2.resize(im, (w, h), interpolation=interp))
-    if not out:
-        return np.zeros((0, h, w), np.uint8)
-    return np.stack(out)
-
-
-def preprocess_crops(crops: np.ndarray, inp: InputSpec) -> np.ndarray:
-    """Crops → a model's float32 NCHW input, as its spec says (colour, scale, mean/std). The one
-    definition training, evaluation and inference share.
-
-    Args:
-        crops: ``(n, H, W, 3)`` uint8 BGR, or ``(n, H, W)`` uint8 grayscale (e.g. FER-2013 faces).
-        inp: the model's :class:`~affectlens.models.spec.InputSpec`.
-
-    Raises:
-        ValueError: wrong shape or size.
-    """
-    crops = np.asarray(crops)
-    h, w = inp.size_hw
-    if crops.ndim not in (3, 4) or crops.shape[1:3] != (h, w) or (crops.ndim == 4 and crops.shape[3] != 3):
-        raise ValueError(f"expected (n, {h}, {w}[, 3]) crops, got {crops.shape}")
-    if crops.ndim == 3:  # grayscale
-        x = crops[:, None] if inp.color == "gray" else np.repeat(crops[:, None], 3, axis=1)
-    elif inp.color == "gray":
-        x = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[:, None] if len(crops) else \
-            np.zeros((0, 1, h, w), np.uint8)
-    else:
-        x = crops[..., ::-1] if inp.color == "rgb" else crops
-        x = x.transpose(0, 3, 1, 2)
-    mean = np.asarray(inp.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(inp.std, np.float32).reshape(1, -1, 1, 1)
-    x = x.astype(np.float32) * np.float32(inp.scale)
-    return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+from affectlens.models.spec import ModelSpec, verify_model_file
+from affectlens.preprocess import to_model_input
+from affectlens.runtime import session_options
 
 
 class EmotionClassifier:
@@ -76,7 +23,7 @@ class EmotionClassifier:
     Args:
         model: shipped model name, spec/ONNX path, folder, or a :class:`ModelSpec`
             (``None`` = the default model).
-        threads: ONNX Runtime intra-op threads (0 = its default).
+        threads: ONNX Runtime intra-op threads (0 = the CPUs this process may use; see :mod:`affectlens.runtime`).
         batch_size: faces per ONNX run; larger inputs are split.
 
     Raises:
@@ -91,12 +38,9 @@ class EmotionClassifier:
     def __init__(self, model: str | ModelSpec | None = None, threads: int = 0, batch_size: int = 64):
         self.spec = resolve_spec(model)
         path = verify_model_file(self.spec)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
         try:
-            self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), session_options(threads),
+                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's exception types are not public
             raise ModelLoadError(f"{path}: ONNX Runtime cannot load the model ({exc})") from None
         self._check_graph(path)
@@ -131,8 +75,16 @@ class EmotionClassifier:
         return align_faces(image_bgr, landmarks, self.spec.alignment.points_norm, self.crop_size_hw)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
-        """Crops → the model's float32 NCHW input (see :func:`preprocess_crops`)."""
-        return preprocess_crops(crops, self.spec.input)
+        """Crops → the model's float32 NCHW input (:func:`affectlens.preprocess.to_model_input`).
+
+        Args:
+            crops: ``(n, H, W, 3)`` uint8 BGR, or ``(n, H, W)`` uint8 grayscale (e.g. FER-2013
+                faces), any size (resized to the spec's).
+
+        Raises:
+            ValueError: not a stack of gray or 3-channel crops.
+        """
+        return to_model_input(crops, self.spec.input)
 
     def classify_crops(self, crops: np.ndarray) -> np.ndarray:
         """``(n, len(labels))`` float32 probabilities for aligned crops (see :meth:`preprocess`)."""

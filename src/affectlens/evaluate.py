@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from affectlens.classifier import EmotionClassifier, resize_crops
+from affectlens.classifier import EmotionClassifier
 from affectlens.datasets import load_fer2013
 from affectlens.errors import ModelLoadError
 from affectlens.labels import EMOTIONS
@@ -85,7 +85,7 @@ def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarr
     if missing:
         raise ModelLoadError(f"{classifier.spec.model_path}: model has no output for {missing}; "
                              "it cannot be scored on FER-2013")
-    probs = classifier.classify_crops(resize_crops(images, classifier.crop_size_hw))
+    probs = classifier.classify_crops(images)  # resized to the model's input by its preprocessing
     cols = [classifier.labels.index(e) for e in EMOTIONS]
     probs = probs[:, cols]
     return probs / probs.sum(1, keepdims=True)
@@ -169,7 +169,7 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     cls_idx = [FERPLUS_EMOTIONS.index(e) for e in classes]
     keep = np.isin(fp.labels, cls_idx)
     images = fp.images[keep]
-    probs = clf.classify_crops(resize_crops(images, clf.crop_size_hw))[:, [clf.labels.index(e) for e in classes]]
+    probs = clf.classify_crops(images)[:, [clf.labels.index(e) for e in classes]]
     probs = probs / probs.sum(1, keepdims=True)
     true = np.array([classes.index(FERPLUS_EMOTIONS[i]) for i in fp.labels[keep]])
     votes = fp.votes[keep][:, cls_idx]

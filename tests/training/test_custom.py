@@ -55,7 +55,8 @@ def test_subject_splits_never_share_a_subject():
 
 
 def test_network_started_from_shipped_onnx_reproduces_it():
-    from affectlens.classifier import EmotionClassifier, preprocess_crops
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.preprocess import to_model_input
     from affectlens.training.custom import make_net
     from affectlens.models.registry import resolve_spec
 
@@ -63,7 +64,7 @@ def test_network_started_from_shipped_onnx_reproduces_it():
     crops = np.stack([cv2.imread(str(p)) for p in sorted(need(CKPLUS48).glob("*/*.png"))[::60]])
     net, fresh = make_net(spec, spec.labels, pretrained=True)
     assert fresh == []
-    x = torch.from_numpy(preprocess_crops(crops, spec.input))
+    x = torch.from_numpy(to_model_input(crops, spec.input))
     with torch.no_grad():
         z = (net.eval()(x) + net(torch.flip(x, dims=[3]))) / 2
     probs = torch.softmax(z / spec.temperature, 1).numpy()

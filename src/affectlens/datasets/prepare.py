@@ -5,7 +5,7 @@ and :meth:`~affectlens.classifier.EmotionClassifier.align` with the base model's
 once; the faces are cached as PNG files with a manifest, so training and evaluation read
 exactly what the model will see at run time. Inputs that are already face crops (``--crops``,
 or images no larger than ``max_crop_side_px``) are only resized, by the same
-:func:`~affectlens.classifier.resize_crops` the evaluation of crops uses.
+:func:`~affectlens.preprocess.fit_crops` the classifier uses.
 
 A prepared data set is a folder::
 
@@ -185,14 +185,14 @@ class FacePreparer:
     def face_in(self, bgr: np.ndarray, item: SourceItem, frame_ms: float | None = None,
                 source: str | None = None) -> tuple[Face | None, tuple[str, str, str] | None]:
         """Detect and align the face of one decoded image (or take it as a crop)."""
-        from affectlens.classifier import resize_crops
+        from affectlens.preprocess import fit_crops
 
         source = source or item.source
         opts = self.options
         as_crop = item.is_crop if item.is_crop is not None else (
             opts.crops or (opts.max_crop_side_px > 0 and max(bgr.shape[:2]) <= opts.max_crop_side_px))
         if as_crop:
-            return Face(resize_crops([bgr], self.crop_size_hw)[0], item.label, item.subject, source, "crop",
+            return Face(fit_crops(bgr[None], self.crop_size_hw)[0], item.label, item.subject, source, "crop",
                         frame_ms), None
         found = self.detector.detect(bgr)
         problem = None

@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 
 
@@ -73,6 +75,7 @@ def cmd_serve(args) -> int:
                  "rate_limit_per_minute": args.rate_limit, "result_ttl_hours": args.ttl_hours,
                  "max_workers": args.workers, "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
                  "consent_required": False if args.no_consent_required else None}
+    os.umask(0o077)  # uploads, results, logs and the database: owner only
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -84,6 +87,11 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"affectlens: error: {exc}", file=sys.stderr)
         return 2
+    from affectlens.service.connections import ensure_file_handles, guarded_protocol
+
+    fit = ensure_file_handles(config.max_connections)
+    if fit != config.max_connections:
+        config = dataclasses.replace(config, max_connections=fit)
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, timeout_keep_alive=5,
-                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64)
+                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64, http=guarded_protocol(config))
     return 0

@@ -49,6 +49,9 @@ jobs = Table(
     Column("options", Text, nullable=False, server_default="{}"),  # JSON
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("worker_pid", Integer),
+    Column("owner", Text),          # the server instance running the job (while running)
+    Column("lease_token", Text),    # changes at every claim: only its holder may write progress/outcome
+    Column("lease_until", Double),  # epoch s; the owner renews it; after it, any server may re-run the job
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="jobs_state_check"),
     Index("jobs_state", "state", "created_at"),
 )
@@ -129,11 +132,11 @@ def check_driver(url: URL) -> None:
         raise ValueError(f"database_url {mask_url(url)!r}: its driver is not installed ({exc}); {hint}") from None
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn, _record, busy_timeout_s: float = 30.0) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process
     cur.close()
 
@@ -144,20 +147,25 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
 
-def make_engine(url: URL) -> Engine:
+def make_engine(url: URL, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for writes
     (connections with the execution option ``write=True``). The SQLite file's folder is created.
+    ``busy_timeout_s`` bounds how long a statement waits for a lock (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``) before it fails.
 
     Raises:
         ValueError: unknown dialect or missing driver (see :func:`check_driver`).
     """
     check_driver(url)
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, future=True, connect_args={
+            "connect_timeout": max(1, int(busy_timeout_s)), "options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"})
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
+    event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_timeout_s))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 

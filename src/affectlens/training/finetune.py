@@ -1,7 +1,7 @@
 """The fine-tuning loop for custom models: small data, any label set, early stopping, resumable.
 
 Inputs are prepared faces (:mod:`affectlens.datasets.prepare`) turned into tensors by the one
-:func:`~affectlens.classifier.preprocess_crops` inference uses; augmentation is
+:func:`~affectlens.preprocess.to_model_input` inference uses; augmentation is
 :func:`affectlens.training.augment.augment`; the loss is class-weighted cross-entropy
 (inverse frequency by default); the epoch with the best validation macro-F1 is kept, and
 training stops when it has not improved for ``patience`` epochs.
@@ -65,10 +65,10 @@ class FitOptions:
 def to_unit_tensor(images: np.ndarray, inp: InputSpec) -> torch.Tensor:
     """Crops → ``(n, c, H, W)`` float tensor in [0, 1] after the spec's colour conversion and
     scale (mean/std come after augmentation)."""
-    from affectlens.classifier import preprocess_crops
+    from affectlens.preprocess import to_model_input
 
     unit = dataclasses.replace(inp, mean=(0.0,) * inp.channels, std=(1.0,) * inp.channels)
-    return torch.from_numpy(preprocess_crops(images, unit))
+    return torch.from_numpy(to_model_input(images, unit))
 
 
 @torch.no_grad()
