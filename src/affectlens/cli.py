@@ -98,9 +98,14 @@ def cmd_evaluate(args) -> int:
 
     if args.wild:
         return _evaluate_wild(args)
+    from affectlens.custom_cli import cmd_evaluate_custom, is_prepared
+
+    if is_prepared(args.data) or args.html or (args.folder and not args.plots):
+        return cmd_evaluate_custom(args)
+    args.split = args.split or ("all" if args.folder else "PrivateTest")
     try:
         if args.folder:
-            report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads)
+            report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads, crops=args.crops)
         elif args.split == "all":
             return _die("--split all is for --folder; FER-2013 is scored per split")
         elif args.ferplus:
@@ -143,6 +148,10 @@ def cmd_train(args) -> int:
         import torch  # noqa: F401
     except ImportError:
         return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    if args.data:
+        from affectlens.custom_cli import cmd_train_custom
+
+        return cmd_train_custom(args)
     from affectlens.training.config import load_config
     from affectlens.training.train import resolve_device, train
 
@@ -298,11 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
-    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+, your own face folders or the in-the-wild set")
-    ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
-    ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest", "all"])
+    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+, your own faces (folders or a "
+                                         "prepared data set) or the in-the-wild set")
+    ev.add_argument("--data", default="../shared/data/fer2013",
+                    help="fer2013.csv[.gz] or its folder, or a prepared data set (affectlens dataset prepare)")
+    ev.add_argument("--split", default=None, choices=["Training", "PublicTest", "PrivateTest", "all", "train", "val", "test"],
+                    help="FER-2013/FER+: default PrivateTest; --folder: default all; a prepared data set: default the "
+                         "test subjects its model folder held out (else all)")
     ev.add_argument("--folder", metavar="DIR",
-                    help="score on face crops in class folders (DIR/<label>/*.jpg or DIR/train|val|test/<label>/)")
+                    help="score on labelled photos or crops in class folders (DIR/<label>/*.jpg or "
+                         "DIR/train|val|test/<label>/); photos are detected and aligned, crops taken as crops")
+    ev.add_argument("--crops", action="store_true", help="with --folder: the images are face crops (no detection)")
+    ev.add_argument("--html", metavar="OUT", help="write an HTML report (scores, base model beside, confusion, "
+                                                  "reliability, most confident mistakes)")
     ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
     ev.add_argument("--ferplus", action="store_true",
                     help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")
@@ -320,9 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)")
     tr.add_argument("--config", default=None,
                     help="TOML config (see configs/); without it the defaults, changed with --set")
-    tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run (--config or --data)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    from affectlens.custom_cli import add_dataset_parser, add_train_arguments
+
+    add_train_arguments(tr)
     tr.set_defaults(func=cmd_train)
+    add_dataset_parser(sub)
 
     vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
     vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
