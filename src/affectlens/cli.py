@@ -287,6 +287,23 @@ def cmd_doctor(args) -> int:
     return 0 if report.ok else 1
 
 
+# ----------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from affectlens.export import ExportError, export_bundle
+
+    try:
+        manifest = export_bundle(args.format, args.out, model=args.model, verify_faces=args.verify_faces)
+    except ExportError as exc:
+        return _die(str(exc), 1)
+    except ModelLoadError as exc:
+        return _die(str(exc))
+    v = manifest["verification"]
+    print(f"{args.out}: {manifest['detector']}, {manifest['emotion_model']} ({manifest['model']}), spec, labels.txt, "
+          f"manifest.json; verified on {v['faces']} faces here: top-emotion agreement {v['agreement']:.2%}, "
+          f"max probability difference {v['max_prob_diff']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectlens", description="Facial emotion recognition. " + RESPONSIBLE_USE)
     p.add_argument("--version", action="version", version=f"affectlens {__version__}")
@@ -400,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     ba.set_defaults(func=cmd_batch)
 
     mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
+    ex = sub.add_parser("export", help="write the detector and an emotion model for on-device apps (Android, iOS)")
+    ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
+                    help="ort: ONNX Runtime Mobile (+ operator list for a reduced build); onnx: plain ONNX")
+    ex.add_argument("--out", required=True, metavar="DIR", help="bundle folder")
+    ex.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                    help="emotion model (default: the fp32 reference of the default model; see docs/mobile.md)")
+    ex.add_argument("--verify-faces", type=int, default=1000, metavar="N",
+                    help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
+    ex.set_defaults(func=cmd_export)
+
     mo.set_defaults(func=cmd_models)
 
     dr = sub.add_parser("doctor", help="this CPU, its int8 path, the thread policy, and a 10-second self-check "
