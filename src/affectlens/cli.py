@@ -416,7 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 
-    mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     ex = sub.add_parser("export", help="write the detector and an emotion model for on-device apps (Android, iOS)")
     ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
                     help="ort: ONNX Runtime Mobile (+ operator list for a reduced build); onnx: plain ONNX")
@@ -427,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
     ex.set_defaults(func=cmd_export)
 
+    mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)
 
     dr = sub.add_parser("doctor", help="this CPU, its int8 path, the thread policy, and a 10-second self-check "
