@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python >= 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,service,browser,postgres]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,service,browser,postgres,video,dataframe]'
 	# Sample photos for the demo ship inside insightface's wheel; installed without its dependencies.
 	$(BIN)/python -m pip install -q --no-deps insightface==2.1
 	touch $(STAMP)

@@ -18,9 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from affectlens.annotate import EMOTION_COLORS
 from affectlens.faces import Faces
-from affectlens.labels import EMOTIONS
+from affectlens.labels import EMOTIONS, emotion_color
 from affectlens.video.aggregate import DEFINITIONS, NOTICE, VALENCE_AROUSAL, summarize
 
 _W, _H = 720, 210                      # chart size in SVG units
@@ -33,9 +32,8 @@ def _e(x: Any) -> str:
 
 
 def _hex(label: str) -> str:
-    """EMOTION_COLORS (BGR) as ``#rrggbb``; grey for unknown labels."""
-    b, g, r = EMOTION_COLORS.get(label, (150, 150, 150))
-    return f"#{r:02x}{g:02x}{b:02x}"
+    """The palette colour of ``label`` as ``#rrggbb`` (see :mod:`affectlens.labels`)."""
+    return emotion_color(label)
 
 
 def _pct(x: float | None) -> str:

@@ -9,7 +9,8 @@ Outputs in ``out_dir``:
   presence, valence/arousal, attention, engagement.
 - ``summary.json`` — session and per-track summary, options, source report, timings.
 - ``report.html`` — self-contained report with plots.
-- ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars).
+- ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars), H.264
+  when PyAV is installed so that browsers play it (see :mod:`affectlens.video.writer`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 from affectlens.video.report import write_html_report
 from affectlens.video.source import VideoSource
 from affectlens.video.store import FrameWriter, read_frames
+from affectlens.video.writer import CODECS, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class RunOptions:
         live: show a window while processing (only when a display is available).
         resume: continue an interrupted run in the same ``out_dir``.
         flush_every: frames between flushes of ``frames.jsonl``.
+        codec: codec of ``annotated.mp4``: ``"auto"`` (H.264 with PyAV, else ``mp4v``),
+            ``"h264"``, ``"vp9"`` or ``"mp4v"`` (see :mod:`affectlens.video.writer`).
     """
 
     every: int = 1
@@ -63,10 +67,13 @@ class RunOptions:
     live: bool = False
     resume: bool = False
     flush_every: int = 25
+    codec: str = "auto"
 
     def __post_init__(self):
         if self.interval_s <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval_s}")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
 
 
 @dataclass
@@ -148,8 +155,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                         if writer_video is None:
                             h, w = drawn.shape[:2]
                             fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
-                            writer_video = cv2.VideoWriter(str(out / ann_name), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                           float(fps_out), (w, h))
+                            writer_video = VideoWriter(out / ann_name, float(fps_out), (w, h), run.codec)
                         writer_video.write(drawn)
                     if live:
                         cv2.imshow("AffectLens", drawn)
@@ -161,7 +167,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         interrupted = True
     finally:
         if writer_video is not None:
-            writer_video.release()
+            writer_video.close()
         if live:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - t0

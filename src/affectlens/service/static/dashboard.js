@@ -5,12 +5,12 @@
 
 const $ = (id) => document.getElementById(id);
 
-const COLORS = {
-  angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#2ca02c",
-  neutral: "#7f7f7f", sad: "#1f77b4", surprise: "#ff7f0e", contempt: "#e377c2",
-};
-const PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939"];
-function colorFor(label, i) { return COLORS[label] || PALETTE[i % PALETTE.length]; }
+// The one palette: a copy of the "colors" object of src/affectlens/palette.json (tests/test_labels.py checks
+// that they are equal). Labels outside it (a custom model's classes) take the neutral grey of the palette.
+const COLORS = {"angry": "#e53935", "disgust": "#7cb342", "fear": "#8e24aa", "happy": "#fbc02d", "neutral": "#9e9e9e", "sad": "#1e88e5", "surprise": "#fb8c00", "contempt": "#00897b"};
+const ORDER = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt"];
+const OTHER_COLOR = "#bdbdbd";
+function colorFor(label) { return COLORS[label] || OTHER_COLOR; }
 
 // ------------------------------------------------------------------ consent gate
 const gated = ["image-input", "video-input", "cam-start"];
