@@ -15,6 +15,7 @@ Outputs in ``out_dir``:
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import logging
@@ -27,12 +28,12 @@ import cv2
 import numpy as np
 
 from affectlens import __version__
-from affectlens.annotate import AnnotatorOptions, annotate
+from affectlens.annotate import AnnotatorOptions, annotate, blur_region
 from affectlens.faces import Faces
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
                                         summarize)
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
-from affectlens.video.report import write_html_report
+from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
 from affectlens.video.store import FrameWriter, read_frames
 from affectlens.video.writer import CODECS, VideoWriter
@@ -53,6 +54,10 @@ class RunOptions:
         live: show a window while processing (only when a display is available).
         resume: continue an interrupted run in the same ``out_dir``.
         flush_every: frames between flushes of ``frames.jsonl``.
+        thumbnails: put one small face picture per person in ``report.html`` (blurred when
+            ``blur_faces``); ``False`` keeps faces out of the report.
+        min_track_s: tracks visible for less than this many seconds are folded into one
+            compact list in the report (see :class:`~affectlens.video.report.ReportOptions`).
         codec: codec of ``annotated.mp4``: ``"auto"`` (H.264 with PyAV, else ``mp4v``),
             ``"h264"``, ``"vp9"`` or ``"mp4v"`` (see :mod:`affectlens.video.writer`).
     """
@@ -67,11 +72,15 @@ class RunOptions:
     live: bool = False
     resume: bool = False
     flush_every: int = 25
+    thumbnails: bool = True
+    min_track_s: float = 2.0
     codec: str = "auto"
 
     def __post_init__(self):
         if self.interval_s <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval_s}")
+        if self.min_track_s < 0:
+            raise ValueError(f"min_track_s must be >= 0 seconds, got {self.min_track_s}")
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
 
@@ -136,6 +145,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     writer_video = None
     ann_name = "annotated.mp4" if not done else f"annotated-from-{done[-1].info.frame_index + 1}.mp4"
     frames: list[Faces] = list(done)
+    thumbs = ThumbnailKeeper(blur=run.blur_faces)
     interrupted = False
     t0 = time.perf_counter()
     total_ms = (src.report.frames_announced / src.report.fps_nominal * 1000.0
@@ -149,6 +159,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                     faces = faces.replace(track_id=np.where(tid > 0, tid + id_offset, tid))
                 fw.write(faces)
                 frames.append(faces)
+                if run.thumbnails:
+                    thumbs.offer(frame.image, faces)
                 if run.annotate or live:
                     drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
                     if run.annotate:
@@ -172,19 +184,21 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - t0
     result = finish_outputs(out, frames, run, opts, src.report.to_dict(), seconds, interrupted,
-                            len(frames) - len(done), va.labels)
+                            len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None)
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     return result
 
 
 def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoOptions, source_report: dict,
-                   seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...]) -> RunResult:
+                   seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...],
+                   thumbnails: dict[int, str] | None = None) -> RunResult:
     """Write frames.csv, intervals.csv, summary.json and report.html from the analysed frames."""
     intervals = aggregate_intervals(frames, run.interval_s)
     summary = summarize(frames, intervals)
     problems = list(source_report.get("problems") or [])
     summary.update({
+        "interval_s": run.interval_s,
         "affectlens_version": __version__,
         "source": source_report,
         "options": {"smooth": opts.smooth, "window": opts.window, "ema_alpha": opts.ema_alpha,
@@ -199,12 +213,56 @@ def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoO
     _write_csv(out / "intervals.csv", intervals, interval_fields(labels))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     title = f"AffectLens report — {Path(str(source_report.get('source', 'video'))).name}"
-    write_html_report(out / "report.html", frames, intervals, summary, title=title)
+    write_html_report(out / "report.html", frames, intervals, summary, title=title,
+                      options=ReportOptions(min_track_s=run.min_track_s), thumbnails=thumbnails)
     files = {k: str(out / v) for k, v in (("frames_jsonl", "frames.jsonl"), ("frames_csv", "frames.csv"),
                                           ("intervals_csv", "intervals.csv"), ("summary", "summary.json"),
                                           ("report", "report.html"))}
     n_tracks = int(summary.get("track_count", len(summary.get("tracks", []))))
     return RunResult(out, len(frames), n_tracks, interrupted, problems, files, summary)
+
+
+class ThumbnailKeeper:
+    """Keeps one small picture per confirmed track: its largest, most confidently detected face.
+
+    Args:
+        blur: blur each picture as the annotated video does (privacy).
+        size_px: height and width of the pictures.
+    """
+
+    def __init__(self, blur: bool = False, size_px: int = 96):
+        self.blur, self.size_px = blur, size_px
+        self._best: dict[int, tuple[float, np.ndarray]] = {}
+
+    def offer(self, image_bgr: np.ndarray, faces: Faces) -> None:
+        """Keep a crop of each tracked face of this frame that beats the track's current picture."""
+        h, w = image_bgr.shape[:2]
+        for i, tid in enumerate(faces.track_id.tolist()):
+            if tid < 1:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in faces.xyxy[i])
+            score = float(faces.det_score[i]) * max(0.0, (x2 - x1) * (y2 - y1)) ** 0.5
+            if tid in self._best and self._best[tid][0] >= score:
+                continue
+            side = 1.3 * max(x2 - x1, y2 - y1)   # a square around the face with some margin
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+            c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+            if c - a < 4 or d - b < 4:
+                continue
+            crop = image_bgr[b:d, a:c].copy()
+            if self.blur:
+                blur_region(crop, (x1 - a, y1 - b, x2 - a, y2 - b))
+            self._best[tid] = (score, cv2.resize(crop, (self.size_px, self.size_px), interpolation=cv2.INTER_AREA))
+
+    def data_uris(self) -> dict[int, str]:
+        """Track id → ``data:image/jpeg;base64,...``."""
+        out = {}
+        for tid, (_, img) in self._best.items():
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                out[tid] = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+        return out
 
 
 def _json_default(o):
