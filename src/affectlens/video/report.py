@@ -227,7 +227,7 @@ text-align:left}th{background:#f3f3f3}
 .swatch{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 .8em;vertical-align:middle;
 border:1px solid #888}
 svg text{font-size:11px;fill:#333}svg .small{font-size:9px}
-.grid{stroke:#e4e4e4}.axis{stroke:#888}.track{fill:#f0f0f0}.eng{fill:#4a7ab8}
+.grid{stroke:#e4e4e4}.cut{stroke:#333;stroke-width:1.5;stroke-dasharray:4 3}.axis{stroke:#888}.track{fill:#f0f0f0}.eng{fill:#4a7ab8}
 .val{stroke:#1b4f8a;fill:#1b4f8a;stroke-width:2}.aro{stroke:#c0392b;fill:#c0392b;stroke-width:2;
 stroke-dasharray:5 3}polyline.val,polyline.aro{fill:none}
 .track-section{margin-top:1.5em;padding-top:.5em;border-top:2px solid #eee}
@@ -289,6 +289,7 @@ _DETAIL_NAMES = {
     ("options", "interval_s"): "interval length", ("options", "every"): "analyse every n-th frame",
     ("options", "fps"): "analysis frame rate", ("options", "start_s"): "start", ("options", "end_s"): "end",
     ("options", "detect_every"): "run the detector every n-th frame",
+    ("options", "scene_cut_distance"): "scene cuts: colour change from",
     ("processing", "seconds"): "processing time", ("processing", "frames_this_run"): "frames analysed in this run",
     ("processing", "fps"): "processing speed", ("processing", "interrupted"): "interrupted",
     ("processing", "complete"): "complete",
@@ -300,7 +301,7 @@ def _human(section: str, key: str, v: Any, d: dict) -> str | None:
     """A run-details value as people read it; ``None`` to leave the row out."""
     if v is None:
         return {("options", "fps"): "every frame", ("options", "start_s"): "from the beginning",
-                ("options", "end_s"): "to the end"}.get((section, key), "–")
+                ("options", "end_s"): "to the end", ("options", "scene_cut_distance"): "off"}.get((section, key), "–")
     if isinstance(v, bool):
         return "yes" if v else "no"
     if section == "options" and key in ("window", "ema_alpha", "hmm_stay_prob") and \
@@ -354,13 +355,18 @@ def _rank_people(tracks: Sequence[dict], step_s: float, duration_s: float,
 
 
 def _overview_svg(people: Sequence[dict], names: dict[int, str], series: dict, labels: Sequence[str],
-                  frame_bin: np.ndarray, centers_s: np.ndarray, half_s: float, xr: tuple[float, float]) -> str:
+                  frame_bin: np.ndarray, centers_s: np.ndarray, half_s: float, xr: tuple[float, float],
+                  cuts_ms: Sequence[float] = ()) -> str:
     """All people on one time axis: one row each, coloured by the smoothed top emotion, gaps where unseen."""
     row = 18
     h = _MT + row * len(people) + _MB
     p = _Plot(*xr, 0.0, float(len(people)), h=h, ml=76)
     out = [p.open("Overview: when each person was visible and their most probable emotion"),
            p.axes("time (seconds)", "", [], str)]
+    for c in cuts_ms:
+        x = p.x(min(max(c / 1000.0, xr[0]), xr[1]))
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_MT - 4}" y2="{h - _MB}" class="cut">'
+                   f'<title>{_e(f"scene cut at {c / 1000:.1f} s")}</title></line>')
     for r, t in enumerate(people):
         tid = int(t["track_id"])
         y = _MT + r * row
@@ -492,6 +498,7 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
         ("video time covered", _sec(summary.get("duration_ms"))),
         ("people (face tracks)", f"{len(people)}" + (f" (and {len(short)} short tracks)" if short else "")),
         ("faces per frame, on average", f"{summary.get('faces_per_frame_mean') or 0.0:.2f}"),
+        *([("scene cuts", ", ".join(_sec(c) for c in summary["scene_cuts_ms"]))] if summary.get("scene_cuts_ms") else []),
         ("interval length", f"{summary['interval_s']:g} s" if summary.get("interval_s") else "–")]))
     parts.append('<p>Colours:' + "".join(f'<span class="swatch" style="background:{_hex(n)}"></span>{_e(n)}'
                                          for n in labels) + "</p>")
@@ -502,9 +509,12 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
         series = _track_series(frames, {int(t["track_id"]) for t in tracks})
         if people:
             parts.append('<h2>Everyone on one time axis</h2><p>One row per person, ranked by time on screen; the '
-                         "colour is the most probable emotion (smoothed), blank where the face was not visible.</p>"
+                         "colour is the most probable emotion (smoothed), blank where the face was not visible."
+                         + (" Dashed lines: scene cuts, where every track ends (a person seen in two shots "
+                            "appears twice)." if summary.get("scene_cuts_ms") else "") + "</p>"
                          + '<div id="overview">' + _overview_svg(people, names, series, labels, frame_bin, centers,
-                                                                half, xr) + "</div>")
+                                                                half, xr, summary.get("scene_cuts_ms") or ())
+                         + "</div>")
             parts.append("<h2>Summary per person</h2>" + _people_table(people, names, step_s, thumbs, opts)
                          + f"<p class=\"small\">Label-change rates are shown for people seen over at least "
                          f"{opts.min_rate_s:g} s.</p>")

@@ -184,7 +184,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - t0
     result = finish_outputs(out, frames, run, opts, src.report.to_dict(), seconds, interrupted,
-                            len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None)
+                            len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
+                            getattr(va, "scene_cuts_ms", None))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     return result
@@ -192,16 +193,18 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
 
 def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoOptions, source_report: dict,
                    seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...],
-                   thumbnails: dict[int, str] | None = None) -> RunResult:
+                   thumbnails: dict[int, str] | None = None, scene_cuts_ms: list[float] | None = None) -> RunResult:
     """Write frames.csv, intervals.csv, summary.json and report.html from the analysed frames."""
     intervals = aggregate_intervals(frames, run.interval_s)
     summary = summarize(frames, intervals)
     problems = list(source_report.get("problems") or [])
     summary.update({
         "interval_s": run.interval_s,
+        "scene_cuts_ms": [round(float(t), 3) for t in scene_cuts_ms or []],
         "affectlens_version": __version__,
         "source": source_report,
         "options": {"smooth": opts.smooth, "window": opts.window, "ema_alpha": opts.ema_alpha,
+                    "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
                     "hmm_stay_prob": opts.hmm_stay_prob, "interval_s": run.interval_s, "every": run.every,
                     "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s},
         "processing": {"seconds": round(seconds, 3), "frames_this_run": new_frames,
