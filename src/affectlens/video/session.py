@@ -30,6 +30,7 @@ import numpy as np
 from affectlens import __version__
 from affectlens.annotate import AnnotatorOptions, annotate, blur_region
 from affectlens.faces import Faces
+from affectlens.labels import EMOTIONS
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
                                         summarize)
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
@@ -106,6 +107,44 @@ class RunResult:
     files: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
 
+    def to_pandas(self, table: str = "frames"):
+        """``frames.csv`` (one row per face per frame) or ``intervals.csv`` as a :class:`pandas.DataFrame`.
+
+        Args:
+            table: ``"frames"`` or ``"intervals"``.
+
+        Raises:
+            ValueError: another table name.
+            ImportError: pandas is not installed (``pip install 'affectlens[dataframe]'``).
+        """
+        if table not in ("frames", "intervals"):
+            raise ValueError(f"table: expected 'frames' or 'intervals', got {table!r}")
+        pd = _pandas()
+        return pd.read_csv(self.files[f"{table}_csv"])
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("DataFrames need pandas: pip install 'affectlens[dataframe]'") from None
+    return pd
+
+
+def frames_to_pandas(frames: list[Faces]):
+    """Analysed frames (from :meth:`VideoAnalyzer.analyze` or ``process``) as a :class:`pandas.DataFrame`.
+
+    The columns of ``frames.csv`` (:func:`~affectlens.video.aggregate.frame_rows`): one row per
+    face per frame, with raw and smoothed probabilities and the per-face metrics.
+
+    Raises:
+        ImportError: pandas is not installed (``pip install 'affectlens[dataframe]'``).
+    """
+    pd = _pandas()
+    frames = list(frames)
+    labels = next((f.labels for f in frames if len(f)), frames[0].labels if frames else EMOTIONS)
+    return pd.DataFrame(frame_rows(frames), columns=frame_row_fields(labels))
+
 
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -118,12 +157,22 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     Args:
         source: file, folder of frames, camera index or URL.
         out_dir: output folder (created).
-        progress: optional callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
+        options / run / analyzer: analysis options, run options, or a ready analyzer.
+        progress: ``True`` for a progress bar on standard error (seconds of video, speed as a
+            multiple of real time), or a callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
+
+    Returns:
+        :class:`RunResult`; ``result.to_pandas()`` gives the frames as a DataFrame.
 
     Raises:
         InvalidVideoError: the source cannot be opened or has no decodable frame.
     """
     run = run or RunOptions()
+    if progress is True:
+        from affectlens.video.progress import VideoProgress
+
+        with VideoProgress() as bar:
+            return run_video(source, out_dir, options, run, analyzer, progress=bar)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "frames.jsonl"
