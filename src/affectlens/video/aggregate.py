@@ -341,7 +341,8 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     """One row per confirmed track and interval of video time (see the module docstring).
 
     Columns (in :func:`interval_fields` order): ``track_id``, ``interval`` (k), ``start_ms`` and
-    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``), ``frames_analysed`` (all analysed
+    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``, the last one cut at the end of the
+    analysed video time: last timestamp plus the median frame step), ``frames_analysed`` (all analysed
     frames in the interval), ``frames_in_lifespan`` (those between the track's first and last
     appearance), ``frames_with_face``, ``face_present_ratio`` (``frames_with_face /
     frames_analysed``), ``mean_<label>`` (smoothed probabilities averaged over frames with the
@@ -369,6 +370,7 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     face_k = frame_k[t.pos]
     ks, counts = np.unique(frame_k, return_counts=True)
     per_k = dict(zip(ks.tolist(), counts.tolist()))
+    clip_end_ms = _clip_end_ms(t.frame_ts)
     rows = []
     for tid in t.track_ids:
         sel = np.flatnonzero(t.track_id == tid)
@@ -378,7 +380,7 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
             s = _face_stats(t, idx)
             n_all = per_k[int(k)]
             row = {"track_id": tid, "interval": int(k), "start_ms": _r(k * step_ms, 3),
-                   "end_ms": _r((k + 1) * step_ms, 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
+                   "end_ms": _r(min((k + 1) * step_ms, clip_end_ms), 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
                    "frames_with_face": len(idx), "face_present_ratio": _r(min(1.0, len(idx) / n_all))}
             row.update({f"mean_{k_}": v for k_, v in zip(t.labels, s["mean"])})
             row["dominant"] = s["dominant"]
@@ -387,6 +389,14 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
                         "engagement": _r(t.m["engagement"][idx].sum() / n_life)})
             rows.append(row)
     return rows
+
+
+def _clip_end_ms(frame_ts: np.ndarray) -> float:
+    """End of the analysed video time: the last frame's timestamp plus the median frame step."""
+    if not len(frame_ts):
+        return 0.0
+    step = float(np.median(np.diff(frame_ts))) if len(frame_ts) > 1 else 0.0
+    return float(frame_ts[-1]) + step
 
 
 def _switches(top: np.ndarray) -> int:
@@ -458,7 +468,9 @@ def summarize(frames: Sequence[Faces], intervals: Sequence[dict[str, Any]] | Non
         tracks.append(entry)
     out["tracks"] = tracks
     if intervals:
-        out["interval_s"] = _r((intervals[0]["end_ms"] - intervals[0]["start_ms"]) / 1000.0, 6)
+        later = [r for r in intervals if r["interval"] > 0]  # the last interval may be cut at the clip end
+        out["interval_s"] = _r(later[0]["start_ms"] / later[0]["interval"] / 1000.0 if later else
+                               max(r["end_ms"] - r["start_ms"] for r in intervals) / 1000.0, 6)
     return out
 
 
