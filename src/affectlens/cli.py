@@ -168,7 +168,9 @@ def cmd_video(args) -> int:
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
-                            smooth=args.smooth, window=args.window, detect_every=args.detect_every)
+                            smooth=args.smooth, window_s=args.window_s, window=args.window,
+                            ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
+                            detect_every=args.detect_every)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
                          live=args.live, resume=args.resume)
@@ -265,8 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
     vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
-    vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
+    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm", "learned"])
+    vi.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
+                    help="moving-average window in seconds of video time (default 0.5)")
+    vi.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                    help="moving-average window in analysed frames instead (10-30)")
+    vi.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
+    vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
+                    help="HMM: mean time an expression is expected to be held")
+    vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
+                    help="model of --smooth learned (default: the shipped one)")
     vi.add_argument("--detect-every", type=int, default=1, metavar="K",
                     help="run the face detector on every K-th analysed frame, track in between (faster)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
