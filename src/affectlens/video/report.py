@@ -132,6 +132,15 @@ def _timeline_svg(tid: int, pos: np.ndarray, probs: np.ndarray, raw_top: np.ndar
     return "".join(out) + "</svg>"
 
 
+def _episodes_html(tid: int, episodes: Sequence[dict] | None, xr: tuple[float, float]) -> str:
+    """The track's expression episodes under its timeline (empty without episodes)."""
+    from affectlens.video.episodes import episodes_svg
+
+    svg = episodes_svg(tid, [e for e in episodes or [] if e["track_id"] == tid], xr, _hex)
+    return svg and ("<p>Expression episodes: bars from when an emotion rose above the threshold to when it fell "
+                    "back (episodes.csv); the dark tick marks its peak.</p>" + svg)
+
+
 def _hbars_svg(tid: int, shares: dict[str, float], labels: Sequence[str]) -> str:
     """Horizontal bars: share of frames per top emotion."""
     row, lw, bw = 22, 90, 480
@@ -321,7 +330,8 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
                 parts.append("<h3>Emotions over time</h3><p>Coloured areas: smoothed probability of each emotion "
                              "(together 100%). Gaps: the face was not visible. Thin strip on top: the most "
                              "probable emotion of each single frame before smoothing.</p>"
-                             + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr))
+                             + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr)
+                             + _episodes_html(tid, summary.get("episodes"), xr))
             parts.append("<h3>How often each emotion was the most probable</h3>"
                          + _hbars_svg(tid, t.get("shares") or {}, labels))
             rows = by_track.get(tid, [])
