@@ -154,6 +154,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_temporal(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    from affectlens.training.temporal import load_temporal_config, train_temporal
+
+    try:
+        cfg = load_temporal_config(args.config, args.set)
+    except (OSError, ValueError) as exc:
+        return _die(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        metrics = train_temporal(cfg, resume=args.resume)
+    except (DatasetError, ModelLoadError) as exc:
+        return _die(str(exc))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+    return 0
+
+
 # ----------------------------------------------------------------------------- video
 def cmd_video(args) -> int:
     from tqdm import tqdm
@@ -258,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     tr.set_defaults(func=cmd_train)
+
+    tt = sub.add_parser("train-temporal", help="train the learned temporal smoother (needs the 'train' extra)")
+    tt.add_argument("--config", default=None, metavar="TOML", help="e.g. configs/temporal-gru.toml")
+    tt.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    tt.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tt.set_defaults(func=cmd_train_temporal)
 
     vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
     vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
