@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
     vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm", "learned"])
+    vi.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                    help="temporal smoother (default hmm; see docs/temporal.md)")
     vi.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
                     help="moving-average window in seconds of video time (default 0.5)")
     vi.add_argument("--window", type=int, default=None, metavar="FRAMES",

@@ -23,7 +23,8 @@ class VideoOptions:
     Attributes:
         recognizer: detector + emotion model options (see :class:`RecognizerOptions`).
         tracker: :class:`TrackerOptions`.
-        smooth: ``"none"``, ``"moving-average"``, ``"ema"``, ``"hmm"`` or ``"learned"``.
+        smooth: ``"none"``, ``"moving-average"``, ``"ema"``, ``"hmm"`` (default: the best
+            hand-tuned smoother in docs/temporal.md) or ``"learned"``.
         window_s: moving-average window in seconds of video time (default 0.5).
         window: moving-average window in analysed frames instead (a frame-count alias, 10-30).
         ema_tau_s: time constant of ``"ema"`` in seconds (default 0.3).
@@ -43,7 +44,7 @@ class VideoOptions:
 
     recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
-    smooth: str = "moving-average"
+    smooth: str = "hmm"
     window_s: float = 0.5
     window: int | None = None
     ema_tau_s: float = 0.3
