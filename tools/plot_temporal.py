@@ -47,8 +47,8 @@ def main(argv=None) -> int:
                                               lambda: MovingAverageSmoother(window=15)),
             ("HMM hold 0.8 s (new default)", lambda: HmmSmoother(hold_s=0.8)), ("learned GRU", lambda: learned)]
     t = np.asarray(track["t"]) / 1000.0
-    w, left, right, strip, gap, line_h = 760, 200, 10, 14, 8, 46
-    h = 30 + len(rows) * (strip + line_h + gap) + 40
+    w, left, right, strip, gap, line_h = 840, 250, 10, 14, 8, 46
+    h = 30 + len(rows) * (strip + line_h + gap) + 44
     x = lambda s: left + (s - t[0]) / (t[-1] - t[0]) * (w - left - right)  # noqa: E731
     hi = labels.index("happy")
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
@@ -74,8 +74,8 @@ def main(argv=None) -> int:
         y = base + gap
     for s in range(int(np.ceil(t[0])), int(t[-1]) + 1, 2):
         out.append(f'<text x="{x(s):.1f}" y="{y + 12}" text-anchor="middle">{s} s</text>')
-    legend = "".join(f'<rect x="{left + 90 * k}" y="{y + 22}" width="10" height="10" fill="{COLORS[n]}"/>'
-                     f'<text x="{left + 90 * k + 14}" y="{y + 31}">{n}</text>' for k, n in enumerate(labels))
+    legend = "".join(f'<rect x="{left + 72 * k}" y="{y + 22}" width="10" height="10" fill="{COLORS[n]}"/>'
+                     f'<text x="{left + 72 * k + 14}" y="{y + 31}">{n}</text>' for k, n in enumerate(labels))
     out.append(legend + "</svg>\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("".join(out))
