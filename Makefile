@@ -11,9 +11,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python >= 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,service,browser,postgres]'
+	# 'train' (torch, pinned by constraints.txt) so the training tests run in make test too.
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,service,browser,postgres,batch,train,video,dataframe]'
 	# Sample photos for the demo ship inside insightface's wheel; installed without its dependencies.
 	$(BIN)/python -m pip install -q --no-deps insightface==2.1
+	# The in-the-wild set (benchmarks/wild) also reads scikit-image's astronaut photo; files only, never imported.
+	$(BIN)/python -m pip install -q --no-deps scikit-image==0.26.0
 	touch $(STAMP)
 
 install: $(STAMP)
