@@ -11,7 +11,8 @@ window.affectlensDemo = state;
 
 async function init() {
   const t0 = performance.now();
-  const smoothing = { method: "moving-average", window: Number(params.get("window") || 15) };
+  // default: Python's video default (HMM, expressions held 0.8 s); ?window=N frames for a moving average
+  const smoothing = params.has("window") ? { method: "moving-average", window: Number(params.get("window")) } : undefined;
   const tracker = params.has("maxLostMs") ? { maxLostMs: Number(params.get("maxLostMs")) } : {};
   state.rec = await EmotionRecognizer.create({ runningMode: "video", smoothing, tracker, threads: Number(params.get("threads") || 0) });
   state.loadMs = performance.now() - t0;

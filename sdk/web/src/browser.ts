@@ -78,7 +78,7 @@ setEnvironment({
     }
     return bytes;
   },
-  defaultKey: "web_default_model",
+  defaultModel: (m) => m.web_default_model ?? m.default_model,
   sha256,
   toImage,
   sessionOptions: (threads) => {

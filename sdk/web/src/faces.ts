@@ -11,7 +11,7 @@ export interface Face {
   landmarks: [number, number][];
   /** Detector confidence in [0, 1]. */
   det_score: number;
-  /** Most probable label (appearance of the expression, not the person's inner state). */
+  /** Most probable label (appearance of the expression, not the person's inner state); "unreliable" for a low-quality face. */
   emotion: string | null;
   /** Probability of `emotion`. */
   confidence: number | null;
@@ -19,6 +19,12 @@ export interface Face {
   scores: Record<string, number>;
   /** Track id across video frames (no identity: "the same box moving"); null when untracked. */
   track_id: number | null;
+  /** How far the reading can be trusted, in [0, 1]: the lowest of its quality signals. */
+  quality: number | null;
+  /** The weakest signal: "size", "sharpness", "pose" or "detection". */
+  quality_reason: string | null;
+  /** False below the recognizer's `minQuality`: then `emotion` reads "unreliable". */
+  reliable: boolean;
   /** Video mode: the frame's own probabilities before smoothing. */
   scores_raw?: Record<string, number>;
 }
@@ -42,7 +48,8 @@ export interface FacesResult {
 /** A face record from columns, with Python's rounding (0.01 px, 1e-6 probability). */
 export function makeFace(
   xyxy: number[], landmarks: number[][], detScore: number, probs: number[] | null, labels: string[],
-  trackId: number | null, raw?: number[],
+  trackId: number | null, quality: { quality: number; reason: string; reliable: boolean; unreliable: string } | null,
+  raw?: number[],
 ): Face {
   const r = (v: number, k: number) => Math.round(v * 10 ** k) / 10 ** k;
   const scores: Record<string, number> = {};
@@ -59,8 +66,12 @@ export function makeFace(
     bbox: xyxy.map((v) => r(v, 2)) as Face["bbox"],
     landmarks: landmarks.map(([x, y]) => [r(x, 2), r(y, 2)]),
     det_score: r(detScore, 6),
-    emotion, confidence, scores,
+    emotion: quality && !quality.reliable && emotion !== null ? quality.unreliable : emotion,
+    confidence, scores,
     track_id: trackId,
+    quality: quality ? r(quality.quality, 4) : null,
+    quality_reason: quality ? quality.reason : null,
+    reliable: quality ? quality.reliable : true,
   };
   if (raw) face.scores_raw = Object.fromEntries(labels.map((l, i) => [l, r(raw[i], 6)]));
   return face;

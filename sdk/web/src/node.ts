@@ -4,6 +4,7 @@
  * equal the Python library's).
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,7 +33,7 @@ setEnvironment({
       throw new ModelLoadError(`${ref}: ${why}; build the package (npm run build) or pass modelBaseUrl / model paths`);
     }
   },
-  defaultKey: "default_model",
+  defaultModel: (m) => (m.default_int8_model && x86Int8Path() ? m.default_int8_model : m.default_model),
   sha256: async (bytes) => createHash("sha256").update(bytes).digest("hex"),
   async toImage(input) {
     if (isRawImage(input)) return rawToBgr(input);
@@ -44,6 +45,17 @@ setEnvironment({
     ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
   }),
 });
+
+/** Whether this CPU has an x86 int8 path (AVX2, VNNI or AMX), as Python's `affectlens.cpu`. */
+export function x86Int8Path(): boolean {
+  if (process.arch !== "x64") return false;
+  try {
+    const flags = readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+    return ["avx2", "avx512_vnni", "avx_vnni", "amx_int8"].some((f) => flags.includes(f));
+  } catch {
+    return true; // not Linux: every x64 CPU of the last decade has AVX2
+  }
+}
 
 /**
  * Decode an image file (path or bytes: JPEG, PNG, WebP, TIFF, GIF...) to RGBA pixels for

@@ -8,18 +8,24 @@ import { checkDetectorOptions, DEFAULT_DETECTOR_OPTIONS, DetectorOptions, Retina
 import { InvalidImageError, ModelLoadError, ValueError } from "./errors.js";
 import { FacesResult, FrameInfo, makeFace } from "./faces.js";
 import { Image8 } from "./imageops.js";
-import { createSmoother, SmoothingOptions, TrackSmoother } from "./smoothing.js";
+import { assess, QualityConstants, qualitySignals } from "./quality.js";
+import { SceneCutDetector } from "./scenecut.js";
+import { createSmoother, DEFAULT_SMOOTHING, SmoothingOptions, TrackSmoother } from "./smoothing.js";
 import { ModelSpec, parseSpec } from "./spec.js";
 import { DEFAULT_TRACKER_OPTIONS, FaceTracker, TrackerOptions } from "./tracking.js";
 
 /** What the build writes beside the models (`models/manifest.json`), read from Python's registry. */
 export interface Manifest {
+  /** Python's `DEFAULT_MODEL` (the fp32 file of the default family). */
   default_model: string;
-  /** The browser's default: the fp32 reference of an int8 default (WASM and native int8 kernels differ). */
+  /** Its int8 sibling, which Python's `select_variant()` runs on x86 CPUs with an int8 path (AVX2, VNNI, AMX). */
+  default_int8_model?: string | null;
+  /** The browser's default (`affectlens.export.portable_default()`). */
   web_default_model?: string;
   models: { name: string; spec: string; file: string; sha256: string; bytes: number }[];
   detector: { name: string; file: string; sha256: string; bytes: number; source: string };
   notice: string;
+  quality: QualityConstants;
 }
 
 /** How the environment (browser or Node) loads files, runs ONNX and reads images. */
@@ -34,15 +40,16 @@ export interface Environment {
   sha256(bytes: Uint8Array): Promise<string | null>;
   toImage(input: unknown): Promise<Image8>;
   sessionOptions(threads: number): InferenceSession.SessionOptions;
-  /** Which manifest entry `"default"` means here. */
-  defaultKey: "default_model" | "web_default_model";
+  /** The model `"default"` means here. */
+  defaultModel(manifest: Manifest): string;
 }
 
 /** Options of `EmotionRecognizer.create` (every field optional). */
 export interface RecognizerOptions {
   /**
-   * Emotion model: a shipped name or a path/URL of a spec JSON. `"default"` (or none) is the Python
-   * library's default in Node, and in the browser its fp32 reference when that default is int8.
+   * Emotion model: a shipped name or a path/URL of a spec JSON. `"default"` (or none) is what the
+   * Python library runs on this machine in Node (its `select_variant()`: int8 on x86 CPUs with
+   * AVX2/VNNI/AMX, else fp32), and `web_default_model` from the manifest in the browser.
    */
   model?: string;
   /** Folder or URL holding `manifest.json`, the specs and ONNX files (default: the package's `models/`). */
@@ -51,10 +58,14 @@ export interface RecognizerOptions {
   detector?: Partial<DetectorOptions> & { model?: string };
   /** `"image"` (default): `detect()`; `"video"`: `detectForVideo()` with tracks and smoothing. */
   runningMode?: "image" | "video";
-  /** Video mode: per-track smoothing (default `{ method: "moving-average", window: 15 }`, as Python's video CLI). */
+  /** Video mode: per-track smoothing in seconds of video time (default: Python's, `{ method: "hmm", holdS: 0.8 }`). */
   smoothing?: SmoothingOptions;
   /** Video mode: tracker options (Python's `TrackerOptions` in camelCase). */
   tracker?: Partial<TrackerOptions>;
+  /** Faces whose quality (size, sharpness, pose, detection score) is below this read "unreliable" (default: Python's, 0.3). */
+  minQuality?: number;
+  /** Video mode: end every track at a hard cut whose colour histograms differ by at least this (Python's default 0.35; null = off). */
+  sceneCutDistance?: number | null;
   /** ONNX Runtime threads (0 = its default). */
   threads?: number;
 }
@@ -111,6 +122,7 @@ export class EmotionRecognizer {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly tracker: FaceTracker;
   private readonly smoother: TrackSmoother;
+  private readonly sceneCuts: SceneCutDetector | null;
 
   private constructor(
     readonly detector: RetinaFaceDetector,
@@ -120,9 +132,12 @@ export class EmotionRecognizer {
     private readonly env: Environment,
     tracker: TrackerOptions,
     smoothing: SmoothingOptions,
+    sceneCutDistance: number | null,
+    readonly minQuality: number,
     private readonly sessions: InferenceSession[],
   ) {
     this.notice = manifest.notice;
+    this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
     this.smoother = createSmoother(smoothing);
   }
@@ -141,14 +156,18 @@ export class EmotionRecognizer {
     const { model: detModel, ...detOpts } = options.detector ?? {};
     const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts });
     const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
-    const smoothing = options.smoothing ?? { method: "moving-average", window: 15 };
+    const smoothing = options.smoothing ?? DEFAULT_SMOOTHING;
     createSmoother(smoothing); // validate before loading anything
+    const sceneCut = options.sceneCutDistance === undefined ? 0.35 : options.sceneCutDistance;
+    if (sceneCut !== null) new SceneCutDetector(sceneCut);
     const threads = options.threads ?? 0;
+    if (options.minQuality !== undefined && !(options.minQuality >= 0 && options.minQuality <= 1)) {
+      throw new ValueError(`minQuality must be in [0, 1], got ${options.minQuality}`);
+    }
     const base = options.modelBaseUrl ?? env.defaultModelBase();
     const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
 
-    const name = !options.model || options.model === "default"
-      ? manifest[env.defaultKey] ?? manifest.default_model : options.model;
+    const name = !options.model || options.model === "default" ? env.defaultModel(manifest) : options.model;
     let specRef: string;
     if (isRef(name)) specRef = name;
     else {
@@ -168,7 +187,9 @@ export class EmotionRecognizer {
     ]);
     const detector = new RetinaFaceDetector(detSession, env.ort.Tensor, detectorOptions);
     const classifier = new EmotionClassifier(clfSession, env.ort.Tensor, spec, modelRef);
-    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, [detSession, clfSession]);
+    const minQuality = options.minQuality ?? manifest.quality.default_min_quality;
+    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, sceneCut,
+      minQuality, [detSession, clfSession]);
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -222,6 +243,7 @@ export class EmotionRecognizer {
   reset(): void {
     this.tracker.reset();
     this.smoother.reset();
+    this.sceneCuts?.reset();
     this.lastTs = null;
     this.frameIndex = 0;
   }
@@ -253,14 +275,23 @@ export class EmotionRecognizer {
     const labels = this.labels;
     let ids: number[] = found.scores.map(() => -1);
     if (video) {
+      let cutEnded: number[] = [];
+      if (this.sceneCuts?.update(bgr)) { // a new shot: every track ends, new faces get new ids
+        cutEnded = this.tracker.finish();
+        this.tracker.reset();
+      }
       ids = this.tracker.update(found.xyxy, found.scores, info.timestamp_ms as number);
-      this.smoother.forget(this.tracker.endedTrackIds);
+      this.smoother.forget([...cutEnded, ...this.tracker.endedTrackIds]);
     }
-    const probs = found.scores.length ? await this.classifier.classify(bgr, found.landmarks) : [];
+    const crops = this.classifier.align(bgr, found.landmarks);
+    const probs = crops.length ? await this.classifier.classifyCrops(crops) : [];
+    const q = this.manifest.quality;
     const faces = found.xyxy.map((box, i) => {
-      if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null);
-      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i]) : probs[i];
-      return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, probs[i]);
+      const a = assess(qualitySignals(box, found.landmarks[i], found.scores[i], crops[i], q), q.signals);
+      const quality = { ...a, reliable: a.quality >= this.minQuality, unreliable: q.unreliable };
+      if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null, quality);
+      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i], info.timestamp_ms as number) : probs[i];
+      return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
     });
     return { info, labels: [...labels], faces };
   }

@@ -238,6 +238,13 @@ export class FaceTracker {
     return ids;
   }
 
+  /** End every remaining track (a stream's end or a scene cut); returns the confirmed ids ended. */
+  finish(): number[] {
+    this.endedTrackIds = this.tracks.filter((t) => t.confirmed).map((t) => t.id);
+    this.tracks = [];
+    return [...this.endedTrackIds];
+  }
+
   private associate(xyxy: number[][], dets: number[], free: number[], minIou: number, buffer = 0): Map<number, number> {
     const out = new Map<number, number>();
     if (!dets.length || !free.length) return out;

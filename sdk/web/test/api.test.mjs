@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  EmotionRecognizer, InvalidImageError, ModelLoadError, PALETTE, ValueError, emotionColor, readImage, similarityTransform,
+  EmotionRecognizer, InvalidImageError, ModelLoadError, PALETTE, ValueError, emotionColor, readImage, similarityTransform, x86Int8Path,
 } from "../dist/node.mjs";
 import { PKG, SHARED, SKIP_SHARED } from "./helpers.mjs";
 
@@ -75,6 +75,8 @@ describe("options and running modes", () => {
     ["detector minScore above 1", { detector: { minScore: 1.5 } }, /minScore must be in \[0, 1\]/],
     ["unknown smoothing", { smoothing: { method: "kalman" } }, /smoothing.method must be one of/],
     ["moving-average window 0", { smoothing: { method: "moving-average", window: 0 } }, /window of 1\.\.300/],
+    ["both window and windowS", { smoothing: { method: "moving-average", window: 5, windowS: 0.5 } }, /not both/],
+    ["hmm holdS 0", { smoothing: { method: "hmm", holdS: 0 } }, /holdS in \(0, 600\]/],
     ["unknown running mode", { runningMode: "live" }, /runningMode must be/],
     ["tracker minIou 1", { tracker: { minIou: 1 } }, /minIou in \(0, 1\)/],
   ]) {
@@ -146,9 +148,10 @@ describe("every shipped model on a real face", { skip: SKIP_SHARED }, () => {
       }
     });
   }
-  test("the default is the Python registry's (manifest written from it)", async () => {
+  test("the default is the variant Python's registry picks for this CPU (manifest written from it)", async () => {
     const rec = await EmotionRecognizer.create({ model: "default", threads: 1 });
-    assert.equal(rec.spec.name, manifest.default_model);
+    const want = x86Int8Path() && manifest.default_int8_model ? manifest.default_int8_model : manifest.default_model;
+    assert.equal(rec.spec.name, want);
     await rec.close();
   });
 });

@@ -56,6 +56,7 @@ describe("headless Chromium", { skip: SKIP }, () => {
       assert.ok(r.maxBoxPx <= 2, `box difference ${r.maxBoxPx} px`);
       assert.ok(r.maxProbDiff <= 0.02, `probability difference ${r.maxProbDiff}`);
       assert.ok(r.topAgreement >= 0.99, `top-emotion agreement ${r.topAgreement}`);
+      assert.ok(r.maxQualityDiff <= 0.02, `quality difference ${r.maxQualityDiff}`);
     } finally {
       await browser.close();
     }
@@ -104,7 +105,7 @@ describe("headless Chromium", { skip: SKIP }, () => {
       });
       const dir = path.join(tmp, "live");
       mkdirSync(dir, { recursive: true });
-      const meta = { window: 15, max_lost_ms: 5000, frames: rec.map((f, i) => {
+      const meta = { max_lost_ms: 5000, frames: rec.map((f, i) => {
         writeFileSync(path.join(dir, `frame_${i}.rgb`), Buffer.from(f.rgb, "base64"));
         return { file: `frame_${i}.rgb`, width: f.width, height: f.height, timestamp_ms: f.timestamp_ms };
       }) };

@@ -52,12 +52,14 @@ export function diffs(a, b, labels, key = "scores") {
   const box = Math.max(...a.bbox.map((v, k) => Math.abs(v - b.bbox[k])));
   const lm = Math.max(...a.landmarks.flatMap((p, k) => [Math.abs(p[0] - b.landmarks[k][0]), Math.abs(p[1] - b.landmarks[k][1])]));
   const prob = Math.max(...labels.map((l) => Math.abs(a[key][l] - b[key][l])));
-  return { box, lm, prob, same: a.emotion === b.emotion };
+  const quality = Math.abs((a.quality ?? 0) - (b.quality ?? 0));
+  return { box, lm, prob, quality, same: a.emotion === b.emotion, sameReliable: a.reliable === b.reliable };
 }
 
 /**
  * The parity criteria of issue 21 over all matched faces: the same faces found, boxes within
- * 2 px, probabilities within 0.02, the same top emotion on >= 99% of faces.
+ * 2 px, probabilities within 0.02, the same top emotion on >= 99% of faces (an "unreliable"
+ * face must be unreliable on both sides); also the quality score's largest difference.
  */
 export function parityReport(perImage, labels) {
   const rows = [];
@@ -74,6 +76,8 @@ export function parityReport(perImage, labels) {
     faces: n, missing, extra,
     maxBoxPx: Math.max(0, ...rows.map((r) => r.box)), maxLandmarkPx: Math.max(0, ...rows.map((r) => r.lm)),
     maxProbDiff: Math.max(0, ...rows.map((r) => r.prob)),
+    maxQualityDiff: Math.max(0, ...rows.map((r) => r.quality)),
+    reliableMismatch: rows.filter((r) => !r.sameReliable).length,
     topAgreement: n ? rows.filter((r) => r.same).length / n : 1,
   };
 }

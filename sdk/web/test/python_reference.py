@@ -1,7 +1,8 @@
 """Reference results from the Python library, computed in the test run (never stored in git).
 
   python python_reference.py images OUT.json IMG...          Faces.to_dict() per image
-  python python_reference.py video OUT_DIR VIDEO N [STEP]    N frames (every STEP-th) through
+  python python_reference.py video OUT_DIR VIDEO[+VIDEO] N [STEP]   N frames (every STEP-th; split
+      evenly between videos joined by "+", a hard scene cut between them) through
       VideoAnalyzer.process: writes OUT_DIR/frames.json (per-frame Faces dicts with raw scores)
       and OUT_DIR/frame_XXXX.rgb (the decoded frames as RGB bytes, so JS sees the same pixels)
 
@@ -9,7 +10,8 @@
       the browser through VideoAnalyzer.process -> DIR/python.json
   python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
 
-Options (environment): AFFECTLENS_MODEL (model name), AFFECTLENS_SMOOTH (video smoother).
+Options (environment): AFFECTLENS_MODEL (model name). Video runs use VideoAnalyzer's defaults
+(smoother, scene cuts: the SDK's defaults too) unless frames.json names a frame-count ``window``.
 """
 
 import json
@@ -35,27 +37,33 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    smooth = os.environ.get("AFFECTLENS_SMOOTH", "moving-average")
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), smooth=smooth))
-    cap = cv2.VideoCapture(path)
-    frames, index = [], 0
-    while len(frames) < n:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if index % step == 0:
-            ts = round(index * 1000.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0), 3)
-            faces = va.process(bgr, ts, frame_index=len(frames))
-            d = faces.to_dict()
-            raw = faces.data.get("probs_raw")
-            for k, rec in enumerate(d["faces"]):
-                rec["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, raw[k])}
-            name = f"frame_{len(frames):04d}.rgb"
-            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).tofile(out / name)
-            frames.append({"file": name, "width": bgr.shape[1], "height": bgr.shape[0], "timestamp_ms": ts, "faces": d})
-        index += 1
-    (out / "frames.json").write_text(json.dumps({"labels": list(va.labels), "smooth": smooth, "frames": frames}))
+                                                                 threads=1)))
+    frames, t0 = [], 0.0
+    for one in path.split("+"):  # several videos joined: a hard cut between them
+        cap = cv2.VideoCapture(one)
+        fps, index, ts = cap.get(cv2.CAP_PROP_FPS) or 25.0, 0, t0
+        while len(frames) < n:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if index % step == 0:
+                ts = round(t0 + index * 1000.0 / fps, 3)
+                faces = va.process(bgr, ts, frame_index=len(frames))
+                d = faces.to_dict()
+                raw = faces.data.get("probs_raw")
+                for k, rec in enumerate(d["faces"]):
+                    rec["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, raw[k])}
+                name = f"frame_{len(frames):04d}.rgb"
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).tofile(out / name)
+                frames.append({"file": name, "width": bgr.shape[1], "height": bgr.shape[0], "timestamp_ms": ts,
+                               "faces": d})
+            index += 1
+            if len(frames) >= n * (path.split("+").index(one) + 1) / len(path.split("+")):
+                break
+        t0 = ts + 1000.0 / fps
+    (out / "frames.json").write_text(json.dumps({"labels": list(va.labels), "model": va.recognizer.classifier.spec.name,
+                                                 "smooth": va.options.smooth, "frames": frames}))
 
 
 
@@ -70,9 +78,9 @@ def frames(folder: str) -> None:
     model = os.environ.get("AFFECTLENS_MODEL") or None
     from affectlens.tracking import TrackerOptions
 
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), smooth="moving-average",
-                                    window=int(meta.get("window", 15)),
-                                    tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0)))))
+    smooth = {"smooth": "moving-average", "window": int(meta["window"])} if meta.get("window") else {}
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0))),
+                                    **smooth))
     out = []
     for i, fr in enumerate(meta["frames"]):
         rgb = np.fromfile(d / fr["file"], np.uint8).reshape(fr["height"], fr["width"], 3)
