@@ -37,11 +37,12 @@ def check_bundle(out, fmt):
     return manifest
 
 
-def test_portable_default_is_the_fp32_reference_of_an_int8_default():
+def test_phone_bundles_default_to_the_fp32_file_select_variant_runs_on_arm():
     fp32 = DEFAULT_MODEL.removesuffix("-int8")
     want = fp32 if fp32 in available_models() else DEFAULT_MODEL
     assert portable_default() == want
     assert resolve_spec(want).labels == resolve_spec(DEFAULT_MODEL).labels
+    assert not resolve_spec(want).name.endswith("-int8")
 
 
 def test_onnx_bundle_is_complete_and_verified(tmp_path):

@@ -50,11 +50,12 @@ class ExportError(AffectLensError):
 
 
 def portable_default() -> str:
-    """The model for runtimes other than this machine's native ONNX Runtime (browser, phones):
-    the fp32 reference of the default when the default is an int8 file. Measured (docs/sdk.md):
-    int8 kernels differ between x86 without VNNI, WASM and ARM, while fp32 agrees everywhere."""
+    """The default model of a phone bundle: the default family's fp32 file. Phones are Arm CPUs,
+    where :func:`~affectlens.models.registry.select_variant` runs fp32 (ONNX Runtime's int8
+    kernels are not faster there for these networks), and no phone was available here to
+    measure the int8 file on."""
     fp32 = DEFAULT_MODEL.removesuffix("-int8")
-    return fp32 if fp32 != DEFAULT_MODEL and fp32 in available_models() else DEFAULT_MODEL
+    return fp32 if fp32 in available_models() else DEFAULT_MODEL
 
 
 def _sha256(path: Path) -> str:
