@@ -24,8 +24,15 @@ from typing import Callable, Iterable, Iterator
 
 from affectlens.batch.inputs import BatchItem
 from affectlens.batch.options import BatchOptions
+from affectlens.errors import AffectLensError
 
 logger = logging.getLogger(__name__)
+
+
+
+class EngineError(AffectLensError, RuntimeError):
+    """The batch engine cannot start (e.g. no Ray cluster at the given address)."""
+
 
 _WORKERS: dict = {}  # per Ray worker process: model sha256 -> ItemWorker
 
@@ -81,10 +88,16 @@ class RayEngine:
         self.out_dir = str(Path(out_dir).resolve())
         self._owns_ray = False
         if not ray.is_initialized():
-            local = {"num_cpus": options.workers * (options.threads or 1) or None}
-            kwargs = {"address": options.address} if options.address else local
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env={"env_vars": _env_for_workers()}, **kwargs)
+            if options.address:  # a cluster: its nodes have affectlens installed
+                kwargs = {"address": options.address}
+            else:  # a local instance: its workers import this same affectlens (e.g. a source checkout)
+                kwargs = {"num_cpus": options.workers * (options.threads or 1) or None,
+                          "runtime_env": {"env_vars": _env_for_workers()}}
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one message
+                raise EngineError(f"cannot start or join Ray (address {options.address or 'local'}): {exc}; "
+                                  "check the address, or use --engine local") from exc
             self._owns_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = options.threads or 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,8 +25,13 @@ from affectlens.batch.options import BatchOptions
 from affectlens.batch.progress import BatchProgress
 from affectlens.batch.summary import write_summary
 from affectlens.batch.worker import remove_stale_temps
+from affectlens.errors import AffectLensError
 
 logger = logging.getLogger(__name__)
+
+
+class BatchBusyError(AffectLensError, RuntimeError):
+    """Another batch holds the output folder."""
 
 
 @dataclass
@@ -88,18 +94,43 @@ def run_batch(inputs, out_dir: str | Path, options: BatchOptions | None = None, 
 
     Raises:
         ModelLoadError: the emotion model cannot be found or fails its sha256 check.
+        BatchBusyError: another batch is writing to ``out_dir``.
+        ImportError: pyarrow (or, for ``engine="ray"``, Ray) is not installed.
         ValueError: a manifest CSV without a ``path`` column.
 
     Example:
         >>> res = run_batch(["calls/", "extra.mp4"], "out/batch", BatchOptions(fps=5))
         >>> res.status, res.summary["faces"]
     """
+    import pyarrow  # noqa: F401 - the dataset needs it; fail here, not once per item in the workers
+
     from affectlens.models.registry import resolve_spec
 
     options = options or BatchOptions()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    spec = resolve_spec(options.model)
+    with _exclusive(out):
+        return _run(inputs, out, options, show_progress, engine, resolve_spec(options.model))
+
+
+@contextmanager
+def _exclusive(out: Path):
+    """Hold ``out/.lock`` for the run: two batches writing one folder would undo each other's temp files."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BatchBusyError(f"{out}: another batch is writing to this folder (it holds {out / '.lock'}); "
+                                 "wait for it to finish or choose another --out") from None
+        yield
+
+
+def _run(inputs, out: Path, options: BatchOptions, show_progress: bool, engine, spec) -> BatchResult:
     key = options.results_key(spec.sha256)
     items, problems = collect_items(inputs)
     manifest = Manifest(out)

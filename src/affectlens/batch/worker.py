@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import time
 from pathlib import Path
@@ -99,7 +100,7 @@ class ItemWorker:
         final = items_dir(self.out_dir) / item.item_id
         tmp = items_dir(self.out_dir) / f"{item.item_id}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
-        base = {"worker": f"{os.uname().nodename}:{os.getpid()}", **_file_facts(item.path)}
+        base = {"worker": f"{platform.node()}:{os.getpid()}", **_file_facts(item.path)}
         try:
             if item.kind == "image":
                 outcome, rows = self._image(item, tmp, final)
