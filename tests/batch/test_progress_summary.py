@@ -58,3 +58,14 @@ def test_results_key_ignores_engine_and_workers_but_not_sampling():
     assert BatchOptions(engine="ray", workers=8, threads=2).results_key("abc") == base
     assert BatchOptions(fps=5).results_key("abc") != base
     assert BatchOptions().results_key("other-model") != base
+
+
+def test_running_videos_count_frames_and_bytes_until_they_finish(tmp_path):
+    p = BatchProgress(total_items=2, total_bytes=1000, out_dir=tmp_path, show=False)
+    p.live("a", 40, 0.5, 800)  # half of an 800-byte video analysed, 40 frames so far
+    snap = json.loads((tmp_path / "progress.json").read_text())
+    assert (snap["frames"], snap["running"], snap["items_done"]) == (40, 1, 0)
+    assert snap["eta_s"] is not None and snap["bytes_per_s"] > 0  # 400 of 1000 bytes: a rate exists
+    p.update({"item": "a", "status": "done", "frames": 80, "faces": 80}, 800)
+    snap = p.snapshot()
+    assert (snap["frames"], snap["running"], snap["items_done"]) == (80, 0, 1)  # not 120: live counts replaced

@@ -50,8 +50,9 @@ def _worker_for(options: BatchOptions, out_dir: str, threads: int, model: dict):
     return _WORKERS[key]
 
 
-def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model: dict) -> dict:
-    return _worker_for(options, out_dir, threads, model).process(item)
+def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model: dict, reports=None) -> dict:
+    report = (lambda *msg: reports.put_nowait(msg)) if reports is not None else None
+    return _worker_for(options, out_dir, threads, model).process(item, report)
 
 
 def pack_model(model: str | None) -> dict:
@@ -104,14 +105,20 @@ class RayEngine:
         self.workers = options.workers or max(1, cpus // self.threads)
         self._task = ray.remote(num_cpus=self.threads, max_retries=0)(_process)
         self._model_ref = ray.put(pack_model(options.model))  # shipped once, shared by every task
+        from ray.util.queue import Queue
+
+        self._reports = Queue(maxsize=10_000, actor_options={"num_cpus": 0})  # live progress from the tasks
 
     def describe(self) -> str:
         return (f"ray: {self.workers} concurrent task(s) x {self.threads} ONNX Runtime thread(s) on "
                 f"{int(self.ray.cluster_resources().get('CPU', 0))} cluster CPU(s)")
 
-    def run(self, items: Iterable[BatchItem],
-            on_start: Callable[[BatchItem], None] | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
-        """Yield ``(item, outcome)`` or ``(item, exception)`` as tasks finish (at most ``workers`` in flight)."""
+    def run(self, items: Iterable[BatchItem], on_start: Callable[[BatchItem], None] | None = None,
+            on_progress: Callable | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
+        """Yield ``(item, outcome)`` or ``(item, exception)`` as tasks finish (at most ``workers`` in flight).
+
+        ``on_progress(item_id, frames_done, fraction)`` receives the tasks' live reports.
+        """
         ray = self.ray
         queue = list(items)
         queue.reverse()
@@ -121,9 +128,11 @@ class RayEngine:
                 item = queue.pop()
                 if on_start:
                     on_start(item)
-                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_ref)
+                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_ref,
+                                        self._reports)
                 running[ref] = item
-            ready, _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            self._drain(on_progress)
             for ref in ready:
                 item = running.pop(ref)
                 try:
@@ -131,7 +140,20 @@ class RayEngine:
                 except Exception as exc:  # noqa: BLE001 - worker crash or item error: the caller retries
                     yield item, exc
 
+    def _drain(self, on_progress) -> None:
+        try:
+            msgs = self._reports.get_nowait_batch(self._reports.qsize())
+        except Exception:  # noqa: BLE001 - progress is best effort
+            return
+        for msg in msgs:
+            if on_progress:
+                on_progress(*msg)
+
     def close(self) -> None:
+        try:
+            self.ray.kill(self._reports.actor)
+        except Exception:  # noqa: BLE001
+            pass
         if self._owns_ray:
             self.ray.shutdown()
 

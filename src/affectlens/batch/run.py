@@ -177,10 +177,13 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
         started[item.item_id] = _now()
         attempts[item.item_id] = attempts.get(item.item_id, 0) + 1
 
+    def on_progress(item_id: str, frames_done: int, fraction: float | None) -> None:
+        progress.live(item_id, frames_done, fraction, sizes.get(item_id))
+
     wave = todo
     while wave:
         retry = []
-        for item, res in engine.run(wave, on_start):
+        for item, res in engine.run(wave, on_start, on_progress):
             meta = {"item": item.item_id, "path": item.path, "kind": item.kind, "subject": item.subject,
                     "session": item.session, "consent_ref": item.consent_ref, **base,
                     "attempts": attempts[item.item_id], "started_at": started[item.item_id]}
@@ -190,6 +193,7 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
                     logger.warning("attempt %d of %s failed (%s); will retry", attempts[item.item_id],
                                    item.path, err)
                     retry.append(item)
+                    progress.forget(item.item_id)
                     continue
                 res = {"status": "failed", "error": err, "frames": 0, "faces": 0, "outputs": {}, "parquet": None}
             entry = {**meta, **res, "finished_at": _now()}
