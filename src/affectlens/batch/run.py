@@ -87,7 +87,8 @@ def run_batch(inputs, out_dir: str | Path, options: BatchOptions | None = None, 
         out_dir: the output folder; a rerun into the same folder skips what is done.
         options: :class:`BatchOptions`.
         show_progress: draw a progress bar on stderr.
-        engine: an already created engine (default: :func:`create_engine`).
+        engine: an already created engine for ``out_dir`` (default: one made by
+            :func:`create_engine` and closed at the end); the caller closes its own.
 
     Returns:
         :class:`BatchResult`.
@@ -147,13 +148,14 @@ def _run(inputs, out: Path, options: BatchOptions, show_progress: bool, engine, 
     sizes = {it.item_id: _size(it.path) for it in todo}
     progress = BatchProgress(len(todo), sum(sizes.values()), len(result.skipped), out, show=show_progress)
     base = {"model": spec.name, "model_sha256": spec.sha256, "results_key": key, "engine": options.engine}
+    own_engine = engine is None
     engine = engine or (create_engine(options, out) if todo else None)
     try:
         if engine is not None and todo:
             logger.info("%s; %d item(s) to process, %d skipped", engine.describe(), len(todo), len(result.skipped))
             _process_all(engine, todo, options, manifest, progress, base, result, sizes)
     finally:
-        if engine is not None:
+        if engine is not None and own_engine:  # an engine handed in stays open for its owner's next batch
             engine.close()
         manifest.close()
     ids = [it.item_id for it in items]
