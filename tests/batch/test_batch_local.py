@@ -3,6 +3,7 @@ in, every good item exactly once, every bad one reported, a killed worker, and r
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -76,8 +77,6 @@ def test_dataset_has_one_partition_per_source_matching_the_item_outputs(mixed_ru
 
 
 def test_image_item_has_the_same_faces_as_the_recognizer(mixed_run, recognizer):
-    import json
-
     row = next(r for r in manifest_rows(mixed_run["out"]) if r["path"].endswith("multi_face.jpg"))
     doc = json.loads(open(json.loads(row["outputs"])["faces_json"]).read())
     faces = recognizer.predict(mixed_run["good"]["multi_face.jpg"])
@@ -91,7 +90,10 @@ def test_summary_lists_sources_and_failed_items(mixed_run):
     for name in mixed_run["bad"]:
         assert name in html
     assert "face_noface.mov" in html and "not inner state" in html
+    assert "Per subject" in html and "S04" in html  # subjects from the manifest CSV
     assert "<script" not in html
+    opts = json.loads((mixed_run["out"] / "options.json").read_text())
+    assert opts["options"]["fps"] == 5 and len(opts["model_sha256"]) == 64
 
 
 def test_rerun_skips_everything_already_done(mixed_run):

@@ -7,7 +7,9 @@ Outputs in ``out_dir``:
 - ``manifest.jsonl`` / ``manifest.csv`` — every item's status, error, attempts, timings,
   output paths, model name and sha256, content sha256 (see :mod:`.manifest`).
 - ``progress.json`` — live counts, throughput and ETA (see :mod:`.progress`).
-- ``summary.html`` / ``summary.json`` — per-source engagement and emotion shares, failed items.
+- ``summary.html`` / ``summary.json`` — per-source (and per-subject) engagement and emotion
+  shares, failed items.
+- ``options.json`` — the resolved options, model name, sha256 and labels of the last run.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def _exclusive(out: Path):
 
 def _run(inputs, out: Path, options: BatchOptions, show_progress: bool, engine, spec) -> BatchResult:
     key = options.results_key(spec.sha256)
+    _write_options(out, options, spec, key)
     items, problems = collect_items(inputs)
     manifest = Manifest(out)
     removed = remove_stale_temps(out)
@@ -203,6 +206,20 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
             result.processed.append(item.item_id)
             progress.update(entry, sizes.get(item.item_id))
         wave = retry
+
+
+def _write_options(out: Path, options: BatchOptions, spec, key: str) -> None:
+    """``OUT/options.json``: the resolved options of this run, the model and the results key."""
+    import json
+    from dataclasses import asdict
+
+    from affectlens import __version__
+
+    doc = {"affectlens_version": __version__, "options": asdict(options), "model": spec.name,
+           "model_sha256": spec.sha256, "labels": list(spec.labels), "results_key": key}
+    tmp = out / "options.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, out / "options.json")
 
 
 def _size(path: str) -> int:
