@@ -37,11 +37,16 @@ class EngineError(AffectLensError, RuntimeError):
 _WORKERS: dict = {}  # per Ray worker process: model sha256 -> ItemWorker
 
 
-def _worker_for(options: BatchOptions, out_dir: str, threads: int, model: dict):
+def _worker_for(options: BatchOptions, out_dir: str, threads: int, model_sha256: str, model_box: list):
+    """This Ray worker process's ItemWorker; the model is fetched from the object store only on
+    the first task (``model_box`` holds its ObjectRef, so Ray does not resolve it per task)."""
+    import ray
+
     from affectlens.batch.worker import ItemWorker
 
-    key = (model["sha256"], out_dir, threads, options)
+    key = (model_sha256, out_dir, threads, options)
     if key not in _WORKERS:
+        model = ray.get(model_box[0])
         folder = Path(tempfile.mkdtemp(prefix="affectlens-model-"))
         (folder / model["file"]).write_bytes(model["onnx"])
         spec_path = folder / "model.json"
@@ -50,9 +55,10 @@ def _worker_for(options: BatchOptions, out_dir: str, threads: int, model: dict):
     return _WORKERS[key]
 
 
-def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model: dict, reports=None) -> dict:
+def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model_sha256: str,
+             model_box: list, reports=None) -> dict:
     report = (lambda *msg: reports.put_nowait(msg)) if reports is not None else None
-    return _worker_for(options, out_dir, threads, model).process(item, report)
+    return _worker_for(options, out_dir, threads, model_sha256, model_box).process(item, report)
 
 
 def pack_model(model: str | None) -> dict:
@@ -104,7 +110,9 @@ class RayEngine:
         self.threads = options.threads or 1
         self.workers = options.workers or max(1, cpus // self.threads)
         self._task = ray.remote(num_cpus=self.threads, max_retries=0)(_process)
-        self._model_ref = ray.put(pack_model(options.model))  # shipped once, shared by every task
+        model = pack_model(options.model)
+        self._model_sha256 = model["sha256"]
+        self._model_ref = ray.put(model)  # in the object store once; each worker process fetches it once
         from ray.util.queue import Queue
 
         self._reports = Queue(maxsize=10_000, actor_options={"num_cpus": 0})  # live progress from the tasks
@@ -128,8 +136,8 @@ class RayEngine:
                 item = queue.pop()
                 if on_start:
                     on_start(item)
-                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_ref,
-                                        self._reports)
+                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_sha256,
+                                        [self._model_ref], self._reports)
                 running[ref] = item
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             self._drain(on_progress)
