@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectlens import __version__
+from affectlens.cpu import cpu_info
 from affectlens.faces import Faces
 
 RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
@@ -61,7 +62,9 @@ def images_document(records: list[dict], rec, seconds: float) -> dict:
     """The JSON document ``affectlens image --json`` writes for ``records`` (errors included)."""
     failed = [r for r in records if "error" in r]
     return {"affectlens_version": __version__, "model": rec.classifier.spec.name,
-            "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
+            "model_sha256": rec.classifier.spec.sha256, "model_choice": rec.model_choice,
+            "cpu": cpu_info().describe(), "detector": rec.detector.name, "labels": list(rec.labels),
+            "notice": RESPONSIBLE_USE,
             "images": records, "summary": {"images": len(records), "failed": len(failed),
                                            "faces": sum(len(r.get("faces", [])) for r in records),
                                            "seconds": round(seconds, 3)}}
