@@ -110,7 +110,7 @@ class RayEngine:
         self.threads = options.threads or 1
         self.workers = options.workers or max(1, cpus // self.threads)
         self._task = ray.remote(num_cpus=self.threads, max_retries=0)(_process)
-        model = pack_model(options.model)
+        model = pack_model(options.model_name())  # the driver's choice of variant, on every node
         self._model_sha256 = model["sha256"]
         self._model_ref = ray.put(model)  # in the object store once; each worker process fetches it once
         from ray.util.queue import Queue

@@ -113,7 +113,7 @@ def run_batch(inputs, out_dir: str | Path, options: BatchOptions | None = None, 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
-        return _run(inputs, out, options, show_progress, engine, resolve_spec(options.model))
+        return _run(inputs, out, options, show_progress, engine, resolve_spec(options.model_name()))
 
 
 @contextmanager
