@@ -15,18 +15,13 @@ from typing import Sequence
 
 from affectlens import __version__
 from affectlens.image_run import RESPONSIBLE_USE
+from affectlens.labels import emotion_color
 
 _OK = ("done", "partial")
 
 
 def _color(label: str) -> str:
-    try:
-        from affectlens.labels import emotion_color  # the one palette (affectlens.labels, once merged)
-
-        return emotion_color(label)
-    except ImportError:
-        palette = json.loads((Path(__file__).resolve().parents[1] / "palette.json").read_text(encoding="utf-8"))
-        return palette["colors"].get(label, "#bdbdbd")
+    return emotion_color(label)  # the one palette (src/affectlens/palette.json)
 
 
 def _e(x) -> str:
