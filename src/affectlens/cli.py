@@ -283,9 +283,11 @@ def cmd_batch(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
     try:
         opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
-                            max_attempts=args.max_attempts, model=args.model, min_score=args.det_threshold,
-                            min_face_px=args.min_face, max_faces=args.max_faces, every=args.every, fps=args.fps,
-                            interval_s=args.interval, smooth=args.smooth, window=args.window,
+                            max_attempts=args.max_attempts, model=args.model, precision=args.precision,
+                            min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces,
+                            every=args.every, fps=args.fps, interval_s=args.interval, smooth=args.smooth,
+                            window_s=args.window_s, window=args.window, ema_tau_s=args.ema_tau,
+                            hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
                             detect_every=args.detect_every, annotate=args.annotate, blur_faces=args.blur_faces)
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
     except ImportError as exc:
@@ -506,8 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = ba.add_mutually_exclusive_group()
     g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
     g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
-    ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
-    ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
+    ba.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                    help="temporal smoother, as for 'affectlens video' (default hmm)")
+    ba.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS")
+    ba.add_argument("--window", type=int, default=None, metavar="FRAMES")
+    ba.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS")
+    ba.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS")
+    ba.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH")
     ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
@@ -516,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
     ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
     ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for the driver's CPU)")
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 
