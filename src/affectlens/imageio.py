@@ -11,7 +11,6 @@ is applied.
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import numpy as np

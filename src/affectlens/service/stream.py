@@ -94,7 +94,8 @@ def parse_hello(text: str) -> dict:
     except ValueError as exc:
         raise ServiceError(400, "bad_hello", f"the hello message must be a JSON object ({exc})") from None
     if hello.get("type", "hello") != "hello":
-        raise ServiceError(400, "bad_hello", f"expected a message of type 'hello' first, got {str(hello['type'])[:20]!r}")
+        raise ServiceError(400, "bad_hello",
+                           f"expected a message of type 'hello' first, got {str(hello['type'])[:20]!r}")
     unknown = sorted(set(hello) - _HELLO_KEYS)
     if unknown:
         raise ServiceError(400, "bad_hello", f"unknown hello field(s) {', '.join(u[:20] for u in unknown[:5])}; "
