@@ -21,7 +21,7 @@ from conftest import VIDEOS, need  # noqa: E402
 from service_helpers import ServerProcess  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
-TTL_S = 15.0
+TTL_S = 10.0
 
 
 def _files_of(root: Path, job_id: str) -> list[str]:
