@@ -2,7 +2,8 @@
 
 Shipped models live in ``affectlens/models/weights/`` as ``NAME.onnx`` + ``NAME.json``; a
 name resolves there. A path may point at a spec JSON, at an ONNX file with its spec beside it
-(same stem), or at a folder holding exactly one spec.
+(same stem), or at a folder holding exactly one spec (or, like the model folders
+``affectlens train --data`` writes, a ``model.json`` beside other specs).
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ def resolve_spec(name_or_path: str | Path | ModelSpec | None = None) -> ModelSpe
     if p.is_dir():
         specs = sorted(p.glob("*.json"))
         specs = [s for s in specs if s.with_suffix(".onnx").exists()] or specs
+        if len(specs) > 1 and p / "model.json" in specs:
+            specs = [p / "model.json"]  # a custom model folder (affectlens train --data): fp32 + int8
         if len(specs) != 1:
-            raise ModelLoadError(f"{p}: expected exactly one model spec JSON in the folder, found {len(specs)}")
+            raise ModelLoadError(f"{p}: expected exactly one model spec JSON in the folder (or a model.json), "
+                                 f"found {len(specs)}")
         return load_spec(specs[0])
     shipped = WEIGHTS_DIR / f"{ref}.json"
     if shipped.exists():
