@@ -21,8 +21,11 @@ Protocol (version 1):
    ``{"type": "error", "error": {"code", "message"}}`` for a frame it could not analyse (the
    stream goes on). Send the next frame after the answer to the previous one.
 
-Refusals close the connection after an error message: 4401 (API key), 4403 (consent), 4429
-(rate limit), 4408 (no message for ``IDLE_TIMEOUT_S``), 1003 (protocol violation).
+Refusals close the connection after an error message: 4401 (API key), 4403 (consent, or an
+``Origin`` that is neither this server nor a configured CORS origin), 4429 (rate limit), 4408 (no
+message for ``IDLE_TIMEOUT_S``), 1003 (a hello that is not ``{"type": "hello", "api_key": str,
+"consent": str}``, or nested deeper than ``MAX_TEXT_DEPTH``). The models are shared by every
+stream without a lock; each stream's tracker/smoother state has its own lock.
 """
 
 from __future__ import annotations
