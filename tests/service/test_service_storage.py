@@ -21,7 +21,7 @@ from conftest import VIDEOS, need  # noqa: E402
 from service_helpers import ServerProcess  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
-TTL_S = 20.0
+TTL_S = 15.0
 
 
 def _files_of(root: Path, job_id: str) -> list[str]:
@@ -49,7 +49,7 @@ def test_job_files_are_gone_after_job_end_delete_and_ttl(tmp_path, where):
     else:
         data = cwd / "affectlens-data"  # the default ./affectlens-data, relative to the server's cwd
         args = []
-    config = f"[service]\nresult_ttl_hours = {TTL_S / 3600}\ncleanup_interval_s = 0.5\n"
+    config = f"[service]\nresult_ttl_hours = {TTL_S / 3600}\ncleanup_interval_s = 0.5\nrate_limit_per_minute = 0\n"
     with ServerProcess(cwd, args, config=config) as srv, httpx.Client(base_url=srv.url, headers=CONSENT,
                                                                       timeout=60) as http:
         ids = []
