@@ -474,8 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="HMM: mean time an expression is expected to be held")
     vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
                     help="model of --smooth learned (default: the shipped one)")
-    vi.add_argument("--detect-every", type=int, default=1, metavar="K",
-                    help="run the face detector on every K-th analysed frame, track in between (faster)")
+    vi.add_argument("--detect-every", type=int, default=0, metavar="K",
+                    help="run the face detector on every K-th analysed frame and track in between; "
+                    "0 (default) = auto: every frame while tracks are new or jumpy, up to every 4th while stable")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
@@ -507,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
     ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
     ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
-    ba.add_argument("--detect-every", type=int, default=1, metavar="K")
+    ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")

@@ -59,7 +59,7 @@ class BatchOptions:
     interval_s: float = 5.0
     smooth: str = "moving-average"
     window: int = 15
-    detect_every: int = 1
+    detect_every: int = 0
     annotate: bool = False
     blur_faces: bool = False
 
