@@ -209,10 +209,12 @@ def cmd_video(args) -> int:
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
-                            smooth=args.smooth, window=args.window, detect_every=args.detect_every)
+                            smooth=args.smooth, window=args.window, detect_every=args.detect_every,
+                            scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
-                         live=args.live, resume=args.resume)
+                         live=args.live, resume=args.resume, codec=args.codec, min_track_s=args.min_track,
+                         thumbnails=not args.no_thumbnails)
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
@@ -338,7 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--detect-every", type=int, default=1, metavar="K",
                     help="run the face detector on every K-th analysed frame, track in between (faster)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
-    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
+    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
+    vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
+                    help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
+    vi.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
+                    help="report: fold tracks visible for less than this into one short list")
+    vi.add_argument("--no-thumbnails", action="store_true",
+                    help="report: no face picture per person (they are blurred with --blur-faces)")
+    vi.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
+                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1); 0 = off")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
