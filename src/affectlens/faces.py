@@ -22,6 +22,9 @@ import numpy as np
 
 from affectlens.labels import EMOTIONS
 
+#: What ``emotion`` reads for a face below the quality threshold (:mod:`affectlens.quality`).
+UNRELIABLE = "unreliable"
+
 
 @dataclass(frozen=True)
 class FrameInfo:
@@ -57,6 +60,10 @@ class Face:
         det_score: detector confidence in [0, 1].
         scores: emotion label → probability (sums to 1); empty when not classified.
         track_id: persistent id across video frames, ``None`` when untracked.
+        quality: how far the reading can be trusted, in [0, 1] (:mod:`affectlens.quality`);
+            ``None`` when not assessed.
+        quality_reason: the weakest quality signal (``size``, ``sharpness``, ``pose``, ``detection``).
+        reliable: ``False`` when quality is below the recogniser's ``min_quality``.
     """
 
     bbox: tuple[float, float, float, float]
@@ -64,11 +71,22 @@ class Face:
     det_score: float
     scores: dict[str, float]
     track_id: int | None = None
+    quality: float | None = None
+    quality_reason: str | None = None
+    reliable: bool = True
+
+    @property
+    def top_label(self) -> str | None:
+        """The most probable label, whatever the face's quality (``None`` when not classified)."""
+        return max(self.scores, key=self.scores.get) if self.scores else None
 
     @property
     def emotion(self) -> str | None:
-        """The most probable emotion, ``None`` when not classified."""
-        return max(self.scores, key=self.scores.get) if self.scores else None
+        """The most probable emotion; ``"unreliable"`` for a face below the quality threshold
+        (see :attr:`top_label` for its best guess), ``None`` when not classified."""
+        if self.scores and not self.reliable:
+            return UNRELIABLE
+        return self.top_label
 
     @property
     def confidence(self) -> float | None:
@@ -85,6 +103,9 @@ class Face:
             "confidence": None if self.confidence is None else round(self.confidence, 6),
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "track_id": self.track_id,
+            "quality": None if self.quality is None else round(self.quality, 4),
+            "quality_reason": self.quality_reason,
+            "reliable": self.reliable,
         }
 
 
@@ -194,9 +215,12 @@ class Faces:
     def _face(self, i: int) -> Face:
         tid = int(self.track_id[i])
         scores = ({name: float(p) for name, p in zip(self.labels, self.probs[i])} if self.probs.shape[1] else {})
+        q, why = self.data.get("quality"), self.data.get("quality_reason")
         return Face(bbox=tuple(float(v) for v in self.xyxy[i]),
                     landmarks=tuple((float(x), float(y)) for x, y in self.landmarks[i]),
-                    det_score=float(self.det_score[i]), scores=scores, track_id=None if tid < 0 else tid)
+                    det_score=float(self.det_score[i]), scores=scores, track_id=None if tid < 0 else tid,
+                    quality=None if q is None else float(q[i]), quality_reason=None if why is None else str(why[i]),
+                    reliable=bool(self.reliable[i]))
 
     # ----- derived columns ------------------------------------------------------------
     @property
@@ -211,9 +235,17 @@ class Faces:
         return self.probs.argmax(1)
 
     @property
+    def reliable(self) -> np.ndarray:
+        """``(n,)`` bool: faces whose quality passed the threshold (all, when not assessed)."""
+        col = self.data.get("reliable")
+        return np.ones(len(self), bool) if col is None else np.asarray(col, bool)
+
+    @property
     def emotions(self) -> list[str | None]:
-        """Top label per face."""
-        return [self.labels[i] if i >= 0 else None for i in self.emotion_index]
+        """Top label per face; ``"unreliable"`` for faces below the quality threshold."""
+        ok = self.reliable
+        return [(self.labels[i] if ok[k] else UNRELIABLE) if i >= 0 else None
+                for k, i in enumerate(self.emotion_index)]
 
     @property
     def confidence(self) -> np.ndarray:
@@ -325,7 +357,7 @@ class Faces:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Faces":
-        """Inverse of :meth:`to_dict` (extra ``data`` columns are not serialised)."""
+        """Inverse of :meth:`to_dict` (of the extra ``data`` columns only the quality ones are serialised)."""
         labels = tuple(d.get("labels", EMOTIONS))
         recs = d.get("faces", [])
         info = d.get("info") or {}
@@ -336,9 +368,14 @@ class Faces:
             return cls.empty(labels, info)
         probs = [[r["scores"][k] for k in labels] if r.get("scores") else [] for r in recs]
         probs = np.asarray(probs if all(probs) else np.zeros((len(recs), 0)), np.float32)
+        data = {}
+        if all(r.get("quality") is not None for r in recs):
+            data = {"quality": np.asarray([r["quality"] for r in recs], np.float32),
+                    "quality_reason": np.asarray([r.get("quality_reason") for r in recs], object),
+                    "reliable": np.asarray([r.get("reliable", True) for r in recs], bool)}
         return cls(np.asarray([r["bbox"] for r in recs]), np.asarray([r["det_score"] for r in recs]),
                    np.asarray([r["landmarks"] for r in recs]), probs, labels,
-                   np.asarray([-1 if r.get("track_id") is None else r["track_id"] for r in recs]), info=info)
+                   np.asarray([-1 if r.get("track_id") is None else r["track_id"] for r in recs]), data, info)
 
     def __repr__(self) -> str:
         src = f", source={self.info.source!r}" if self.info.source else ""

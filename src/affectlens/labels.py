@@ -25,6 +25,32 @@ def fer2013_to_canonical() -> list[int]:
     return [EMOTIONS.index(name) for name in FER2013_LABELS]
 
 
+#: Common spellings of emotion names in data sets and labelling tools, mapped onto our names
+#: (``anger`` → ``angry``, ``happiness`` → ``happy``, ...). Keys are lower case.
+LABEL_SYNONYMS: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "mad": "angry", "an": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "fe": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy", "ha": "happy",
+    "neutral": "neutral", "calm": "neutral", "ne": "neutral",
+    "sad": "sad", "sadness": "sad", "unhappy": "sad", "sa": "sad",
+    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
+    "contempt": "contempt", "contemptuous": "contempt",
+}
+
+
+def canonical_label(name: str) -> str:
+    """Our name for a label: a known synonym maps onto :data:`EMOTIONS` (or ``contempt``);
+    any other name (a class of your own, e.g. ``confusion``) is kept, lower-cased and stripped.
+
+    Example:
+        >>> canonical_label("Happiness"), canonical_label("boredom")
+        ('happy', 'boredom')
+    """
+    key = str(name).strip().lower()
+    return LABEL_SYNONYMS.get(key, key)
+
+
 # ----- one palette and one emotion order (src/affectlens/palette.json) ------------------------
 def _load_palette() -> dict:
     import json

@@ -151,7 +151,7 @@ def _display_available() -> bool:
 
 
 def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, run: RunOptions | None = None,
-              analyzer: VideoAnalyzer | None = None, progress=None) -> RunResult:
+              analyzer: VideoAnalyzer | None = None, progress=None, source_name: str | None = None) -> RunResult:
     """Analyse a video source and write every output.
 
     Args:
@@ -160,6 +160,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         options / run / analyzer: analysis options, run options, or a ready analyzer.
         progress: ``True`` for a progress bar on standard error (seconds of video, speed as a
             multiple of real time), or a callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
+        source_name: how the outputs name the source (default ``str(source)``); the service passes
+            ``"video.mp4"`` so that no server path reaches results, without changing directory.
 
     Returns:
         :class:`RunResult`; ``result.to_pandas()`` gives the frames as a DataFrame.
@@ -172,11 +174,12 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         from affectlens.video.progress import VideoProgress
 
         with VideoProgress() as bar:
-            return run_video(source, out_dir, options, run, analyzer, progress=bar)
+            return run_video(source, out_dir, options, run, analyzer, progress=bar, source_name=source_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "frames.jsonl"
-    done: list[Faces] = read_frames(jsonl, str(source)) if run.resume and jsonl.exists() else []
+    name = str(source) if source_name is None else source_name
+    done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
     start_s = run.start_s
     id_offset = 0
     if done:
@@ -202,7 +205,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     try:
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
             for frame in src:
-                faces = va.process(frame.image, frame.timestamp_ms, frame.index, str(source))
+                faces = va.process(frame.image, frame.timestamp_ms, frame.index, name)
                 if id_offset:
                     tid = faces.track_id
                     faces = faces.replace(track_id=np.where(tid > 0, tid + id_offset, tid))
@@ -232,7 +235,11 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         if live:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - t0
-    result = finish_outputs(out, frames, run, opts, src.report.to_dict(), seconds, interrupted,
+    report = src.report.to_dict()
+    if name != str(source):
+        report["source"] = name
+        report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
+    result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
                             len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
                             getattr(va, "scene_cuts_ms", None))
     if run.annotate and (out / ann_name).exists():

@@ -158,8 +158,8 @@ async function analyzeImage(file) {
   const loaded = new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; });
   img.src = url;
   const form = new FormData();
+  form.append("consent", $("consent-basis").value);  // before the file: the server checks it first
   form.append("file", file);
-  form.append("consent", $("consent-basis").value);
   let result;
   try {
     const resp = await fetch("/v1/images:analyze", { method: "POST", headers: authHeaders(), body: form });
@@ -213,8 +213,8 @@ async function submitVideo(file) {
   status.className = "muted";
   status.textContent = "uploading " + file.name + "…";
   const form = new FormData();
+  form.append("consent", $("consent-basis").value);  // before the file: the server checks it first
   form.append("file", file);
-  form.append("consent", $("consent-basis").value);
   const headers = authHeaders();
   try {
     const resp = await fetch("/v1/videos", { method: "POST", headers: headers, body: form });
