@@ -211,6 +211,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_temporal(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    from affectlens.training.temporal import load_temporal_config, train_temporal
+
+    try:
+        cfg = load_temporal_config(args.config, args.set)
+    except (OSError, ValueError) as exc:
+        return _die(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        metrics = train_temporal(cfg, resume=args.resume)
+    except (DatasetError, ModelLoadError) as exc:
+        return _die(str(exc))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+    return 0
+
+
 # ----------------------------------------------------------------------------- video
 def cmd_video(args) -> int:
     from affectlens.detection import DetectorOptions
@@ -223,8 +243,11 @@ def cmd_video(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
-        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision, detector=det, threads=args.threads),
-                            smooth=args.smooth, window=args.window, detect_every=args.detect_every,
+        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision,
+                                                         detector=det, threads=args.threads),
+                            smooth=args.smooth, window_s=args.window_s, window=args.window,
+                            ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
+                            detect_every=args.detect_every,
                             scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
@@ -295,11 +318,12 @@ def cmd_models(args) -> int:
         figures = [f"{title} {spec.metrics[key]['accuracy']:.2%}"
                    for key, title in (("fer2013_private_test", "FER-2013 PrivateTest"), ("ferplus_private_test", "FER+ test"))
                    if key in spec.metrics]
-        size = f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color}"
-        rows.append(("*" if name == chosen else " ", name, size, f"{len(spec.labels)} classes", ", ".join(figures)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+        rows.append(("*" if name == chosen else " ", name, f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]}",
+                     spec.input.color, f"{len(spec.labels)} classes", ", ".join(figures) or "-"))
+    head = (" ", "model", "input", "color", "labels", "accuracy")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print(r[0] + " " + "  ".join(c.ljust(w) for c, w in zip(r[1:], widths[1:])).rstrip())
     print(f"\n* used when no model is named, on this CPU: {chosen} (family {DEFAULT_MODEL}; {reason})")
     print(f"  CPU: {cpu_info().describe()}")
     return 0
@@ -427,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
     add_dataset_parser(sub)
 
+    tt = sub.add_parser("train-temporal", help="train the learned temporal smoother (needs the 'train' extra)")
+    tt.add_argument("--config", default=None, metavar="TOML", help="e.g. configs/temporal-gru.toml")
+    tt.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    tt.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tt.set_defaults(func=cmd_train_temporal)
+
     vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
     vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
     vi.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -435,8 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
     vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
-    vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
+    vi.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                    help="temporal smoother (default hmm; see docs/temporal.md)")
+    vi.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
+                    help="moving-average window in seconds of video time (default 0.5)")
+    vi.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                    help="moving-average window in analysed frames instead (10-30)")
+    vi.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
+    vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
+                    help="HMM: mean time an expression is expected to be held")
+    vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
+                    help="model of --smooth learned (default: the shipped one)")
     vi.add_argument("--detect-every", type=int, default=1, metavar="K",
                     help="run the face detector on every K-th analysed frame, track in between (faster)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")

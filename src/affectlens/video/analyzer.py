@@ -14,7 +14,7 @@ from affectlens.tracking import FaceTracker, TrackerOptions
 from affectlens.video.scenecut import SceneCutDetector
 from affectlens.video.source import VideoSource
 
-SMOOTHERS = ("none", "moving-average", "ema", "hmm")
+SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,16 @@ class VideoOptions:
     Attributes:
         recognizer: detector + emotion model options (see :class:`RecognizerOptions`).
         tracker: :class:`TrackerOptions`.
-        smooth: ``"none"``, ``"moving-average"``, ``"ema"`` or ``"hmm"``.
-        window: moving-average window in analysed frames (10–30 recommended; default 15).
-        ema_alpha: weight of the newest frame for ``"ema"``.
-        hmm_stay_prob: probability of keeping the same emotion between frames for ``"hmm"``.
+        smooth: ``"none"``, ``"moving-average"``, ``"ema"``, ``"hmm"`` (default: the best
+            hand-tuned smoother in docs/temporal.md) or ``"learned"``.
+        window_s: moving-average window in seconds of video time (default 0.5).
+        window: moving-average window in analysed frames instead (a frame-count alias, 10-30).
+        ema_tau_s: time constant of ``"ema"`` in seconds (default 0.3).
+        ema_alpha: a fixed weight of the newest frame for ``"ema"`` instead (frame-count alias).
+        hmm_hold_s: mean time in seconds ``"hmm"`` expects an expression to be held (default 0.8).
+        hmm_stay_prob: a fixed probability of keeping the emotion between frames instead (alias).
+        temporal_model: the ``"learned"`` smoother's model (shipped name or path; ``None`` = the
+            shipped one); its labels must equal the emotion model's.
         detect_every: run the detector on every k-th analysed frame only; in between, faces
             come from the tracks' motion model (boxes predicted, landmarks moved with them) and
             are still classified. Faster; new faces appear up to k-1 frames later
@@ -42,10 +48,14 @@ class VideoOptions:
 
     recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
-    smooth: str = "moving-average"
-    window: int = 15
-    ema_alpha: float = 0.2
-    hmm_stay_prob: float = 0.95
+    smooth: str = "hmm"
+    window_s: float = 0.5
+    window: int | None = None
+    ema_tau_s: float = 0.3
+    ema_alpha: float | None = None
+    hmm_hold_s: float = 0.8
+    hmm_stay_prob: float | None = None
+    temporal_model: str | None = None
     detect_every: int = 1
     scene_cut_distance: float | None = 0.35
 
@@ -54,14 +64,21 @@ class VideoOptions:
             raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
-        if not 1 <= self.window <= 300:
+        if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
         if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
             raise ValueError(f"scene_cut_distance must be in (0, 1] or None, got {self.scene_cut_distance}")
+        if not 0 < self.window_s <= 60:
+            raise ValueError(f"window_s must be in (0, 60] seconds (0.3-1 recommended), got {self.window_s}")
 
-    def smoother_kwargs(self) -> dict:
-        return {"moving-average": {"window": self.window}, "ema": {"alpha": self.ema_alpha},
-                "hmm": {"stay_prob": self.hmm_stay_prob}}.get(self.smooth, {})
+    def smoother_kwargs(self, labels: tuple[str, ...] | None = None) -> dict:
+        """Keyword arguments of :func:`~affectlens.smoothing.create_smoother` for ``smooth``
+        (frame-count aliases win when set)."""
+        ma = {"window": self.window} if self.window is not None else {"window_s": self.window_s}
+        ema = {"alpha": self.ema_alpha} if self.ema_alpha is not None else {"tau_s": self.ema_tau_s}
+        hmm = {"stay_prob": self.hmm_stay_prob} if self.hmm_stay_prob is not None else {"hold_s": self.hmm_hold_s}
+        learned = {"model": self.temporal_model, "labels": labels}
+        return {"moving-average": ma, "ema": ema, "hmm": hmm, "learned": learned}.get(self.smooth, {})
 
 
 class VideoAnalyzer:
@@ -82,7 +99,7 @@ class VideoAnalyzer:
         self.options = options or VideoOptions()
         self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
         self.tracker = FaceTracker(self.options.tracker)
-        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs())
+        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(self.recognizer.labels))
         self._last_ts: float | None = None
         self._frames = 0
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score

@@ -156,6 +156,15 @@ def _timeline_svg(tid: int, pos: np.ndarray, probs: np.ndarray, raw_top: np.ndar
     return "".join(out) + "</svg>"
 
 
+def _episodes_html(tid: int, episodes: Sequence[dict] | None, xr: tuple[float, float]) -> str:
+    """The track's expression episodes under its timeline (empty without episodes)."""
+    from affectlens.video.episodes import episodes_svg
+
+    svg = episodes_svg(tid, [e for e in episodes or [] if e["track_id"] == tid], xr, _hex)
+    return svg and ("<p>Expression episodes: bars from when an emotion rose above the threshold to when it fell "
+                    "back (episodes.csv); the dark tick marks its peak.</p>" + svg)
+
+
 def _hbars_svg(tid: int, shares: dict[str, float], labels: Sequence[str]) -> str:
     """Horizontal bars: share of frames per top emotion."""
     row, lw, bw = 22, 90, 480
@@ -438,7 +447,8 @@ def _short_list(short: Sequence[dict], step_s: float, cut_s: float) -> str:
 
 
 def _section(t: dict, name: str, thumb: str | None, series: dict, labels: Sequence[str], rows: list[dict],
-             frame_bin, centers, half, xr, step_s: float, opts: ReportOptions) -> str:
+             frame_bin, centers, half, xr, step_s: float, opts: ReportOptions,
+             episodes: Sequence[dict] | None = None) -> str:
     tid = int(t["track_id"])
     parts = [f'<section class="track-section" id="track-{tid}"><h2>{_e(name)} <small>(track {tid})</small></h2>'
              f'<div class="who">{_thumb(thumb, name)}<p>Visible from {_sec(t["first_ms"])} to {_sec(t["last_ms"])}, '
@@ -449,7 +459,8 @@ def _section(t: dict, name: str, thumb: str | None, series: dict, labels: Sequen
         parts.append("<h3>Emotions over time</h3><p>Coloured areas: smoothed probability of each emotion "
                      "(together 100%). Gaps: the face was not visible. Thin strip on top: the most "
                      "probable emotion of each single frame before smoothing.</p>"
-                     + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr))
+                     + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr)
+                     + _episodes_html(tid, episodes, xr))
     parts.append("<h3>How often each emotion was the most probable</h3>"
                  + _hbars_svg(tid, t.get("shares") or {}, labels))
     if rows:
@@ -528,7 +539,8 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
         for t in sections:
             tid = int(t["track_id"])
             parts.append(_section(t, names[tid], thumbs.get(tid), series, labels, by_track.get(tid, []),
-                                  frame_bin, centers, half, xr, step_s, opts))
+                                  frame_bin, centers, half, xr, step_s, opts,
+                                  (summary or {}).get("episodes")))
     parts.append("<h2>How the numbers are computed</h2>"
                  f"<h3>Engagement</h3><p>{_e(DEFINITIONS['engagement'])}</p>"
                  f"<h3>Facing the camera</h3><p>{_e(DEFINITIONS['attention'])}</p>"

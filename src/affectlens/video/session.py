@@ -7,6 +7,8 @@ Outputs in ``out_dir``:
 - ``frames.csv`` — the same, one row per face per frame (see :func:`frame_rows`).
 - ``intervals.csv`` — per track and interval: mean probabilities, dominant emotion, shares,
   presence, valence/arousal, attention, engagement.
+- ``episodes.csv`` — per track, the spans where an emotion rose above a threshold: start, peak
+  time and probability, end, duration, onset and offset (see :mod:`affectlens.video.episodes`).
 - ``summary.json`` — session and per-track summary, options, source report, timings.
 - ``report.html`` — self-contained report with plots.
 - ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars), H.264
@@ -34,6 +36,7 @@ from affectlens.labels import EMOTIONS
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
                                         summarize)
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+from affectlens.video.episodes import EPISODE_FIELDS, EpisodeOptions, find_episodes
 from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
 from affectlens.video.store import FrameWriter, read_frames
@@ -61,6 +64,7 @@ class RunOptions:
             compact list in the report (see :class:`~affectlens.video.report.ReportOptions`).
         codec: codec of ``annotated.mp4``: ``"auto"`` (H.264 with PyAV, else ``mp4v``),
             ``"h264"``, ``"vp9"`` or ``"mp4v"`` (see :mod:`affectlens.video.writer`).
+        episodes: thresholds of ``episodes.csv`` (see :class:`EpisodeOptions`).
     """
 
     every: int = 1
@@ -76,6 +80,7 @@ class RunOptions:
     thumbnails: bool = True
     min_track_s: float = 2.0
     codec: str = "auto"
+    episodes: EpisodeOptions = field(default_factory=EpisodeOptions)
 
     def __post_init__(self):
         if self.interval_s <= 0:
@@ -250,32 +255,37 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
 def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoOptions, source_report: dict,
                    seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...],
                    thumbnails: dict[int, str] | None = None, scene_cuts_ms: list[float] | None = None) -> RunResult:
-    """Write frames.csv, intervals.csv, summary.json and report.html from the analysed frames."""
+    """Write frames.csv, intervals.csv, episodes.csv, summary.json and report.html from the analysed frames."""
     intervals = aggregate_intervals(frames, run.interval_s)
     summary = summarize(frames, intervals)
+    episodes = find_episodes(frames, run.episodes)
     problems = list(source_report.get("problems") or [])
     summary.update({
         "interval_s": run.interval_s,
         "scene_cuts_ms": [round(float(t), 3) for t in scene_cuts_ms or []],
         "affectlens_version": __version__,
         "source": source_report,
-        "options": {"smooth": opts.smooth, "window": opts.window, "ema_alpha": opts.ema_alpha,
+        "options": {"smooth": opts.smooth,
+                    **{k: v for k, v in opts.smoother_kwargs(labels).items() if k != "labels"},
                     "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
-                    "hmm_stay_prob": opts.hmm_stay_prob, "interval_s": run.interval_s, "every": run.every,
+                    "interval_s": run.interval_s, "every": run.every,
                     "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s},
         "processing": {"seconds": round(seconds, 3), "frames_this_run": new_frames,
                        "fps": round(new_frames / seconds, 2) if seconds > 0 else None,
                        "interrupted": interrupted, "complete": not interrupted and not source_report.get("stopped_early")},
         "problems": problems,
+        "episodes": episodes,
     })
     _write_csv(out / "frames.csv", frame_rows(frames), frame_row_fields(labels))
     _write_csv(out / "intervals.csv", intervals, interval_fields(labels))
+    _write_csv(out / "episodes.csv", episodes, EPISODE_FIELDS)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     title = f"AffectLens report — {Path(str(source_report.get('source', 'video'))).name}"
     write_html_report(out / "report.html", frames, intervals, summary, title=title,
                       options=ReportOptions(min_track_s=run.min_track_s), thumbnails=thumbnails)
     files = {k: str(out / v) for k, v in (("frames_jsonl", "frames.jsonl"), ("frames_csv", "frames.csv"),
-                                          ("intervals_csv", "intervals.csv"), ("summary", "summary.json"),
+                                          ("intervals_csv", "intervals.csv"),
+                                          ("episodes_csv", "episodes.csv"), ("summary", "summary.json"),
                                           ("report", "report.html"))}
     n_tracks = int(summary.get("track_count", len(summary.get("tracks", []))))
     return RunResult(out, len(frames), n_tracks, interrupted, problems, files, summary)
