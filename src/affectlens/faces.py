@@ -271,7 +271,8 @@ class Faces:
     # ----- notebooks and data frames ---------------------------------------------------
     @property
     def top_emotion(self) -> tuple[str, float] | None:
-        """``(label, probability)`` of the most confident face's top emotion; ``None`` without classified faces.
+        """``(label, probability)`` of the most confident reliable face's top emotion (``"unreliable"``
+        and its probability when no face passes the quality threshold); ``None`` without classified faces.
 
         Example:
             >>> rec.predict("photo.jpg").top_emotion
@@ -279,8 +280,10 @@ class Faces:
         """
         if not len(self) or not self.classified:
             return None
-        i = int(np.argmax(self.confidence))
-        return self.labels[int(self.emotion_index[i])], float(self.confidence[i])
+        ok = np.asarray(self.reliable, bool)
+        conf = np.where(ok, self.confidence, -1.0) if ok.any() else self.confidence
+        i = int(np.argmax(conf))
+        return self.emotions[i], float(self.confidence[i])
 
     def to_pandas(self):
         """One row per face as a :class:`pandas.DataFrame` (needs ``pip install 'affectlens[dataframe]'``).
