@@ -205,3 +205,14 @@ def test_run_details_are_human_readable():
     assert "<td>video</td><td>talk.mp4</td>" in details and "source: source" not in details
     assert "EMA weight" in details and "smoothing window" not in details   # only the smoother that ran
     assert "every frame" in details and "12.3 s" in details and "<td>yes</td>" in details
+
+
+def test_scene_cuts_are_drawn_on_the_overview():
+    frames = make_frames(100, {1: range(0, 50), 2: range(50, 100)})
+    rows = aggregate_intervals(frames, 1.0)
+    s = summarize(frames, rows)
+    s["scene_cuts_ms"] = [2000.0]
+    text = render_html_report(frames, rows, s)
+    parse(text)
+    assert text.count('class="cut"') == 1 and "scene cut at 2.0 s" in text and "Dashed lines: scene cuts" in text
+    assert "<td>scene cuts</td><td>2.0 s</td>" in text
