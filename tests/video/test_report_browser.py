@@ -19,7 +19,7 @@ from conftest import VIDEOS, need
 
 pytestmark = pytest.mark.slow
 
-CLIPS = {"crowd": ("crowd_walking.mp4", 5.0, None), "talking-head": ("WolfgangLanger_Pexels.mp4", 1.0, None)}
+CLIPS = {"crowd": ("crowd_walking.mp4", 5.0, None), "talking-head": ("WolfgangLanger_Pexels.mp4", 2.0, None)}
 
 PAGE_FACTS = """
 const svgs = [...document.querySelectorAll("svg")];
