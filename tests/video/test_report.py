@@ -104,6 +104,7 @@ def test_report_with_several_tracks(tmp_path):
 def test_report_without_faces():
     frames = [Faces.empty(EMOTIONS, FrameInfo("empty.mp4", i, 40.0 * i)) for i in range(10)]
     text = report(frames)
+    assert "contains small pictures" not in text
     c = parse(text)
     assert_self_contained(text, c)
     assert "No faces found" in text and "consent" in text
@@ -168,6 +169,7 @@ def test_group_report_ranks_people_folds_short_tracks_and_draws_one_overview():
     assert "track 5 (0.1 s at 1.6 s" in text
     # thumbnails inline, a placeholder where there is none
     assert text.count('class="thumb"') == 2 * 2 and "no image" in text
+    assert "contains small pictures of the faces" in text
     # rates only for spans of 10 s or more: none here (all spans < 10 s)
     assert "changes per minute" in text and "– (too short)" in text
 

@@ -503,7 +503,11 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
              "<li>People are numbered faces followed over time (Person 1 is the one on screen longest); the "
              "numbers do not identify anyone, and one person may appear as several tracks.</li>"
              "<li>Only analyse people who agreed to it, and do not use these numbers alone to judge or decide "
-             "about anyone.</li></ul></div>"]
+             "about anyone.</li>"
+             + ("<li>This report contains small pictures of the faces (so that readers can tell the people apart); "
+                "share it only with people entitled to see them, or run with --no-thumbnails or --blur-faces.</li>"
+                if thumbs else "")
+             + "</ul></div>"]
     parts.append("<h2>Overview</h2>" + _table(None, [
         ("frames analysed", summary.get("frames_analysed", len(frames))),
         ("video time covered", _sec(summary.get("duration_ms"))),
