@@ -247,10 +247,12 @@ def cmd_video(args) -> int:
                                                          detector=det, threads=args.threads),
                             smooth=args.smooth, window_s=args.window_s, window=args.window,
                             ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
-                            detect_every=args.detect_every)
+                            detect_every=args.detect_every,
+                            scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
-                         live=args.live, resume=args.resume)
+                         live=args.live, resume=args.resume, codec=args.codec, min_track_s=args.min_track,
+                         thumbnails=not args.no_thumbnails)
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
@@ -480,7 +482,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the face detector on every K-th analysed frame and track in between; "
                     "0 (default) = auto: every frame while tracks are new or jumpy, up to every 4th while stable")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
-    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
+    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
+    vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
+                    help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
+    vi.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
+                    help="report: fold tracks visible for less than this into one short list")
+    vi.add_argument("--no-thumbnails", action="store_true",
+                    help="report: no face picture per person (they are blurred with --blur-faces)")
+    vi.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
+                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1); 0 = off")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
