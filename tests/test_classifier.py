@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from affectlens.classifier import EmotionClassifier
+from affectlens.preprocess import fit_crops
 from affectlens.detection import RetinaFaceDetector
 from affectlens.imageio import load_image
 from affectlens.labels import EMOTIONS
@@ -40,9 +41,17 @@ def test_gray_and_bgr_crops_agree(classifier):
     assert np.allclose(classifier.classify_crops(gray), classifier.classify_crops(bgr), atol=1e-5)
 
 
-def test_wrong_crop_size_is_refused(classifier):
+@pytest.mark.parametrize("shape", [(1, 48, 48, 2), (1, 48, 48, 4), (48, 48), (1, 1, 48, 48, 3)])
+def test_wrong_crop_shape_is_refused(classifier, shape):
     with pytest.raises(ValueError, match="crops"):
-        classifier.preprocess(np.zeros((1, 10, 10, 3), np.uint8))
+        classifier.preprocess(np.zeros(shape, np.uint8))
+
+
+def test_other_crop_sizes_are_fitted_by_the_one_preprocessing(classifier):
+    big = np.random.default_rng(2).integers(0, 256, (2, 96, 96), dtype=np.uint8)
+    fitted = fit_crops(big, classifier.crop_size_hw)
+    assert fitted.shape == (2, 48, 48)
+    assert np.array_equal(classifier.preprocess(big), classifier.preprocess(fitted))
 
 
 def test_empty_batch(classifier):

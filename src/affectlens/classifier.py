@@ -6,7 +6,6 @@ the file's sha256. Nothing is inferred from tensor shapes or file names.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -14,6 +13,8 @@ from affectlens.alignment import align_faces
 from affectlens.errors import ModelLoadError
 from affectlens.models.registry import resolve_spec
 from affectlens.models.spec import ModelSpec, verify_model_file
+from affectlens.preprocess import to_model_input
+from affectlens.runtime import session_options
 
 
 class EmotionClassifier:
@@ -22,7 +23,7 @@ class EmotionClassifier:
     Args:
         model: shipped model name, spec/ONNX path, folder, or a :class:`ModelSpec`
             (``None`` = the default model).
-        threads: ONNX Runtime intra-op threads (0 = its default).
+        threads: ONNX Runtime intra-op threads (0 = the CPUs this process may use; see :mod:`affectlens.runtime`).
         batch_size: faces per ONNX run; larger inputs are split.
 
     Raises:
@@ -37,19 +38,13 @@ class EmotionClassifier:
     def __init__(self, model: str | ModelSpec | None = None, threads: int = 0, batch_size: int = 64):
         self.spec = resolve_spec(model)
         path = verify_model_file(self.spec)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
         try:
-            self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), session_options(threads),
+                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's exception types are not public
             raise ModelLoadError(f"{path}: ONNX Runtime cannot load the model ({exc})") from None
         self._check_graph(path)
         self.batch_size = max(1, int(batch_size))
-        inp = self.spec.input
-        self._mean = np.asarray(inp.mean, np.float32).reshape(1, -1, 1, 1)
-        self._std = np.asarray(inp.std, np.float32).reshape(1, -1, 1, 1)
 
     def _check_graph(self, path) -> None:
         spec = self.spec
@@ -80,29 +75,16 @@ class EmotionClassifier:
         return align_faces(image_bgr, landmarks, self.spec.alignment.points_norm, self.crop_size_hw)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
-        """Crops → the model's float32 NCHW input.
+        """Crops → the model's float32 NCHW input (:func:`affectlens.preprocess.to_model_input`).
 
         Args:
-            crops: ``(n, H, W, 3)`` uint8 BGR, or ``(n, H, W)`` uint8 grayscale (e.g. FER-2013 faces).
+            crops: ``(n, H, W, 3)`` uint8 BGR, or ``(n, H, W)`` uint8 grayscale (e.g. FER-2013
+                faces), any size (resized to the spec's).
 
         Raises:
-            ValueError: wrong shape or size.
+            ValueError: not a stack of gray or 3-channel crops.
         """
-        crops = np.asarray(crops)
-        h, w = self.crop_size_hw
-        if crops.ndim not in (3, 4) or crops.shape[1:3] != (h, w) or (crops.ndim == 4 and crops.shape[3] != 3):
-            raise ValueError(f"expected (n, {h}, {w}[, 3]) crops, got {crops.shape}")
-        color = self.spec.input.color
-        if crops.ndim == 3:  # grayscale
-            x = crops[:, None] if color == "gray" else np.repeat(crops[:, None], 3, axis=1)
-        elif color == "gray":
-            x = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[:, None] if len(crops) else \
-                np.zeros((0, 1, h, w), np.uint8)
-        else:
-            x = crops[..., ::-1] if color == "rgb" else crops
-            x = x.transpose(0, 3, 1, 2)
-        x = x.astype(np.float32) * np.float32(self.spec.input.scale)
-        return np.ascontiguousarray((x - self._mean) / self._std, dtype=np.float32)
+        return to_model_input(crops, self.spec.input)
 
     def classify_crops(self, crops: np.ndarray) -> np.ndarray:
         """``(n, len(labels))`` float32 probabilities for aligned crops (see :meth:`preprocess`)."""

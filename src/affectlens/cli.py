@@ -7,17 +7,58 @@ Exit codes: 0 all inputs processed, 1 some inputs failed (the others were still 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from affectlens import __version__
 from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
 
-RESPONSIBLE_USE = ("AffectLens reads facial appearance, not inner state; analyse people only with their "
-                   "informed consent.")
+from affectlens.image_run import RESPONSIBLE_USE
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Keep OpenCV's and FFmpeg's own messages (written by C code straight to file descriptor 2,
+    e.g. "[mov,mp4,... @ 0x...] moov atom not found") out of the CLI's output.
+
+    Python's ``sys.stderr`` (our messages, the progress bar) keeps writing to the real standard
+    error; what the native libraries write meanwhile is collected and logged at DEBUG level
+    (``affectlens.native``), so ``AFFECTLENS_NATIVE_LOGS=1`` or ``--verbose`` logging shows it.
+    """
+    if os.environ.get("AFFECTLENS_NATIVE_LOGS"):
+        yield
+        return
+    try:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except Exception:  # an OpenCV build without the logging module
+        pass
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    saved_stream = sys.stderr
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        sys.stderr = os.fdopen(os.dup(saved_fd), "w", buffering=1, encoding=saved_stream.encoding or "utf-8",
+                               errors="replace")
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sink.seek(0)
+            for line in sink.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    logging.getLogger("affectlens.native").debug("%s", line)
 
 
 def _die(msg: str, code: int = 2) -> int:
@@ -49,16 +90,15 @@ def _annotated_name(src: Path, used: set[str]) -> str:
 
 # ----------------------------------------------------------------------------- image
 def cmd_image(args) -> int:
-    import cv2
     from tqdm import tqdm
 
-    from affectlens.annotate import AnnotatorOptions, annotate
-    from affectlens.imageio import find_images, load_image
+    from affectlens.image_run import analyse_image_file, images_document
+    from affectlens.imageio import find_images
     from affectlens.recognizer import EmotionRecognizer
 
     files, problems = find_images(args.paths)
     try:
-        rec = EmotionRecognizer(model=args.model, min_score=args.det_threshold, min_face_px=args.min_face,
+        rec = EmotionRecognizer(model=args.model, precision=args.precision, min_score=args.det_threshold, min_face_px=args.min_face,
                                 max_faces=args.max_faces, threads=args.threads)
     except (ModelLoadError, ValueError) as exc:
         return _die(str(exc))
@@ -73,31 +113,19 @@ def cmd_image(args) -> int:
     bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)
     for path in bar:
         try:
-            bgr = load_image(path)
-            faces = rec.predict(bgr, source=str(path))
+            rec_json, faces = analyse_image_file(rec, path, ann_dir / _annotated_name(path, used) if ann_dir else None,
+                                                 blur_faces=args.blur_faces)
         except InvalidImageError as exc:
             records.append({"path": str(path), "error": str(exc)})
             tqdm.write(f"affectlens: {exc}", file=sys.stderr)
             continue
-        rec_json = {"path": str(path), "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
-                    "faces": faces.to_dict()["faces"]}
-        if ann_dir:
-            out = ann_dir / _annotated_name(path, used)
-            drawn = annotate(bgr, faces, AnnotatorOptions(blur_faces=args.blur_faces))
-            cv2.imwrite(str(out), drawn, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            rec_json["annotated"] = str(out)
         records.append(rec_json)
-        if not args.quiet and args.json != "-":
+        if args.json != "-":  # -q hides the progress bar only
             summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
             tqdm.write(f"{path}: {len(faces)} face(s): {summary}")
     failed = [r for r in records if "error" in r]
     if args.json:
-        _write_json({"affectlens_version": __version__, "model": rec.classifier.spec.name,
-                     "detector": rec.detector.name, "labels": list(rec.labels), "notice": RESPONSIBLE_USE,
-                     "images": records, "summary": {"images": len(records), "failed": len(failed),
-                                                    "faces": sum(len(r.get("faces", [])) for r in records),
-                                                    "seconds": round(time.perf_counter() - t0, 3)}},
-                    args.json)
+        _write_json(images_document(records, rec, time.perf_counter() - t0), args.json)
     if not files and not problems:
         return _die("no input images")
     if failed:
@@ -110,9 +138,16 @@ def cmd_image(args) -> int:
 def cmd_evaluate(args) -> int:
     from affectlens.evaluate import evaluate_fer2013, evaluate_folder, evaluate_ferplus, format_report, public, write_plots
 
+    if args.wild:
+        return _evaluate_wild(args)
+    from affectlens.custom_cli import cmd_evaluate_custom, is_prepared
+
+    if is_prepared(args.data) or args.html or (args.folder and not args.plots):
+        return cmd_evaluate_custom(args)
+    args.split = args.split or ("all" if args.folder else "PrivateTest")
     try:
         if args.folder:
-            report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads)
+            report = evaluate_folder(args.model, args.folder, args.split, threads=args.threads, crops=args.crops)
         elif args.split == "all":
             return _die("--split all is for --folder; FER-2013 is scored per split")
         elif args.ferplus:
@@ -131,12 +166,34 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_wild(args) -> int:
+    from affectlens.wild import DEFAULT_LABELS_CSV, evaluate_wild, format_wild_report
+
+    labels = Path(args.wild_labels) if args.wild_labels else DEFAULT_LABELS_CSV
+    if not labels.is_file():
+        return _die(f"{labels}: wild labels file not found; give --wild-labels benchmarks/wild/labels.csv "
+                    "from a clone of the repository")
+    try:
+        report = evaluate_wild(args.model, labels, args.wild_data, threads=args.threads)
+    except (ModelLoadError, ValueError) as exc:
+        return _die(str(exc))
+    if args.json:
+        _write_json(report, args.json)
+    if args.json != "-":
+        print(format_wild_report(report))
+    return 0
+
+
 # ----------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
         return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    if args.data:
+        from affectlens.custom_cli import cmd_train_custom
+
+        return cmd_train_custom(args)
     from affectlens.training.config import load_config
     from affectlens.training.train import resolve_device, train
 
@@ -176,18 +233,18 @@ def cmd_train_temporal(args) -> int:
 
 # ----------------------------------------------------------------------------- video
 def cmd_video(args) -> int:
-    from tqdm import tqdm
-
     from affectlens.detection import DetectorOptions
     from affectlens.errors import InvalidVideoError
     from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+    from affectlens.video.progress import VideoProgress
     from affectlens.video.session import RunOptions, run_video
 
     logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
-        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, detector=det, threads=args.threads),
+        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision,
+                                                         detector=det, threads=args.threads),
                             smooth=args.smooth, window_s=args.window_s, window=args.window,
                             ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
                             detect_every=args.detect_every)
@@ -197,28 +254,15 @@ def cmd_video(args) -> int:
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
-    bar = tqdm(total=None, unit="s", disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc} {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}, {rate_fmt}]")
-    state = {"last": 0.0}
-
-    def progress(n, ts, total_ms):
-        if total_ms and bar.total is None:
-            bar.total = round(total_ms / 1000, 1)
-        bar.desc = f"{n} frames"
-        bar.update(max(0.0, ts / 1000 - state["last"]))
-        state["last"] = ts / 1000
-
     try:
-        result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
+        with quiet_native_logs(), VideoProgress(disable=args.quiet) as progress:
+            result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
     except InvalidVideoError as exc:
-        bar.close()
         return _die(str(exc), 1)
-    bar.close()
     for problem in result.problems:
         print(f"affectlens: {problem}", file=sys.stderr)
-    if not args.quiet:
-        print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
-              f" ({', '.join(Path(p).name for p in result.files.values())})")
+    print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
+          f" ({', '.join(Path(p).name for p in result.files.values())})")
     if result.interrupted:
         print("affectlens: interrupted; outputs cover the frames processed so far (continue with --resume)",
               file=sys.stderr)
@@ -226,19 +270,123 @@ def cmd_video(args) -> int:
     return 1 if result.problems else 0
 
 
+# ----------------------------------------------------------------------------- batch
+def cmd_batch(args) -> int:
+    import signal
+
+    from affectlens.batch import BatchOptions, run_batch
+
+    def stop(signum, frame):  # SIGTERM ends the batch like Ctrl-C: the manifest keeps what finished
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
+    try:
+        opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
+                            max_attempts=args.max_attempts, model=args.model, min_score=args.det_threshold,
+                            min_face_px=args.min_face, max_faces=args.max_faces, every=args.every, fps=args.fps,
+                            interval_s=args.interval, smooth=args.smooth, window=args.window,
+                            detect_every=args.detect_every, annotate=args.annotate, blur_faces=args.blur_faces)
+        res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
+    except ImportError as exc:
+        return _die(f"{exc}; the batch command needs: pip install 'affectlens[batch]'")
+    except (ValueError, ModelLoadError) as exc:
+        return _die(str(exc))
+    for _, msg in res.problems:
+        print(f"affectlens: {msg}", file=sys.stderr)
+    bad = {k: v for k, v in res.status.items() if v != "done"}
+    s = res.summary
+    print(f"{len(res.items)} item(s): {s['done']} done, {s['partial']} partly decoded, {s['invalid']} unreadable, "
+          f"{s['failed']} failed ({len(res.skipped)} skipped as done before); {s['frames']} frames, {s['faces']} "
+          f"faces -> {res.out_dir}/ (summary.html, manifest.csv, dataset/)", file=sys.stderr)
+    if not res.items and not res.problems:
+        return _die("no inputs")
+    return 0 if not bad and not res.problems else 1
+
+
 # ----------------------------------------------------------------------------- models
 def cmd_models(args) -> int:
-    from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec
+    from affectlens.cpu import cpu_info
+    from affectlens.models import DEFAULT_MODEL, available_models, resolve_spec, select_variant
 
+    chosen, reason = select_variant()
+    rows = []
     for name in available_models():
         spec = resolve_spec(name)
-        mark = "*" if name == DEFAULT_MODEL else " "
         figures = [f"{title} {spec.metrics[key]['accuracy']:.2%}"
                    for key, title in (("fer2013_private_test", "FER-2013 PrivateTest"), ("ferplus_private_test", "FER+ test"))
                    if key in spec.metrics]
-        acc_s = f"{len(spec.labels)} classes  " + ", ".join(figures)
-        print(f"{mark} {name:<20} {spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color:<5} {acc_s}")
+        rows.append(("*" if name == chosen else " ", name, f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]}",
+                     spec.input.color, f"{len(spec.labels)} classes", ", ".join(figures) or "-"))
+    head = (" ", "model", "input", "color", "labels", "accuracy")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print(r[0] + " " + "  ".join(c.ljust(w) for c, w in zip(r[1:], widths[1:])).rstrip())
+    print(f"\n* used when no model is named, on this CPU: {chosen} (family {DEFAULT_MODEL}; {reason})")
+    print(f"  CPU: {cpu_info().describe()}")
     return 0
+
+
+# ----------------------------------------------------------------------------- doctor
+def cmd_doctor(args) -> int:
+    from affectlens.doctor import format_doctor, run_doctor
+
+    report = run_doctor(args.model, args.precision, args.threads, args.data, args.faces)
+    if args.json:
+        _write_json(report.to_dict(), args.json)
+    if args.json != "-":
+        print(format_doctor(report))
+    return 0 if report.ok else 1
+
+
+# ----------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from affectlens.export import ExportError, export_bundle
+
+    try:
+        manifest = export_bundle(args.format, args.out, model=args.model, verify_faces=args.verify_faces)
+    except ExportError as exc:
+        return _die(str(exc), 1)
+    except ModelLoadError as exc:
+        return _die(str(exc))
+    v = manifest["verification"]
+    print(f"{args.out}: {manifest['detector']}, {manifest['emotion_model']} ({manifest['model']}), spec, labels.txt, "
+          f"manifest.json; verified on {v['faces']} faces here: top-emotion agreement {v['agreement']:.2%}, "
+          f"max probability difference {v['max_prob_diff']}")
+    return 0
+
+
+class _WrapEpilog(argparse.HelpFormatter):
+    """Keeps the epilog's line breaks and wraps each long line at commas."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        return "\n".join(textwrap.fill(line, width, initial_indent=indent, break_on_hyphens=False,
+                                        subsequent_indent=indent + ("    " if line.startswith("  ") else ""))
+                         for line in text.splitlines())
+
+
+def _train_set_keys() -> str:
+    """The ``--set`` keys of ``train`` with their defaults, read from the config dataclasses' source
+    (importing them would import PyTorch on every CLI call)."""
+    import ast
+
+    root = Path(__file__).resolve().parent / "training"
+    found: dict[str, list[str]] = {}
+    for file, cls, prefix in (("config.py", "TrainConfig", ""), ("augment.py", "AugmentConfig", "augment.")):
+        try:
+            tree = ast.parse((root / file).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls:
+                for st in node.body:
+                    if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and st.value is not None \
+                            and not ast.unparse(st.annotation).endswith("Config"):
+                        found.setdefault(prefix, []).append(f"{prefix}{st.target.id}={ast.unparse(st.value)}")
+    lines = [", ".join(v) for v in found.values()]
+    return "--set keys (default values):\n  " + "\n  ".join(lines) if lines else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,29 +403,51 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
     im.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
     im.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
-    im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = default)")
+    im.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for this CPU, see 'affectlens models')")
+    im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
-    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+ or your own face folders")
-    ev.add_argument("--data", default="../shared/data/fer2013", help="fer2013.csv[.gz] or its folder")
-    ev.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest", "all"])
+    ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+, your own faces (folders or a "
+                                         "prepared data set) or the in-the-wild set")
+    ev.add_argument("--data", default="../shared/data/fer2013",
+                    help="fer2013.csv[.gz] or its folder, or a prepared data set (affectlens dataset prepare)")
+    ev.add_argument("--split", default=None, choices=["Training", "PublicTest", "PrivateTest", "all", "train", "val", "test"],
+                    help="FER-2013/FER+: default PrivateTest; --folder: default all; a prepared data set: default the "
+                         "test subjects its model folder held out (else all)")
     ev.add_argument("--folder", metavar="DIR",
-                    help="score on face crops in class folders (DIR/<label>/*.jpg or DIR/train|val|test/<label>/)")
+                    help="score on labelled photos or crops in class folders (DIR/<label>/*.jpg or "
+                         "DIR/train|val|test/<label>/); photos are detected and aligned, crops taken as crops")
+    ev.add_argument("--crops", action="store_true", help="with --folder: the images are face crops (no detection)")
+    ev.add_argument("--html", metavar="OUT", help="write an HTML report (scores, base model beside, confusion, "
+                                                  "reliability, most confident mistakes)")
     ev.add_argument("--model", default=None, metavar="NAME_OR_PATH")
     ev.add_argument("--ferplus", action="store_true",
                     help="score on FER+ majority labels (fer2013new.csv beside the CSV) with annotator agreement")
+    ev.add_argument("--wild", action="store_true",
+                    help="score through the full pipeline on the in-the-wild set (benchmarks/wild/labels.csv; "
+                         "docs/wild-eval.md)")
+    ev.add_argument("--wild-labels", metavar="CSV", help="labels file for --wild (default: the repository's)")
+    ev.add_argument("--wild-data", default="../shared/data", metavar="DIR",
+                    help="shared data folder the --wild sources are relative to")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' = stdout)")
     ev.add_argument("--plots", metavar="DIR", help="write confusion-matrix and reliability-diagram PNGs to DIR")
     ev.add_argument("--threads", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
 
-    tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)")
+    tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)", epilog=_train_set_keys(),
+                        formatter_class=_WrapEpilog)
     tr.add_argument("--config", default=None,
                     help="TOML config (see configs/); without it the defaults, changed with --set")
-    tr.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
-    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run (--config or --data)")
+    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override config values, e.g. --set epochs=10 augment.hflip=0 (keys listed below)")
+    from affectlens.custom_cli import add_dataset_parser, add_train_arguments
+
+    add_train_arguments(tr)
     tr.set_defaults(func=cmd_train)
+    add_dataset_parser(sub)
 
     tt = sub.add_parser("train-temporal", help="train the learned temporal smoother (needs the 'train' extra)")
     tt.add_argument("--config", default=None, metavar="TOML", help="e.g. configs/temporal-gru.toml")
@@ -315,12 +485,62 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--min-face", type=float, default=0.0, metavar="PX")
     vi.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
     vi.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    vi.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for this CPU)")
     vi.add_argument("--threads", type=int, default=0)
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
 
-    mo = sub.add_parser("models", help="list the shipped emotion models")
+    ba = sub.add_parser("batch", help="analyse many images and videos (resumable; local processes or Ray)")
+    ba.add_argument("inputs", nargs="+", help="files, folders, glob patterns, or manifest CSVs "
+                    "(path[,subject,session,consent_ref])")
+    ba.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun skips the items done)")
+    ba.add_argument("--engine", default="local", choices=["local", "ray"])
+    ba.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
+                    help="Ray cluster to join (default: start a local Ray instance)")
+    ba.add_argument("--workers", type=int, default=0, metavar="N", help="parallel workers (0 = one per CPU)")
+    ba.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (0 = CPUs / workers)")
+    ba.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                    help="tries per item when a worker crashes (unreadable files are not retried)")
+    g = ba.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
+    g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
+    ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
+    ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
+    ba.add_argument("--detect-every", type=int, default=1, metavar="K")
+    ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
+    ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
+    ba.add_argument("--max-faces", type=int, default=0, metavar="N")
+    ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
+    ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
+    ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("-q", "--quiet", action="store_true")
+    ba.set_defaults(func=cmd_batch)
+
+    ex = sub.add_parser("export", help="write the detector and an emotion model for on-device apps (Android, iOS)")
+    ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
+                    help="ort: ONNX Runtime Mobile (+ operator list for a reduced build); onnx: plain ONNX")
+    ex.add_argument("--out", required=True, metavar="DIR", help="bundle folder")
+    ex.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                    help="emotion model (default: the fp32 reference of the default model; see docs/mobile.md)")
+    ex.add_argument("--verify-faces", type=int, default=1000, metavar="N",
+                    help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
+    ex.set_defaults(func=cmd_export)
+
+    mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)
+
+    dr = sub.add_parser("doctor", help="this CPU, its int8 path, the thread policy, and a 10-second self-check "
+                        "of the chosen model against its fp32 reference")
+    dr.add_argument("--model", default=None, metavar="NAME", help="model to check (default: the one chosen here)")
+    dr.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto")
+    dr.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
+    dr.add_argument("--data", default=None, metavar="DIR", help="FER-2013 folder (default: $AFFECTLENS_SHARED_DATA/"
+                    "fer2013 or ../shared/data/fer2013; without it, sample photos and agreement only)")
+    dr.add_argument("--faces", type=int, default=300, help="reference faces to check")
+    dr.add_argument("--json", metavar="OUT", help="also write the report as JSON ('-' = stdout only)")
+    dr.set_defaults(func=cmd_doctor)
 
     from affectlens.service.cli import add_serve_parser  # stdlib-only module; FastAPI is imported when run
 

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from affectlens.runtime import session_options
+
 from affectlens.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -158,12 +160,9 @@ class RetinaFaceDetector:
 
     def __init__(self, options: DetectorOptions | None = None, model_bytes: bytes | None = None):
         self.options = options or DetectorOptions()
-        so = ort.SessionOptions()
-        if self.options.threads:
-            so.intra_op_num_threads = self.options.threads
-        so.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(model_bytes or retinaface_onnx_bytes(), so,
+            self._session = ort.InferenceSession(model_bytes or retinaface_onnx_bytes(),
+                                                 session_options(self.options.threads),
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelLoadError(f"{retinaface_source()}: cannot load the RetinaFace model ({exc})") from None

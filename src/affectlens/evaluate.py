@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 
 from affectlens.classifier import EmotionClassifier
@@ -86,11 +85,7 @@ def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarr
     if missing:
         raise ModelLoadError(f"{classifier.spec.model_path}: model has no output for {missing}; "
                              "it cannot be scored on FER-2013")
-    h, w = classifier.crop_size_hw
-    if images.shape[1:] != (h, w):
-        interp = cv2.INTER_AREA if h < images.shape[1] else cv2.INTER_LINEAR
-        images = np.stack([cv2.resize(im, (w, h), interpolation=interp) for im in images])
-    probs = classifier.classify_crops(images)
+    probs = classifier.classify_crops(images)  # resized to the model's input by its preprocessing
     cols = [classifier.labels.index(e) for e in EMOTIONS]
     probs = probs[:, cols]
     return probs / probs.sum(1, keepdims=True)
@@ -174,9 +169,6 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     cls_idx = [FERPLUS_EMOTIONS.index(e) for e in classes]
     keep = np.isin(fp.labels, cls_idx)
     images = fp.images[keep]
-    h, w = clf.crop_size_hw
-    if images.shape[1:] != (h, w):
-        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
     probs = clf.classify_crops(images)[:, [clf.labels.index(e) for e in classes]]
     probs = probs / probs.sum(1, keepdims=True)
     true = np.array([classes.index(FERPLUS_EMOTIONS[i]) for i in fp.labels[keep]])
@@ -195,48 +187,27 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     return report
 
 
-def evaluate_folder(model=None, folder: str = "faces", split: str = "PrivateTest", threads: int = 0) -> dict:
-    """Scores on face crops in class folders (:mod:`affectlens.datasets.image_folder`).
+def evaluate_folder(model=None, folder: str = "faces", split: str = "all", threads: int = 0,
+                    crops: bool = False) -> dict:
+    """Scores on labelled faces in class folders (``folder/<label>/*``, label synonyms such as
+    ``anger`` or ``happiness`` accepted): photos are detected and aligned as at inference,
+    crops (``crops=True``, or face-sized images) taken as crops; any folder size.
+    See :func:`affectlens.dataset_eval.evaluate_folder_faces`.
 
     Args:
-        folder: the data set folder; its label folders must be among the model's labels.
-        split: ``Training``, ``PublicTest``, ``PrivateTest`` (the layout's test part) or
-            ``all`` (every readable image, for a folder the model never trained on).
+        folder: the folder; its labels must be among the model's.
+        split: ``all``, or ``Training`` / ``PublicTest`` / ``PrivateTest`` (a split sub-folder,
+            or the hashed part of a flat folder).
 
     Raises:
-        DatasetError: folder missing, unreadable, labels unknown to the model, empty split.
+        DatasetError: folder missing, unreadable, labels unknown to the model, no face.
         ModelLoadError: the model cannot be loaded.
     """
-    from affectlens.datasets.image_folder import load_image_folder
-    from affectlens.errors import DatasetError
+    from affectlens.dataset_eval import evaluate_folder_faces
 
     clf = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model, threads=threads, batch_size=256)
-    h, w = clf.crop_size_hw
-    if h != w:
-        raise ModelLoadError(f"{clf.spec.model_path}: non-square input {h}x{w} is not supported for folders")
-    try:
-        ds = load_image_folder(folder, size=h, labels=clf.labels)
-    except DatasetError as exc:
-        raise DatasetError(f"{exc} (model {clf.spec.name} knows {list(clf.labels)})") from None
-    parts = list(ds.splits.values()) if split == "all" else [ds.splits[split]] if split in ds.splits else None
-    if parts is None:
-        raise DatasetError(f"{folder}: unknown split {split!r}; expected Training, PublicTest, PrivateTest or all")
-    images = np.concatenate([p.images for p in parts])
-    true = np.concatenate([p.labels for p in parts])
-    if len(true) == 0:
-        raise DatasetError(f"{folder}: no images in split {split} (use --split all for a folder without a test part)")
-    t0 = time.perf_counter()
-    probs = clf.classify_crops(images)
-    seconds = time.perf_counter() - t0
-    report = classification_report(probs, true, clf.labels)
-    report["_probs"], report["_true"] = probs, true
-    report.update({
-        "model": clf.spec.name, "model_file": str(clf.spec.model_path), "dataset": f"folder {folder}",
-        "split": split, "seconds": round(seconds, 3),
-        "faces_per_second": round(len(true) / max(seconds, 1e-9), 1),
-        "skipped_files": [{"path": p, "error": e} for p, e in ds.skipped],
-    })
-    _calibration(report, clf, probs, true)
+    report = evaluate_folder_faces(clf, folder, split, crops=crops, base=False)
+    _calibration(report, clf, report["_probs"], report["_true"])
     return report
 
 

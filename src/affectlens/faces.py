@@ -22,6 +22,9 @@ import numpy as np
 
 from affectlens.labels import EMOTIONS
 
+#: What ``emotion`` reads for a face below the quality threshold (:mod:`affectlens.quality`).
+UNRELIABLE = "unreliable"
+
 
 @dataclass(frozen=True)
 class FrameInfo:
@@ -57,6 +60,10 @@ class Face:
         det_score: detector confidence in [0, 1].
         scores: emotion label → probability (sums to 1); empty when not classified.
         track_id: persistent id across video frames, ``None`` when untracked.
+        quality: how far the reading can be trusted, in [0, 1] (:mod:`affectlens.quality`);
+            ``None`` when not assessed.
+        quality_reason: the weakest quality signal (``size``, ``sharpness``, ``pose``, ``detection``).
+        reliable: ``False`` when quality is below the recogniser's ``min_quality``.
     """
 
     bbox: tuple[float, float, float, float]
@@ -64,11 +71,22 @@ class Face:
     det_score: float
     scores: dict[str, float]
     track_id: int | None = None
+    quality: float | None = None
+    quality_reason: str | None = None
+    reliable: bool = True
+
+    @property
+    def top_label(self) -> str | None:
+        """The most probable label, whatever the face's quality (``None`` when not classified)."""
+        return max(self.scores, key=self.scores.get) if self.scores else None
 
     @property
     def emotion(self) -> str | None:
-        """The most probable emotion, ``None`` when not classified."""
-        return max(self.scores, key=self.scores.get) if self.scores else None
+        """The most probable emotion; ``"unreliable"`` for a face below the quality threshold
+        (see :attr:`top_label` for its best guess), ``None`` when not classified."""
+        if self.scores and not self.reliable:
+            return UNRELIABLE
+        return self.top_label
 
     @property
     def confidence(self) -> float | None:
@@ -85,6 +103,9 @@ class Face:
             "confidence": None if self.confidence is None else round(self.confidence, 6),
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "track_id": self.track_id,
+            "quality": None if self.quality is None else round(self.quality, 4),
+            "quality_reason": self.quality_reason,
+            "reliable": self.reliable,
         }
 
 
@@ -194,9 +215,12 @@ class Faces:
     def _face(self, i: int) -> Face:
         tid = int(self.track_id[i])
         scores = ({name: float(p) for name, p in zip(self.labels, self.probs[i])} if self.probs.shape[1] else {})
+        q, why = self.data.get("quality"), self.data.get("quality_reason")
         return Face(bbox=tuple(float(v) for v in self.xyxy[i]),
                     landmarks=tuple((float(x), float(y)) for x, y in self.landmarks[i]),
-                    det_score=float(self.det_score[i]), scores=scores, track_id=None if tid < 0 else tid)
+                    det_score=float(self.det_score[i]), scores=scores, track_id=None if tid < 0 else tid,
+                    quality=None if q is None else float(q[i]), quality_reason=None if why is None else str(why[i]),
+                    reliable=bool(self.reliable[i]))
 
     # ----- derived columns ------------------------------------------------------------
     @property
@@ -211,9 +235,17 @@ class Faces:
         return self.probs.argmax(1)
 
     @property
+    def reliable(self) -> np.ndarray:
+        """``(n,)`` bool: faces whose quality passed the threshold (all, when not assessed)."""
+        col = self.data.get("reliable")
+        return np.ones(len(self), bool) if col is None else np.asarray(col, bool)
+
+    @property
     def emotions(self) -> list[str | None]:
-        """Top label per face."""
-        return [self.labels[i] if i >= 0 else None for i in self.emotion_index]
+        """Top label per face; ``"unreliable"`` for faces below the quality threshold."""
+        ok = self.reliable
+        return [(self.labels[i] if ok[k] else UNRELIABLE) if i >= 0 else None
+                for k, i in enumerate(self.emotion_index)]
 
     @property
     def confidence(self) -> np.ndarray:
@@ -233,11 +265,99 @@ class Faces:
         return {"info": self.info.to_dict(), "labels": list(self.labels), "faces": [f.to_dict() for f in self]}
 
     def to_json(self, **kwargs) -> str:
+        """:meth:`to_dict` as a JSON string (``kwargs`` go to :func:`json.dumps`, e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    # ----- notebooks and data frames ---------------------------------------------------
+    @property
+    def top_emotion(self) -> tuple[str, float] | None:
+        """``(label, probability)`` of the most confident face's top emotion; ``None`` without classified faces.
+
+        Example:
+            >>> rec.predict("photo.jpg").top_emotion
+            ('happy', 0.93)
+        """
+        if not len(self) or not self.classified:
+            return None
+        i = int(np.argmax(self.confidence))
+        return self.labels[int(self.emotion_index[i])], float(self.confidence[i])
+
+    def to_pandas(self):
+        """One row per face as a :class:`pandas.DataFrame` (needs ``pip install 'affectlens[dataframe]'``).
+
+        Columns: ``source``, ``frame_index``, ``timestamp_ms``, ``face``, ``track_id`` (``<NA>``
+        when untracked), ``x1``, ``y1``, ``x2``, ``y2``, ``det_score``, ``emotion``, ``confidence``,
+        one probability column per label (in ``labels`` order) and every 1-D ``data`` column
+        (e.g. ``quality``).
+
+        Raises:
+            ImportError: pandas is not installed (the message says how to install it).
+
+        Example:
+            >>> df = rec.predict("group.jpg").to_pandas()
+            >>> df[["emotion", "confidence", "happy"]]
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Faces.to_pandas() needs pandas: pip install 'affectlens[dataframe]'") from None
+        n = len(self)
+        cols: dict[str, Any] = {
+            "source": [self.info.source] * n, "frame_index": pd.array([self.info.frame_index] * n, "Int64"),
+            "timestamp_ms": np.full(n, np.nan if self.info.timestamp_ms is None else self.info.timestamp_ms),
+            "face": np.arange(n), "track_id": pd.array([None if t < 0 else int(t) for t in self.track_id], "Int64"),
+            "x1": self.xyxy[:, 0], "y1": self.xyxy[:, 1], "x2": self.xyxy[:, 2], "y2": self.xyxy[:, 3],
+            "det_score": self.det_score, "emotion": self.emotions, "confidence": self.confidence}
+        if self.classified:
+            cols.update({name: self.probs[:, j] for j, name in enumerate(self.labels) if name not in cols})
+        cols.update({k: v for k, v in self.data.items() if v.ndim == 1 and k not in cols})
+        return pd.DataFrame(cols)
+
+    def attach_image(self, image_bgr: np.ndarray) -> "Faces":
+        """This object, remembering the ``(h, w, 3)`` BGR image it was found in (not copied).
+
+        Only :meth:`_repr_html_` (notebooks) uses it, to show the annotated image; the image is
+        not serialised and not kept by :meth:`replace` or indexing.
+        """
+        object.__setattr__(self, "_image", image_bgr)
+        return self
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: the annotated image (when the recognizer attached it) and a table of faces."""
+        import base64
+        import html
+
+        parts = []
+        image = getattr(self, "_image", None)
+        if image is not None:
+            import cv2
+
+            from affectlens.annotate import annotate
+
+            drawn = annotate(image, self)
+            h, w = drawn.shape[:2]
+            if max(h, w) > 960:
+                k = 960 / max(h, w)
+                drawn = cv2.resize(drawn, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                parts.append(f'<img style="max-width:100%" alt="annotated faces" '
+                             f'src="data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}">')
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{'' if f.track_id is None else f.track_id}</td>"
+            f"<td>{html.escape(str(f.emotion or '–'))}</td>"
+            f"<td>{'' if f.confidence is None else f'{f.confidence:.0%}'}</td>"
+            f"<td>{', '.join(f'{v:.0f}' for v in f.bbox)}</td></tr>" for i, f in enumerate(self))
+        src = f" in {html.escape(self.info.source)}" if self.info.source else ""
+        parts.append(f"<p>{len(self)} face(s){src}. Emotion estimates read appearance, not inner state.</p>")
+        if rows:
+            parts.append("<table><thead><tr><th>face</th><th>track</th><th>emotion</th><th>confidence</th>"
+                         f"<th>box (x1, y1, x2, y2)</th></tr></thead><tbody>{rows}</tbody></table>")
+        return "<div>" + "".join(parts) + "</div>"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Faces":
-        """Inverse of :meth:`to_dict` (extra ``data`` columns are not serialised)."""
+        """Inverse of :meth:`to_dict` (of the extra ``data`` columns only the quality ones are serialised)."""
         labels = tuple(d.get("labels", EMOTIONS))
         recs = d.get("faces", [])
         info = d.get("info") or {}
@@ -248,9 +368,14 @@ class Faces:
             return cls.empty(labels, info)
         probs = [[r["scores"][k] for k in labels] if r.get("scores") else [] for r in recs]
         probs = np.asarray(probs if all(probs) else np.zeros((len(recs), 0)), np.float32)
+        data = {}
+        if all(r.get("quality") is not None for r in recs):
+            data = {"quality": np.asarray([r["quality"] for r in recs], np.float32),
+                    "quality_reason": np.asarray([r.get("quality_reason") for r in recs], object),
+                    "reliable": np.asarray([r.get("reliable", True) for r in recs], bool)}
         return cls(np.asarray([r["bbox"] for r in recs]), np.asarray([r["det_score"] for r in recs]),
                    np.asarray([r["landmarks"] for r in recs]), probs, labels,
-                   np.asarray([-1 if r.get("track_id") is None else r["track_id"] for r in recs]), info=info)
+                   np.asarray([-1 if r.get("track_id") is None else r["track_id"] for r in recs]), data, info)
 
     def __repr__(self) -> str:
         src = f", source={self.info.source!r}" if self.info.source else ""

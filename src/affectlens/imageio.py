@@ -1,8 +1,9 @@
 """Reading images safely: every failure becomes an :class:`InvalidImageError` naming the file.
 
-Checks, in order: the path exists and is a file, it is not empty, its header gives a size
-below ``max_pixels`` (decompression bombs are refused before any pixel is decoded), it
-decodes, and a JPEG is complete. The result is always ``(h, w, 3)`` uint8 BGR: grayscale
+Checks, in order: the path exists and is a file, it is not empty, it is a format whose header
+:mod:`affectlens.image_header` parses (others are refused undecoded), every size its headers
+announce is below ``max_pixels`` (decompression bombs are refused before any pixel is decoded),
+it decodes, and a JPEG is complete. The result is always ``(h, w, 3)`` uint8 BGR: grayscale
 is expanded, alpha is composited onto white, 16-bit is scaled to 8-bit, EXIF orientation
 is applied.
 """
@@ -10,6 +11,7 @@ is applied.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -20,58 +22,27 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
 import cv2  # noqa: E402
 
 from affectlens.errors import InvalidImageError  # noqa: E402
+from affectlens.image_header import SUPPORTED_FORMATS, HeaderError, read_header  # noqa: E402
 
 #: Largest image accepted by default: 100 megapixels (e.g. 12,000 x 8,000).
 DEFAULT_MAX_PIXELS = 100_000_000
 #: Smallest side in pixels that can hold a detectable face.
 MIN_SIDE_PX = 8
+#: Largest download accepted by :func:`fetch_url` (bytes).
+MAX_DOWNLOAD_BYTES = 50_000_000
+_URL = re.compile(r"^https?://", re.IGNORECASE)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jp2", ".pgm",
                             ".ppm", ".pbm", ".pnm", ".jpe", ".jfif"})
 
 
 def sniff_size(head: bytes) -> tuple[str, int, int] | None:
-    """Format, width and height from the first bytes of a PNG, JPEG, GIF, BMP or WebP file;
-    ``None`` when the header is not one of these or is incomplete."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        w, h = struct.unpack(">II", head[16:24])
-        return "png", w, h
-    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
-        w, h = struct.unpack("<HH", head[6:10])
-        return "gif", w, h
-    if head[:2] == b"BM" and len(head) >= 26:
-        w, h = struct.unpack("<ii", head[18:26])
-        return "bmp", abs(w), abs(h)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
-        kind = head[12:16]
-        if kind == b"VP8X":
-            w = 1 + int.from_bytes(head[24:27], "little")
-            h = 1 + int.from_bytes(head[27:30], "little")
-            return "webp", w, h
-        if kind == b"VP8 ":
-            w, h = struct.unpack("<HH", head[26:30])
-            return "webp", w & 0x3FFF, h & 0x3FFF
-        if kind == b"VP8L" and len(head) >= 25:
-            b = head[21:25]
-            w = 1 + (((b[1] & 0x3F) << 8) | b[0])
-            h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
-            return "webp", w, h
-    if head[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(head):
-            if head[i] != 0xFF:
-                i += 1
-                continue
-            marker = head[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            length = struct.unpack(">H", head[i + 2:i + 4])[0]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                h, w = struct.unpack(">HH", head[i + 5:i + 9])
-                return "jpeg", w, h
-            i += 2 + length
+    """Format, width and height from an image's bytes (see :func:`affectlens.image_header.read_header`);
+    ``None`` when the bytes are not a supported format or the header is malformed or incomplete."""
+    try:
+        h = read_header(head)
+    except HeaderError:
         return None
-    return None
+    return h.format, h.width, h.height
 
 
 def _jpeg_complete(data: bytes) -> bool:
@@ -93,29 +64,32 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     """
     if not data:
         raise InvalidImageError(f"{name}: empty file (0 bytes)")
-    size = sniff_size(data[:1 << 16])
-    if size is not None:
-        fmt, w, h = size
-        if w * h > max_pixels:
-            raise InvalidImageError(
-                f"{name}: {fmt.upper()} header announces {w}x{h} pixels ({w * h / 1e6:.0f} MP), above the "
-                f"limit of {max_pixels / 1e6:.0f} MP; refused without decoding (possible decompression bomb). "
-                "Raise max_pixels if the image is genuine."
-            )
-        if fmt == "jpeg" and not _jpeg_complete(data):
-            raise InvalidImageError(f"{name}: truncated JPEG (no end-of-image marker after the image data)")
+    try:
+        header = read_header(data)
+    except HeaderError as exc:
+        raise InvalidImageError(f"{name}: not a decodable image ({exc}); refused without decoding "
+                                f"(accepted: {', '.join(SUPPORTED_FORMATS)})") from None
+    if header.pixels > max_pixels:
+        w, h = header.width, header.height
+        raise InvalidImageError(
+            f"{name}: {header.format.upper()} header announces {w}x{h} pixels ({header.pixels / 1e6:.0f} MP), "
+            f"above the limit of {max_pixels / 1e6:.0f} MP; refused without decoding (possible decompression "
+            "bomb). Raise max_pixels if the image is genuine."
+        )
+    if header.format == "jpeg" and not _jpeg_complete(data):
+        raise InvalidImageError(f"{name}: truncated JPEG (no end-of-image marker after the image data)")
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise InvalidImageError(f"{name}: cannot decode image ({str(exc).strip().splitlines()[-1]})") from None
+    except cv2.error:  # OpenCV's message names its own source files: not for users
+        raise InvalidImageError(f"{name}: cannot decode this {header.format.upper()} image (corrupt data)") from None
     if img is None:
-        raise InvalidImageError(f"{name}: not a decodable image (unknown format or corrupt data)")
-    if size is None and img.shape[0] * img.shape[1] > max_pixels:
+        raise InvalidImageError(f"{name}: cannot decode this {header.format.upper()} image (corrupt data)")
+    if img.shape[0] * img.shape[1] > max_pixels:  # belt and braces: the header parser missed something
         raise InvalidImageError(f"{name}: {img.shape[1]}x{img.shape[0]} pixels is above the limit of "
                                 f"{max_pixels / 1e6:.0f} MP")
     img = to_bgr8(img, name)
-    if size is not None and size[0] == "jpeg":
+    if header.format == "jpeg":
         img = _apply_exif_orientation(buf, img)
     if min(img.shape[:2]) < MIN_SIDE_PX:
         raise InvalidImageError(f"{name}: image is {img.shape[1]}x{img.shape[0]} px; at least "
@@ -171,12 +145,57 @@ def _composite(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return (bgr.astype(np.float32) * a + 255.0 * (1 - a)).round().astype(np.uint8)
 
 
-def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image from a path, encoded bytes or an array.
+def is_url(source) -> bool:
+    """Whether ``source`` is an ``http://`` or ``https://`` URL string."""
+    return isinstance(source, str) and bool(_URL.match(source))
+
+
+def fetch_url(url: str, timeout_s: float = 10.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    """Download ``url`` (http or https) into memory.
+
+    Raises:
+        InvalidImageError: not an http(s) URL, the server cannot be reached or answers with an
+            error, or the body is larger than ``max_bytes``.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not is_url(url):
+        raise InvalidImageError(f"{url}: expected an http:// or https:// URL")
+    req = urllib.request.Request(url, headers={"User-Agent": "affectlens"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (scheme checked above)
+            data = resp.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise InvalidImageError(f"{url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise InvalidImageError(f"{url}: cannot download ({reason})") from None
+    if len(data) > max_bytes:
+        raise InvalidImageError(f"{url}: larger than {max_bytes:,} bytes; download it yourself if it is meant")
+    return data
+
+
+def _from_pil(image) -> np.ndarray:
+    """A PIL image as a BGR[A] uint8 array (alpha kept, so it is composited like a PNG's)."""
+    alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    arr = np.asarray(image.convert("RGBA" if alpha else "RGB"))
+    return np.ascontiguousarray(arr[:, :, [2, 1, 0, 3] if alpha else [2, 1, 0]])
+
+
+def _is_pil(source) -> bool:
+    return all(hasattr(source, a) for a in ("mode", "size", "convert", "getbands"))
+
+
+def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, allow_urls: bool = False) -> np.ndarray:
+    """Read an image from a path, URL, encoded bytes, a PIL image or an array.
 
     Args:
-        source: file path (str or Path), ``bytes``, or an ``(h, w[, c])`` array (taken as BGR[A]).
+        source: file path (str or Path), ``http(s)://`` URL (with ``allow_urls``), ``bytes``,
+            a ``PIL.Image.Image``, or an ``(h, w[, c])`` array (taken as BGR[A]).
         max_pixels: refuse images with more pixels than this.
+        allow_urls: download ``http(s)://`` sources; off by default, so that nothing leaves the
+            machine unless asked.
 
     Returns:
         ``(h, w, 3)`` uint8 BGR array.
@@ -184,6 +203,8 @@ def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     Raises:
         InvalidImageError: the message names the file and the problem.
     """
+    if _is_pil(source):
+        source = _from_pil(source)
     if isinstance(source, np.ndarray):
         img = to_bgr8(source)
         if min(img.shape[:2]) < MIN_SIDE_PX:
@@ -193,7 +214,13 @@ def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if not isinstance(source, (str, os.PathLike)):
-        raise InvalidImageError(f"expected a path, bytes or numpy array, got {type(source).__name__}")
+        raise InvalidImageError(f"expected a path, URL, bytes, PIL image or numpy array, got {type(source).__name__}")
+    if is_url(source):
+        if not allow_urls:
+            raise InvalidImageError(f"{source}: a URL; downloading is off by default. Pass allow_urls=True "
+                                    "(e.g. EmotionRecognizer().predict(url, allow_urls=True)) or download the file "
+                                    "and pass its path")
+        return decode_image(fetch_url(source), source, max_pixels)
     path = Path(source)
     if not path.exists():
         raise InvalidImageError(f"{path}: no such file")

@@ -11,8 +11,10 @@ import numpy as np
 from affectlens.classifier import EmotionClassifier
 from affectlens.detection import DetectorOptions, RetinaFaceDetector
 from affectlens.faces import Faces, FrameInfo
-from affectlens.imageio import DEFAULT_MAX_PIXELS, load_image
+from affectlens.imageio import DEFAULT_MAX_PIXELS, is_url, load_image
+from affectlens.models.registry import PRECISIONS, select_variant
 from affectlens.models.spec import ModelSpec
+from affectlens.quality import DEFAULT_MIN_QUALITY, assess
 
 
 @dataclass(frozen=True)
@@ -20,18 +22,32 @@ class RecognizerOptions:
     """Options of :class:`EmotionRecognizer`.
 
     Attributes:
-        model: emotion model name, spec/ONNX path or :class:`ModelSpec` (``None`` = default).
+        model: emotion model name, spec/ONNX path or :class:`ModelSpec` (``None`` = the
+            default family, in the variant chosen for this CPU: see ``precision``).
+        precision: ``auto`` (default family: int8 on x86 CPUs, fp32 elsewhere; a named model
+            as named), ``int8`` or ``fp32`` (that variant of the named or default shipped model).
         detector: :class:`DetectorOptions` (score threshold, minimum face size, max faces, ...).
         threads: ONNX Runtime intra-op threads for both models (0 = its default).
         batch_size: faces per classifier run.
         max_pixels: images with more pixels are refused before decoding.
+        min_quality: faces whose quality (:mod:`affectlens.quality`: size, sharpness, pose,
+            detection score) is below this read ``"unreliable"`` instead of an emotion;
+            0 keeps every reading.
     """
 
     model: str | os.PathLike | ModelSpec | None = None
+    precision: str = "auto"
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     threads: int = 0
     batch_size: int = 64
     max_pixels: int = DEFAULT_MAX_PIXELS
+    min_quality: float = DEFAULT_MIN_QUALITY
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(f"min_quality must be in [0, 1], got {self.min_quality}")
 
 
 class EmotionRecognizer:
@@ -62,32 +78,54 @@ class EmotionRecognizer:
             options = replace(options, detector=replace(options.detector, threads=options.threads, **det_over))
         self.options = options
         self.detector = RetinaFaceDetector(options.detector)
-        self.classifier = EmotionClassifier(options.model, threads=options.threads, batch_size=options.batch_size)
+        model, self.model_choice = options.model, "given as a spec"
+        if not isinstance(model, ModelSpec):
+            model, self.model_choice = select_variant(None if model is None else str(model), options.precision)
+        self.classifier = EmotionClassifier(model, threads=options.threads, batch_size=options.batch_size)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.classifier.labels
 
     def predict(self, image, *, source: str | None = None, frame_index: int | None = None,
-                timestamp_ms: float | None = None) -> Faces:
+                timestamp_ms: float | None = None, allow_urls: bool = False):
         """Detect, align and classify every face.
 
         Args:
-            image: path, encoded bytes, or an ``(h, w[, c])`` BGR[A] uint8 array.
+            image: path, ``http(s)://`` URL (with ``allow_urls``), encoded bytes, a PIL image, an
+                ``(h, w[, c])`` BGR[A] uint8 array, or a list of these (then a list of results).
             source / frame_index / timestamp_ms: recorded in ``faces.info`` (``source``
-                defaults to the path).
+                defaults to the path or URL).
+            allow_urls: download ``http(s)://`` images (off by default: nothing leaves the
+                machine unless asked).
 
         Returns:
-            :class:`Faces` sorted by detector score; zero faces is a valid result.
+            :class:`Faces` sorted by detector score (zero faces is a valid result), or a list of
+            them for a list input. In a notebook a :class:`Faces` shows the annotated image.
 
         Raises:
-            InvalidImageError: unreadable, corrupt, too large or too small image (names the file).
+            InvalidImageError: unreadable, corrupt, too large or too small image (names the file),
+                or a URL without ``allow_urls``.
+
+        Example:
+            >>> rec.predict(["a.jpg", "b.jpg"])                    # list in, list out
+            >>> rec.predict("https://example.org/a.jpg", allow_urls=True)
         """
+        if isinstance(image, (list, tuple)):
+            return self.predict_many(image, allow_urls=allow_urls)
         if source is None and isinstance(image, (str, os.PathLike)):
-            source = str(Path(image))
-        bgr = load_image(image, self.options.max_pixels)
+            source = image if is_url(image) else str(Path(image))
+        bgr = load_image(image, self.options.max_pixels, allow_urls=allow_urls)
         info = FrameInfo(source, frame_index, timestamp_ms, bgr.shape[:2])
-        return self.predict_bgr(bgr, info)
+        return self.predict_bgr(bgr, info).attach_image(bgr)
+
+    def predict_many(self, images, allow_urls: bool = False) -> list[Faces]:
+        """:meth:`predict` for each of ``images`` (paths, URLs, bytes, PIL images or arrays), in order.
+
+        Raises:
+            InvalidImageError: at the first unreadable image (names it).
+        """
+        return [self.predict(im, allow_urls=allow_urls) for im in images]
 
     __call__ = predict
 
@@ -97,11 +135,13 @@ class EmotionRecognizer:
         found = self.detector.detect(bgr)
         if len(found) == 0:
             return Faces.empty(self.labels, info)
-        probs = self.classifier.classify(bgr, found.landmarks)
-        return Faces(found.xyxy, found.scores, found.landmarks, probs, self.labels, info=info)
+        return self.classify(bgr, Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info))
 
     def classify(self, bgr: np.ndarray, faces: Faces) -> Faces:
-        """Classify already detected faces (e.g. from a tracker) → a copy with ``probs`` set."""
+        """Classify already detected faces (e.g. from a tracker) → a copy with ``probs`` and the
+        quality columns (``quality``, ``quality_reason``, ``reliable``) set."""
         if len(faces) == 0:
             return faces.replace(probs=np.zeros((0, len(self.labels)), np.float32), labels=self.labels)
-        return faces.replace(probs=self.classifier.classify(bgr, faces.landmarks), labels=self.labels)
+        crops = self.classifier.align(bgr, faces.landmarks)
+        faces = faces.replace(probs=self.classifier.classify_crops(crops), labels=self.labels)
+        return assess(faces, crops, self.options.min_quality)

@@ -9,7 +9,9 @@ import pytest
 
 from affectlens.classifier import EmotionClassifier
 from affectlens.errors import ModelLoadError
-from affectlens.models import DEFAULT_MODEL, WEIGHTS_DIR, available_models, load_spec, resolve_spec
+from affectlens.cpu import cpu_info
+from affectlens.labels import EMOTIONS
+from affectlens.models import DEFAULT_MODEL, WEIGHTS_DIR, available_models, load_spec, resolve_spec, select_variant
 
 
 @pytest.fixture
@@ -20,11 +22,39 @@ def model_copy(tmp_path):
 
 
 def test_default_model_is_shipped_with_its_spec():
-    assert DEFAULT_MODEL in available_models()
+    assert DEFAULT_MODEL in available_models() and f"{DEFAULT_MODEL}-int8" in available_models()
     spec = resolve_spec()
-    assert spec.name == DEFAULT_MODEL and spec.model_path.is_file()
+    assert spec.name == select_variant()[0] and spec.model_path.is_file()
     assert spec.model_path.stat().st_size < 30 * 2**20
-    assert len(spec.labels) == 7
+    assert set(EMOTIONS) <= set(spec.labels)
+
+
+def test_default_variant_follows_this_cpus_int8_path():
+    name, reason = select_variant()
+    x86_int8 = cpu_info().int8_path in ("avx2", "vnni", "amx")
+    assert name == (f"{DEFAULT_MODEL}-int8" if x86_int8 else DEFAULT_MODEL)
+    assert cpu_info().int8_path in reason
+
+
+@pytest.mark.parametrize("name, precision, expected", [
+    (None, "fp32", DEFAULT_MODEL),
+    (None, "int8", f"{DEFAULT_MODEL}-int8"),
+    ("fer-vgg48s", "auto", "fer-vgg48s"),
+    ("fer-vgg48s", "int8", "fer-vgg48s-int8"),
+    ("fer-vgg48s-int8", "fp32", "fer-vgg48s"),
+    ("fer-vgg48s-int8", "auto", "fer-vgg48s-int8"),
+])
+def test_select_variant_table(name, precision, expected):
+    assert select_variant(name, precision)[0] == expected
+
+
+@pytest.mark.parametrize("name, precision, message", [
+    (None, "bf16", "precision must be one of auto, int8, fp32"),
+    ("ferplus-vgg48s", "int8", "ferplus-vgg48s: has no shipped int8 variant"),
+])
+def test_select_variant_refuses(name, precision, message):
+    with pytest.raises(ValueError, match=message):
+        select_variant(name, precision)
 
 
 def test_spec_onnx_and_folder_paths_resolve(model_copy):

@@ -69,3 +69,77 @@ def captured_errors():
     finally:
         for lg in loggers:
             lg.removeHandler(errors)
+
+
+class ServerProcess:
+    """``affectlens serve`` as a real process (own working directory), for tests that restart or kill it.
+
+    ``with ServerProcess(cwd, ["--data-dir", "d"]) as srv: httpx.get(srv.url + "/healthz")``;
+    ``srv.kill()`` sends SIGKILL (its worker processes are left to notice on their own).
+    """
+
+    def __init__(self, cwd, args=(), config: str | None = None, port: int | None = None,
+                 startup_timeout_s: float = 90.0, env: dict | None = None):
+        import os
+        import sys
+        from pathlib import Path
+
+        self.cwd = Path(cwd)
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "affectlens", "serve", "--port", str(self.port), "--log-level", "warning",
+               *args]
+        if config is not None:
+            (self.cwd / "service.toml").write_text(config)
+            cmd += ["--config", "service.toml"]
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        self.env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                    "OMP_NUM_THREADS": "1", **(env or {})}
+        self.cmd, self.startup_timeout_s = cmd, startup_timeout_s
+        self.proc = None
+        self.log_path = self.cwd / "server.log"
+
+    def start(self) -> "ServerProcess":
+        import subprocess
+
+        import httpx
+
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.startup_timeout_s:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).json().get("status") == "ok":
+                    return self
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready after {self.startup_timeout_s} s: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -130,8 +130,9 @@ def rows(frames):
 def test_interval_columns_and_alignment(rows):
     assert all(list(r) == interval_fields(EMOTIONS) for r in rows)
     assert {(r["track_id"], r["interval"]) for r in rows} == {(1, 0), (1, 1), (1, 2), (2, 0), (2, 1)}
-    for r in rows:
-        assert r["start_ms"] == 500 * r["interval"] and r["end_ms"] == 500 * (r["interval"] + 1)
+    for r in rows:  # the last interval ends with the clip: last frame 1160 ms + one 40 ms step
+        assert r["start_ms"] == 500 * r["interval"] and r["end_ms"] == min(500 * (r["interval"] + 1), 1200)
+    assert max(r["end_ms"] for r in rows) == 1200
     assert [r["frames_analysed"] for r in rows if r["track_id"] == 1] == [13, 12, 5]   # 0-480, 520-960, 1000-1160
 
 

@@ -12,13 +12,17 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import json
 import logging
 import math
+import os
 import shutil
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +32,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from affectlens import __version__
 from affectlens.errors import InvalidImageError, InvalidVideoError
@@ -39,7 +45,9 @@ from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
 from affectlens.service.ratelimit import DatabaseRateLimiter
 from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
 from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
-                                         ServiceError, check_consent, looks_like_image, sniff_video)
+                                         ServiceError, check_consent, check_origin, looks_like_image,
+                                         sniff_video)
+from affectlens.service.uploads import read_upload, storage_error
 from affectlens.service.worker import JOB_DEFAULTS, JOB_OPTIONS, VIDEO_OPTION_KEYS, WorkerPool, delete_job_files
 
 logger = logging.getLogger("affectlens.service")
@@ -74,14 +82,17 @@ class ServiceState:
         self.jobs_dir = config.data_dir / "jobs"
         self.store: JobStore | None = None
         self.pool: WorkerPool | None = None
-        self.recognizer = None
-        self.model_lock = threading.Lock()  # one analysis at a time on the shared ONNX sessions
+        self.recognizer = None  # shared by every request: ONNX Runtime sessions accept concurrent runs
         self._inflight = 0
         self._inflight_lock = threading.Lock()
-        self.metrics = Metrics({
+        # Database work runs here, never on the event loop nor in the pool that decodes images: a slow
+        # or locked database then makes its own requests wait (and answer 503), not every route.
+        self.db_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="affectlens-db")
+        self.metrics = Metrics({  # gauges read what the worker supervisor last counted (no query per scrape)
             "affectlens_jobs_queue_depth": ("Video jobs waiting for a worker.",
-                                            lambda: self.store.count("queued") if self.store else 0),
-            "affectlens_jobs_running": ("Video jobs running.", lambda: self.store.count("running") if self.store else 0),
+                                            lambda: self.pool.counts.get("queued", 0) if self.pool else 0),
+            "affectlens_jobs_running": ("Video jobs running.",
+                                        lambda: self.pool.counts.get("running", 0) if self.pool else 0),
             "affectlens_analyses_inflight": ("Image/stream analyses running or waiting.", lambda: self._inflight)})
 
     @property
@@ -91,25 +102,48 @@ class ServiceState:
     def start(self) -> None:
         from affectlens.recognizer import EmotionRecognizer
 
-        for d in (self.uploads_dir, self.jobs_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(self.config.database)
+        for d in (self.config.data_dir, self.uploads_dir, self.jobs_dir, self.config.data_dir / "logs"):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(d, 0o700)  # media and results are personal data: owner only
+        self.store = JobStore(self.config.database, busy_timeout_s=self.config.db_busy_timeout_s)
+        if self.store.path is not None:
+            for f in (self.store.path, *self.store.path.parent.glob(self.store.path.name + "-*")):
+                if f.is_file():
+                    os.chmod(f, 0o600)
         if self.config.rate_limit_store == "database":
             self.limiter = DatabaseRateLimiter(self.store.engine)
         self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
                                max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
                                job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
-                               cleanup_interval_s=self.config.cleanup_interval_s)
+                               cleanup_interval_s=self.config.cleanup_interval_s, lease_s=self.config.job_lease_s,
+                               threads=self.config.threads)
         self.pool.start()
-        self.recognizer = EmotionRecognizer()
-        (self.config.data_dir / "service-config.json").write_text(
-            json.dumps(self.config.public_dict(), indent=2) + "\n")
+        self.recognizer = EmotionRecognizer(threads=self.config.threads)
+        cfg = self.config.data_dir / "service-config.json"
+        cfg.write_text(json.dumps(self.config.public_dict(), indent=2) + "\n")
+        os.chmod(cfg, 0o600)
 
     def stop(self) -> None:
         if self.pool:
             self.pool.stop()
         if self.store:
             self.store.close()
+        self.db_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def db(self, fn, *args, **kwargs):
+        """Run a database call in the database threads.
+
+        Raises:
+            ServiceError: 503 ``database_busy`` with ``Retry-After`` when the database is locked,
+                unreachable or times out (never a 500).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.db_executor, functools.partial(fn, *args, **kwargs))
+        except SQLAlchemyError as exc:
+            logger.warning("database unavailable: %s", str(getattr(exc, "orig", None) or exc).splitlines()[0])
+            raise ServiceError(503, "database_busy", "the service database is busy or unavailable; retry shortly",
+                               headers={"Retry-After": "2"}) from None
 
     @contextmanager
     def slot(self):
@@ -126,9 +160,9 @@ class ServiceState:
                 self._inflight -= 1
 
     def analyze_bgr(self, bgr, fn):
-        """Run ``fn(bgr)`` on the shared models under the model lock (called in a worker thread)."""
-        with self.model_lock:
-            return fn(bgr)
+        """Run ``fn(bgr)`` on the shared models (called in a worker thread; no global lock: ONNX
+        Runtime sessions are safe to run concurrently, ``max_inflight`` bounds how many)."""
+        return fn(bgr)
 
 
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
@@ -138,8 +172,12 @@ _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
 async def authenticate(request: Request, key: str | None = Security(_api_key)) -> Principal:
     """Dependency: the calling key (401 when missing/wrong), counted against its rate limit (429)."""
     svc: ServiceState = request.app.state.svc
+    if svc.keys.open_mode and request.method not in ("GET", "HEAD", "OPTIONS"):
+        # no key to prove intent: a page on another site must not make the browser submit analyses
+        check_origin(request.headers, svc.config.cors_origins)
     who = svc.keys.authenticate(key)
-    await run_in_threadpool(svc.limiter.check, who)  # may wait on the database: not on the event loop
+    if who.rate_per_minute > 0:
+        await svc.db(svc.limiter.check, who)  # may wait on the database: not on the event loop
     return who
 
 
@@ -157,8 +195,14 @@ def job_status(job: Job) -> dict:
                       "annotated": base + "/annotated" if job.options.get("annotate") else None}}
 
 
-def _truthy(v: str | None) -> bool:
-    return (v or "").strip().lower() in ("1", "true", "yes", "on")
+def _retain(v: str | None) -> bool:
+    """The ``retain`` option: absent or empty is ``false``; anything but a boolean word is a 422."""
+    if v is None or v.strip() == "":
+        return False
+    try:
+        return _parse_bool(v)
+    except ValueError:
+        raise ServiceError(422, "invalid_option", f"retain must be true or false, got {v[:40]!r}") from None
 
 
 def _parse_bool(v: str) -> bool:
@@ -180,44 +224,6 @@ def _num(v: str):
         except ValueError:
             pass
     return v
-
-
-async def _read_upload(request: Request, dest: Path | None = None) -> tuple[bytes | None, dict[str, str]]:
-    """The uploaded bytes (or, with ``dest``, written there) and the multipart text fields.
-
-    Multipart bodies carry the content in a ``file`` field; any other content type is the raw content.
-
-    Raises:
-        ServiceError: 400 for a malformed multipart body or a missing ``file`` field.
-        PayloadTooLarge: the body is over the limit (raised while reading).
-    """
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        if dest is None:
-            return await request.body(), {}
-        with open(dest, "wb") as fh:
-            async for chunk in request.stream():
-                fh.write(chunk)
-        return None, {}
-    try:
-        form = await request.form(max_files=1, max_fields=32)
-    except PayloadTooLarge:
-        raise
-    except Exception as exc:  # python-multipart / starlette parse errors
-        raise ServiceError(400, "bad_request", f"malformed multipart body: {exc}") from None
-    try:
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ServiceError(400, "bad_request", "multipart body has no file part named 'file'; send the content "
-                               "as -F file=@PATH (or as the raw request body)")
-        if dest is None:
-            return await upload.read(), fields
-        with open(dest, "wb") as fh:
-            await run_in_threadpool(shutil.copyfileobj, upload.file, fh, 1 << 20)
-        return None, fields
-    finally:
-        await form.close()
 
 
 def _consent_source(request: Request, header: str | None, fields: dict[str, str]) -> str | None:
@@ -274,12 +280,15 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     Raises:
         ValueError: an invalid configuration (e.g. open mode on a public address).
     """
-    config = config or ServiceConfig()
+    config = (config or ServiceConfig()).resolved()
     config.validate()
     svc = ServiceState(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from affectlens.service.connections import install_log_rate_limit
+
+        install_log_rate_limit()  # after uvicorn configured its loggers
         if svc.keys.open_mode:
             logger.warning("=" * 72)
             logger.warning("OPEN MODE: no API keys configured. Anyone who can reach %s:%s can analyse faces.",
@@ -320,7 +329,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
         if not multipart:  # refuse before reading the body
             consent = check_consent(config, _consent_source(request, x_consent, {}))
-        data, fields = await _read_upload(request)
+        data, fields = await read_upload(request)  # in memory only (max_image_mb), so any part order
         if multipart:
             consent = check_consent(config, _consent_source(request, x_consent, fields))
         from affectlens.imageio import decode_image
@@ -335,7 +344,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 raise ServiceError(422, "invalid_image", str(exc)) from None
             faces = await run_in_threadpool(svc.analyze_bgr, bgr, svc.recognizer.predict_bgr)
         svc.metrics.add_faces("image", len(faces))
-        svc.store.audit(who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
+        await svc.db(svc.store.audit, who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
         d = faces.to_dict()
         return {"faces": d["faces"], "labels": d["labels"], "image_size_hw": list(bgr.shape[:2]),
                 "model": svc.recognizer.classifier.spec.name}
@@ -363,17 +372,25 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def submit_video(request: Request, who: Principal = Depends(authenticate),
                            x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
         multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-        if not multipart:
-            check_consent(config, _consent_source(request, x_consent, {}))
+        declared = _consent_source(request, x_consent, {})
+        if not multipart or declared:  # refuse before reading (and storing) the body
+            check_consent(config, declared)
+        options = _job_options(svc, request, {})  # query options: refused before the body is read
+        retain = _retain(request.query_params.get("retain"))
         job_id = uuid.uuid4().hex
         up_dir = svc.uploads_dir / job_id
-        up_dir.mkdir(parents=True)
+        try:
+            up_dir.mkdir(mode=0o700)
+        except OSError as exc:
+            logger.error("cannot create an upload folder: %s", exc)
+            raise storage_error(exc) from None
         tmp = up_dir / "upload.part"
         try:
-            _, fields = await _read_upload(request, dest=tmp)
+            _, fields = await read_upload(request, dest=tmp,
+                                          consent_known=bool(declared) or not config.consent_required)
             consent = check_consent(config, _consent_source(request, x_consent, fields))
             options = _job_options(svc, request, fields)
-            retain = _truthy(fields.get("retain") or request.query_params.get("retain"))
+            retain = _retain(fields.get("retain") or request.query_params.get("retain"))
             with open(tmp, "rb") as fh:
                 head = fh.read(512)
             if not head:
@@ -387,21 +404,27 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         except BaseException:
             shutil.rmtree(up_dir, ignore_errors=True)
             raise
-        job = svc.store.create(consent=consent, key_id=who.key_id, retain=retain, media_path=str(media),
-                               out_dir=str(svc.jobs_dir / job_id), options=options, job_id=job_id)
-        svc.store.audit(who.key_id, "video.submit", consent, job_id, bytes=media.stat().st_size, retain=retain)
+        try:
+            job = await svc.db(svc.store.create, consent=consent, key_id=who.key_id, retain=retain,
+                               media_path=str(media), out_dir=str(svc.jobs_dir / job_id), options=options,
+                               job_id=job_id)
+        except BaseException:
+            shutil.rmtree(up_dir, ignore_errors=True)  # no job row: nothing may stay on disk
+            raise
+        await svc.db(svc.store.audit, who.key_id, "video.submit", consent, job_id, bytes=media.stat().st_size,
+                     retain=retain)
         svc.metrics.add("jobs_submitted")
         svc.pool.notify()
         return JSONResponse(job_status(job), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
-    def _own_job(job_id: str, who: Principal) -> Job:
-        job = svc.store.get(job_id)
+    async def _own_job(job_id: str, who: Principal) -> Job:
+        job = await svc.db(svc.store.get, job_id)
         if job is None or job.key_id != who.key_id:
             raise ServiceError(404, "not_found", f"no job {job_id[:40]!r} for this API key (deleted or expired?)")
         return job
 
-    def _done_job(job_id: str, who: Principal) -> Job:
-        job = _own_job(job_id, who)
+    async def _done_job(job_id: str, who: Principal) -> Job:
+        job = await _own_job(job_id, who)
         if job.state != "done":
             why = f" ({job.error})" if job.error else ""
             raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}{why}; results exist once it is done")
@@ -410,7 +433,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, responses=_JOB_ERRORS, tags=["jobs"],
              summary="State, progress and ETA of a video job")
     async def get_job(job_id: str, who: Principal = Depends(authenticate)):
-        return job_status(_own_job(job_id, who))
+        return job_status(await _own_job(job_id, who))
 
     @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, tags=["jobs"],
              responses={**_JOB_ERRORS, 200: {"description": "JSON (format=json) or CSV (format=csv)",
@@ -420,7 +443,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                           format: str = Query("json", pattern="^(json|csv)$"),
                           part: str = Query("frames", pattern="^(frames|intervals)$",
                                             description="which table for format=csv")):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         out = Path(job.out_dir)
         if format == "csv":
             name = "frames.csv" if part == "frames" else "intervals.csv"
@@ -432,7 +455,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                                              "content": {"text/html": {"schema": {"type": "string"}}}}},
              summary="The self-contained HTML report of a video job")
     async def get_report(job_id: str, who: Principal = Depends(authenticate)):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         return FileResponse(Path(job.out_dir) / "report.html", media_type="text/html")
 
     @app.get("/v1/jobs/{job_id}/annotated", response_class=Response, tags=["jobs"],
@@ -440,32 +463,39 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                  "video/mp4": {"schema": {"type": "string", "format": "binary"}}}}},
              summary="The annotated video (MP4) of a job submitted with annotate=true")
     async def get_annotated(job_id: str, who: Principal = Depends(authenticate)):
-        job = _done_job(job_id, who)
+        job = await _done_job(job_id, who)
         path = Path(job.out_dir) / "annotated.mp4"
         if not job.options.get("annotate") or not path.is_file():
             raise ServiceError(404, "not_found", f"job {job_id} has no annotated video (submit it with annotate=true)")
-        svc.store.audit(who.key_id, "job.annotated", job.consent, job_id,
-                        blurred=bool(job.options.get("blur_faces", True)))
+        await svc.db(svc.store.audit, who.key_id, "job.annotated", job.consent, job_id,
+                     blurred=bool(job.options.get("blur_faces", True)))
         return FileResponse(path, media_type="video/mp4", filename=f"{job_id}-annotated.mp4")
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS, tags=["jobs"],
                 summary="Delete a job, its results and any stored media (stops it when running)")
     async def delete_job(job_id: str, who: Principal = Depends(authenticate)):
-        job = _own_job(job_id, who)
+        job = await _own_job(job_id, who)
         svc.pool.cancel(job_id)
-        await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
-        svc.store.delete(job_id)
-        svc.store.audit(who.key_id, "job.delete", job.consent, job_id)
+        left = await run_in_threadpool(delete_job_files, job, svc.pool.log_dir)
+        if left:  # the job stays listed: it still holds data
+            logger.error("job %s: could not delete %s", job_id, ", ".join(left))
+            raise ServiceError(503, "storage_error", f"job {job_id}: some of its files could not be deleted (a "
+                               "server storage problem, logged); the job is kept, retry the DELETE later",
+                               headers={"Retry-After": "30"})
+        await svc.db(svc.store.delete, job_id)
+        await svc.db(svc.store.audit, who.key_id, "job.delete", job.consent, job_id)
         return Response(status_code=204)
 
     # ------------------------------------------------------------------ operations
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and configuration summary")
     async def healthz():
+        spec = svc.recognizer.classifier.spec if svc.recognizer else None
         return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
-                "model": svc.recognizer.classifier.spec.name if svc.recognizer else None,
+                "model": spec.name if spec else None, "model_sha256": spec.sha256 if spec else None,
+                "threads": config.threads,
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
-                "queue_depth": svc.store.count("queued") if svc.store else 0,
+                "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,
                 "workers_running": len(svc.pool.running_pids()) if svc.pool else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
@@ -524,6 +554,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             headers = {**(headers or {}), "Allow": allowed}  # Starlette's names the path's first route only
         return reply(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, exc: ClientDisconnect):  # the client left (or a read timeout closed it)
+        logger.info("client left during %s %s", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):

@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 
 
@@ -37,6 +39,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     sv.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per key per minute")
     sv.add_argument("--ttl-hours", type=float, default=None, help="delete results this long after a job ends")
     sv.add_argument("--workers", type=int, default=None, help="video jobs running at once")
+    sv.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="ONNX Runtime threads per model session in the API and worker processes (0 = default)")
     sv.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                     help="allow this browser origin (repeatable; CORS is off by default)")
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -71,8 +75,10 @@ def cmd_serve(args) -> int:
     overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "database_url": args.database_url,
                  "api_key_file": args.api_key_file, "max_upload_mb": args.max_upload_mb,
                  "rate_limit_per_minute": args.rate_limit, "result_ttl_hours": args.ttl_hours,
-                 "max_workers": args.workers, "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
+                 "max_workers": args.workers, "threads": args.threads,
+                 "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
                  "consent_required": False if args.no_consent_required else None}
+    os.umask(0o077)  # uploads, results, logs and the database: owner only
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -84,6 +90,11 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"affectlens: error: {exc}", file=sys.stderr)
         return 2
+    from affectlens.service.connections import ensure_file_handles, guarded_protocol
+
+    fit = ensure_file_handles(config.max_connections)
+    if fit != config.max_connections:
+        config = dataclasses.replace(config, max_connections=fit)
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, timeout_keep_alive=5,
-                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64)
+                ws_max_size=int(config.max_image_mb * 2 ** 20) + 64, http=guarded_protocol(config))
     return 0

@@ -123,6 +123,17 @@ class ServiceConfig:
         job_timeout_s: a worker running longer is killed and its job failed.
         cleanup_interval_s: how often expired results are deleted.
         cors_origins: allowed browser origins; empty = CORS off.
+        header_timeout_s: a request's line and headers must arrive within this (else 408, closed).
+        body_timeout_s: a request body may stall this long; after it, it must average at least
+            ``min_body_bytes_per_s`` (else 408, closed).
+        min_body_bytes_per_s: slowest accepted average upload rate once ``body_timeout_s`` has passed.
+        max_connections: open connections at once; more are answered 503 and closed before reading.
+        db_busy_timeout_s: a request waits this long for a locked database, then answers 503.
+        threads: ONNX Runtime threads per model session, in the API process and in every worker
+            process (0 = ONNX Runtime's default, every core; set it so that ``max_inflight`` analyses
+            and ``max_workers`` jobs share the cores without oversubscribing them).
+        job_lease_s: a running job's lease, renewed by its server; a job whose server died is re-run
+            (by any server on the database) once its lease has expired.
         video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
     """
 
@@ -145,6 +156,13 @@ class ServiceConfig:
     job_timeout_s: float = 3600.0
     cleanup_interval_s: float = 300.0
     cors_origins: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    min_body_bytes_per_s: float = 1024.0
+    max_connections: int = 1024
+    db_busy_timeout_s: float = 5.0
+    job_lease_s: float = 30.0
+    threads: int = 0
     video_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -155,6 +173,17 @@ class ServiceConfig:
         set_(self, "api_keys", tuple(self.api_keys))
         set_(self, "consent_bases", tuple(self.consent_bases))
         set_(self, "cors_origins", tuple(self.cors_origins))
+
+    def resolved(self) -> "ServiceConfig":
+        """A copy whose file paths are absolute, resolved once against the current directory.
+
+        The service stores and deletes only absolute paths, so that nothing depends on the working
+        directory of the server or its workers (a relative data folder is where the process started).
+        """
+        def absolute(p: Path | None) -> Path | None:
+            return None if p is None else Path(os.path.abspath(p.expanduser()))
+
+        return dataclasses.replace(self, data_dir=absolute(self.data_dir), api_key_file=absolute(self.api_key_file))
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -189,10 +218,15 @@ class ServiceConfig:
         """
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s"):
+        for name in ("max_upload_mb", "max_image_mb", "result_ttl_hours", "job_timeout_s", "cleanup_interval_s",
+                     "header_timeout_s", "body_timeout_s", "db_busy_timeout_s", "job_lease_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("max_inflight", "max_workers", "max_attempts"):
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = ONNX Runtime's default), got {self.threads}")
+        if self.min_body_bytes_per_s < 0:
+            raise ValueError(f"min_body_bytes_per_s must be >= 0, got {self.min_body_bytes_per_s}")
+        for name in ("max_inflight", "max_workers", "max_attempts", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rate_limit_per_minute < 0:

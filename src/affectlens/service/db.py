@@ -4,7 +4,8 @@ Any SQLAlchemy URL works; SQLite is the default (embedded, no set-up) and is ope
 with a 30 s busy timeout. PostgreSQL needs a driver: ``pip install 'affectlens[postgres]'`` and a
 ``postgresql+psycopg://user:password@host/dbname`` URL.
 
-Tables: ``jobs`` (one row per video job), ``audit`` (who did what, under which consent) and
+The schema is versioned with Alembic (``migrations/``): :func:`migrate` creates or upgrades a
+database in place. Tables: ``jobs`` (one row per video job), ``audit`` (who did what, under which consent) and
 ``rate_hits`` (requests per API key per one-minute window, shared by every server process that
 uses the database).
 
@@ -49,6 +50,9 @@ jobs = Table(
     Column("options", Text, nullable=False, server_default="{}"),  # JSON
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("worker_pid", Integer),
+    Column("owner", Text),          # the server instance running the job (while running)
+    Column("lease_token", Text),    # changes at every claim: only its holder may write progress/outcome
+    Column("lease_until", Double),  # epoch s; the owner renews it; after it, any server may re-run the job
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="jobs_state_check"),
     Index("jobs_state", "state", "created_at"),
 )
@@ -129,11 +133,11 @@ def check_driver(url: URL) -> None:
         raise ValueError(f"database_url {mask_url(url)!r}: its driver is not installed ({exc}); {hint}") from None
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn, _record, busy_timeout_s: float = 30.0) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process
     cur.close()
 
@@ -144,22 +148,59 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
 
-def make_engine(url: URL) -> Engine:
+def make_engine(url: URL, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for writes
     (connections with the execution option ``write=True``). The SQLite file's folder is created.
+    ``busy_timeout_s`` bounds how long a statement waits for a lock (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``) before it fails.
 
     Raises:
         ValueError: unknown dialect or missing driver (see :func:`check_driver`).
     """
     check_driver(url)
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, future=True, connect_args={
+            "connect_timeout": max(1, int(busy_timeout_s)), "options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"})
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
+    event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_timeout_s))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+#: Alembic revision of the schema above (``migrations/versions``).
+SCHEMA_REVISION = "0002"
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the database to :data:`SCHEMA_REVISION` with Alembic: create a new one, or upgrade an
+    existing one in place (jobs, audit and rate limits are kept). A database made before migrations
+    existed (tables but no ``alembic_version``) is taken to be revision ``0001``.
+
+    Returns:
+        the revision the database was at before (``"none"`` for a new one).
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == SCHEMA_REVISION:
+            return current
+        legacy = current is None and inspect(conn).has_table("jobs")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if legacy:
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
+    return current or ("0001" if legacy else "none")
 
 
 @contextmanager

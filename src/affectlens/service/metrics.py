@@ -9,8 +9,8 @@ Series:
     affectlens_jobs_queue_depth / affectlens_jobs_running gauges (read from the job store)
     affectlens_jobs_submitted_total                      counter
 
-Routes are labelled by their template (``/v1/jobs/{job_id}``), never the raw path, so label
-cardinality stays bounded.
+Routes are labelled by their template (``/v1/jobs/{job_id}``), never the raw path, and methods
+outside :data:`METHODS` are counted as ``OTHER``, so label cardinality stays bounded.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import threading
 from collections import defaultdict
 from typing import Callable
 
+#: HTTP methods labelled by name; any other method string is labelled ``OTHER``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -50,6 +52,8 @@ class Metrics:
         self.gauges = dict(gauges or {})
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "OTHER"
+        status = status if isinstance(status, int) and 100 <= status <= 599 else 0
         with self._lock:
             self.requests[(method, route, status)] += 1
             counts = self._hist.setdefault(route, [0] * (len(BUCKETS_S) + 1))

@@ -129,13 +129,39 @@ def check_consent(config: ServiceConfig, declared: str | None) -> str:
     return basis
 
 
+def check_origin(headers, allowed: tuple[str, ...] = ()) -> None:
+    """Refuse a browser request sent from another site: its ``Origin`` must be this server (the
+    ``Host`` it was sent to) or one of ``allowed`` (the configured CORS origins). Requests without
+    ``Origin`` (curl, scripts) pass; browsers always send it on cross-site POSTs and WebSockets.
+
+    Raises:
+        ServiceError: 403 ``cross_origin``.
+    """
+    origin = headers.get("origin")
+    if origin is None:
+        if headers.get("sec-fetch-site") == "cross-site":
+            raise ServiceError(403, "cross_origin", "cross-site request refused")
+        return
+    from urllib.parse import urlsplit
+
+    host = (headers.get("host") or "").lower()
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:
+        netloc = ""
+    if origin in allowed or (netloc and netloc == host):
+        return
+    raise ServiceError(403, "cross_origin", f"requests from origin {origin[:80]!r} are refused: only this server's "
+                       "own pages and the configured CORS origins (--cors-origin) may call it from a browser")
+
+
 # ---------------------------------------------------------------------- content sniffing
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-
-
 def looks_like_image(head: bytes) -> bool:
-    """Whether the first bytes carry the signature of an image format we decode."""
-    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    """Whether the first bytes carry the signature of an image format we decode
+    (:data:`affectlens.image_header.SUPPORTED_FORMATS`)."""
+    from affectlens.image_header import detect_format
+
+    return detect_format(head[:16]) is not None
 
 
 def sniff_video(head: bytes) -> str | None:

@@ -29,20 +29,82 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import struct
+import threading
 import time
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
 from affectlens.errors import InvalidImageError
-from affectlens.service.security import API_KEY_HEADER, CONSENT_HEADER, ServiceError, check_consent
+from affectlens.service.security import API_KEY_HEADER, CONSENT_HEADER, ServiceError, check_consent, check_origin
+
+logger = logging.getLogger("affectlens.service")
 
 MAGIC = b"ALF1"
 HELLO_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 120.0
-_CLOSE_CODES = {401: 4401, 403: 4403, 429: 4429, 503: 4503}
+_CLOSE_CODES = {400: 1003, 401: 4401, 403: 4403, 429: 4429, 503: 4503}
+MAX_TEXT_DEPTH = 8
+MAX_TEXT_CHARS = 4096
+_HELLO_KEYS = {"type", "api_key", "consent"}
+
+
+def loads_object(text: str) -> dict:
+    """A small JSON object from a client's text message, its nesting checked before parsing.
+
+    Raises:
+        ValueError: too long, nested deeper than :data:`MAX_TEXT_DEPTH`, not JSON, or not an object.
+    """
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"over {MAX_TEXT_CHARS} characters")
+    depth = deepest = 0
+    in_str = esc = False
+    for ch in text:  # brackets outside strings; linear and bounded, unlike a recursive parser
+        if in_str:
+            esc, in_str = (not esc and ch == "\\"), in_str and (esc or ch != '"')
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_TEXT_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_TEXT_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not an object")
+    return obj
+
+
+def parse_hello(text: str) -> dict:
+    """Validate the hello message: ``{"type": "hello", "api_key": str?, "consent": str?}``.
+
+    Raises:
+        ServiceError: 400 (close code 1003) naming the offending field.
+    """
+    try:
+        hello = loads_object(text)
+    except ValueError as exc:
+        raise ServiceError(400, "bad_hello", f"the hello message must be a JSON object ({exc})") from None
+    if hello.get("type", "hello") != "hello":
+        raise ServiceError(400, "bad_hello", f"expected a message of type 'hello' first, got {str(hello['type'])[:20]!r}")
+    unknown = sorted(set(hello) - _HELLO_KEYS)
+    if unknown:
+        raise ServiceError(400, "bad_hello", f"unknown hello field(s) {', '.join(u[:20] for u in unknown[:5])}; "
+                           "expected type, api_key, consent")
+    for k in ("api_key", "consent"):
+        v = hello.get(k)
+        if v is not None and (not isinstance(v, str) or len(v) > 256):
+            raise ServiceError(400, "bad_hello", f"hello.{k} must be a string of at most 256 characters, got "
+                               f"{type(v).__name__}")
+    return hello
 
 
 def _stream_faces(faces) -> list[dict]:
@@ -72,20 +134,21 @@ def add_stream_route(app: FastAPI, svc) -> None:
         key = ws.headers.get(API_KEY_HEADER)
         consent = ws.headers.get(CONSENT_HEADER) or ws.query_params.get("consent")
         try:
+            check_origin(ws.headers, config.cors_origins)  # no cross-site WebSocket hijacking
             if (key is None and not svc.keys.open_mode) or (consent is None and config.consent_required):
+                no_key = key is None and not svc.keys.open_mode
                 try:
-                    hello = json.loads(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
-                    if not isinstance(hello, dict):
-                        raise ValueError("not an object")
-                except (asyncio.TimeoutError, ValueError, KeyError, TypeError):
-                    raise ServiceError(401 if key is None and not svc.keys.open_mode else 403,
-                                       "unauthorized" if key is None and not svc.keys.open_mode else "consent_required",
+                    text = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S)
+                except (asyncio.TimeoutError, KeyError, TypeError):
+                    raise ServiceError(401 if no_key else 403, "unauthorized" if no_key else "consent_required",
                                        "expected a first text message {\"type\": \"hello\", \"api_key\": ..., "
                                        "\"consent\": ...} (or the X-API-Key / X-Consent headers)") from None
+                hello = parse_hello(text)
                 key = key or hello.get("api_key")
                 consent = consent or hello.get("consent")
             who = svc.keys.authenticate(key)
-            await run_in_threadpool(svc.limiter.check, who)
+            if who.rate_per_minute > 0:
+                await svc.db(svc.limiter.check, who)
             consent = check_consent(config, consent)
             analyzer = _make_analyzer(svc, ws.query_params)
         except ServiceError as exc:
@@ -93,9 +156,14 @@ def add_stream_route(app: FastAPI, svc) -> None:
             return
         except WebSocketDisconnect:
             return
+        try:
+            await svc.db(svc.store.audit, who.key_id, "stream.open", consent)
+        except ServiceError as exc:
+            await refuse(ws, exc)
+            return
         svc.metrics.add("stream_connections")
-        svc.store.audit(who.key_id, "stream.open", consent)
         frames = faces_total = 0
+        state_lock = threading.Lock()  # this stream's tracker/smoother state; the models are shared, unlocked
         t_open = time.monotonic()
         pending_ts: float | None = None
         max_bytes = int(config.max_image_mb * 2 ** 20)
@@ -113,11 +181,9 @@ def add_stream_route(app: FastAPI, svc) -> None:
                     return
                 if msg.get("text") is not None:
                     try:
-                        obj = json.loads(msg["text"])
-                        if not isinstance(obj, dict):
-                            raise ValueError
-                    except ValueError:
-                        await send_error(ws, "bad_message", "text messages must be JSON objects")
+                        obj = loads_object(msg["text"])
+                    except ValueError as exc:
+                        await send_error(ws, "bad_message", f"text messages must be JSON objects ({exc})")
                         continue
                     if obj.get("type") == "reset":
                         analyzer.reset()
@@ -147,7 +213,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                     continue
                 try:
                     with svc.slot():
-                        faces = await run_in_threadpool(_analyse, svc, analyzer, data, ts, frames)
+                        faces = await run_in_threadpool(_analyse, svc, analyzer, state_lock, data, ts, frames)
                 except ServiceError as exc:
                     await send_error(ws, exc.code, exc.message)
                     continue
@@ -169,7 +235,10 @@ def add_stream_route(app: FastAPI, svc) -> None:
             return
         finally:
             svc.metrics.add("stream_connections", -1)
-            svc.store.audit(who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
+            try:
+                await svc.db(svc.store.audit, who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
+            except ServiceError:
+                logger.error("stream.close not audited (database unavailable): key %s, %d frames", who.key_id, frames)
 
 
 def _make_analyzer(svc, params):
@@ -189,9 +258,9 @@ def _make_analyzer(svc, params):
     return VideoAnalyzer(opts, recognizer=svc.recognizer)
 
 
-def _analyse(svc, analyzer, data: bytes, ts: float, index: int):
+def _analyse(svc, analyzer, state_lock, data: bytes, ts: float, index: int):
     from affectlens.imageio import decode_image
 
     bgr = decode_image(data, f"frame {index}", svc.recognizer.options.max_pixels)
-    with svc.model_lock:
+    with state_lock:
         return analyzer.process(bgr, ts, frame_index=index, source="stream")

@@ -20,11 +20,15 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from affectlens.service.db import DATABASE_URL_ENV
 from affectlens.service.jobs import Job, JobStore
@@ -41,20 +45,31 @@ JOB_DEFAULTS = {"blur_faces": True}
 VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every")
 
 
-def _rmtree(path: str | Path | None) -> None:
-    if path:
-        p = Path(path)
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        elif p.exists():
-            p.unlink(missing_ok=True)
+def remove_path(path: str | Path | None) -> bool:
+    """Delete a file or a folder tree. Returns ``True`` when nothing is left at ``path`` (a failure
+    is logged, never hidden: callers record a deletion only when this returns ``True``)."""
+    if not path:
+        return True
+    p = Path(path)
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.error("cannot delete %s: %s", p, exc.strerror or exc)
+    return not (p.exists() or p.is_symlink())
 
 
-def drop_media(job: Job) -> None:
-    """Delete a job's upload: its own folder (named after the job) or, failing that, just the file."""
-    if job.media_path:
-        media = Path(job.media_path)
-        _rmtree(media.parent if media.parent.name == job.id else media)
+def drop_media(job: Job) -> bool:
+    """Delete a job's upload: its own folder (named after the job) or, failing that, just the file.
+    Returns whether it is gone."""
+    if not job.media_path:
+        return True
+    media = Path(job.media_path)
+    return remove_path(media.parent if media.parent.name == job.id else media)
 
 
 class WorkerPool:
@@ -72,27 +87,35 @@ class WorkerPool:
 
     def __init__(self, store: JobStore, *, max_workers: int = 1, max_attempts: int = 2, ttl_s: float = 86400.0,
                  job_timeout_s: float = 3600.0, log_dir: str | Path, poll_s: float = 0.2,
-                 cleanup_interval_s: float = 300.0):
+                 cleanup_interval_s: float = 300.0, lease_s: float = 30.0, owner: str | None = None,
+                 threads: int = 0):
         self.store = store
+        self.threads = threads
+        self.lease_s = lease_s
+        #: this server instance: the owner recorded on the jobs it runs (host, pid and a random part)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._last_lease = 0.0
         self.max_workers, self.max_attempts = max_workers, max_attempts
         self.ttl_s, self.job_timeout_s, self.poll_s = ttl_s, job_timeout_s, poll_s
         self.cleanup_interval_s = cleanup_interval_s
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._procs: dict[str, tuple[subprocess.Popen, float]] = {}
+        self._procs: dict[str, tuple[subprocess.Popen, float, str]] = {}  # job -> (process, start, lease token)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
+        self._last_count = 0.0
+        #: jobs per state, as last counted by the supervisor (what /healthz and /metrics show)
+        self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
         """Recover jobs a previous server left ``running``, clean up, start supervising."""
-        for job_id, state in self.store.recover_running(self.max_attempts, self.ttl_s):
-            logger.warning("job %s was running when the server stopped: now %s", job_id, state)
-            self.store.audit("server", "job.recover", job_id=job_id, state=state)
+        self._recover()
         self.cleanup()
+        self.counts = self.store.counts()
         self._thread = threading.Thread(target=self._run, name="affectlens-workers", daemon=True)
         self._thread.start()
 
@@ -105,12 +128,10 @@ class WorkerPool:
         with self._lock:
             procs = dict(self._procs)
             self._procs.clear()
-        for job_id, (proc, _) in procs.items():
+        for job_id, (proc, _, token) in procs.items():
             _terminate(proc)
-            job = self.store.get(job_id)
-            if job and job.state == "running":
-                self.store.requeue(job_id, "server stopped while the job was running; it resumes on restart",
-                                   refund_attempt=True)  # a shutdown is not the job's fault
+            self.store.requeue(job_id, "server stopped while the job was running; it resumes on restart",
+                               refund_attempt=True, token=token)  # a shutdown is not the job's fault
 
     def notify(self) -> None:
         """Wake the supervisor (a job was queued)."""
@@ -118,7 +139,7 @@ class WorkerPool:
 
     def running_pids(self) -> dict[str, int]:
         with self._lock:
-            return {j: p.pid for j, (p, _) in self._procs.items()}
+            return {j: p.pid for j, (p, _, _) in self._procs.items()}
 
     def cancel(self, job_id: str) -> bool:
         """Kill the worker of a job (e.g. before deleting it). Returns whether one was running."""
@@ -134,9 +155,19 @@ class WorkerPool:
         while not self._stop.is_set():
             try:
                 self._reap()
+                if time.monotonic() - self._last_lease > self.lease_s / 3:
+                    self._last_lease = time.monotonic()
+                    self.store.renew_leases(self.owner, self.lease_s)
+                    self._recover()  # jobs of servers that died: re-run once their lease ran out
                 self._launch()
+                if time.monotonic() - self._last_count > 1.0:
+                    self._last_count = time.monotonic()
+                    self.counts = self.store.counts()
                 if time.monotonic() - self._last_cleanup > self.cleanup_interval_s:
                     self.cleanup()
+            except SQLAlchemyError as exc:  # locked or unreachable: try again at the next poll
+                logger.warning("worker supervisor: job database unavailable (%s)",
+                               str(getattr(exc, "orig", None) or exc).splitlines()[0])
             except Exception:  # keep supervising whatever happens; the log says what
                 logger.exception("worker supervisor error")
             self._wake.wait(self.poll_s)
@@ -147,54 +178,64 @@ class WorkerPool:
             with self._lock:
                 if len(self._procs) >= self.max_workers:
                     return
-            job = self.store.claim_next()
+            job = self.store.claim_next(owner=self.owner, lease_s=self.lease_s)
             if job is None:
                 return
-            log = open(self.log_dir / f"{job.id}.log", "ab")
+            log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
             db_arg, env = worker_database_arg(self.store)
-            cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s)]
+            cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s),
+                   "--token", job.lease_token, "--parent-pid", str(os.getpid()), "--threads", str(self.threads)]
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             except OSError as exc:
-                self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}")
+                self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}",
+                                  token=job.lease_token)
                 continue
             finally:
                 log.close()
             self.store.set_pid(job.id, proc.pid)
             with self._lock:
-                self._procs[job.id] = (proc, time.monotonic())
+                self._procs[job.id] = (proc, time.monotonic(), job.lease_token)
             logger.info("job %s: worker pid %d started (attempt %d)", job.id, proc.pid, job.attempts)
 
     def _reap(self) -> None:
         with self._lock:
             items = list(self._procs.items())
-        for job_id, (proc, t0) in items:
+        for job_id, (proc, t0, token) in items:
             rc = proc.poll()
             if rc is None:
                 if time.monotonic() - t0 > self.job_timeout_s:
                     _terminate(proc)
-                    self.store.finish(job_id, "failed", self.ttl_s,
-                                      error=f"timed out after {self.job_timeout_s:.0f} s (job_timeout_s)")
+                    timed_out = self.store.finish(job_id, "failed", self.ttl_s, token=token,
+                                                  error=f"timed out after {self.job_timeout_s:.0f} s (job_timeout_s)")
                     self._forget(job_id)
-                    self._after(job_id, audit=True)
+                    if timed_out:
+                        self._after(job_id, audit=True)
                 continue
             self._forget(job_id)
             job = self.store.get(job_id)
             if job is None:
                 continue  # deleted while running
+            if job.lease_token != token:
+                continue  # no longer this run's job (its lease ran out and another run took it)
             if job.state == "running":  # the worker died without recording an outcome
                 why = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
                 reason = f"worker process {why} (attempt {job.attempts} of {self.max_attempts})"
                 if job.attempts < self.max_attempts and job.media_path and Path(job.media_path).exists():
                     logger.warning("job %s: %s; re-queued, it resumes from its last saved frame", job_id, reason)
-                    self.store.requeue(job_id, reason + "; re-queued")
+                    self.store.requeue(job_id, reason + "; re-queued", token=token)
                     self.store.audit("server", "job.requeue", job_id=job_id, reason=reason)
                     continue
                 logger.error("job %s: %s; failed", job_id, reason)
-                self.store.finish(job_id, "failed", self.ttl_s, error=reason + "; not retried")
-                self._after(job_id, audit=True)
+                if self.store.finish(job_id, "failed", self.ttl_s, error=reason + "; not retried", token=token):
+                    self._after(job_id, audit=True)
             else:
                 self._after(job_id)  # the worker recorded its outcome (and audited it)
+
+    def _recover(self) -> None:
+        for job_id, state in self.store.recover_running(self.max_attempts, self.ttl_s):
+            logger.warning("job %s: its worker was lost (server stopped, lease expired): now %s", job_id, state)
+            self.store.audit("server", "job.recover", job_id=job_id, state=state)
 
     def _forget(self, job_id: str) -> None:
         with self._lock:
@@ -205,8 +246,7 @@ class WorkerPool:
         job = self.store.get(job_id)
         if job is None:
             return
-        if job.media_path and not job.retain:
-            drop_media(job)
+        if job.media_path and not job.retain and drop_media(job):
             self.store.clear_media(job_id)
         if audit:
             self.store.audit(job.key_id, f"job.{job.state}", job.consent, job_id, frames=job.frames,
@@ -219,14 +259,17 @@ class WorkerPool:
         n = 0
         for job in self.store.expired(now):
             self.cancel(job.id)
-            delete_job_files(job, self.log_dir)
+            left = delete_job_files(job, self.log_dir)
+            if left:  # the row stays (and says what is stored) until its files are really gone
+                logger.error("job %s expired but %s could not be deleted; retrying at the next cleanup",
+                             job.id, ", ".join(left))
+                continue
             self.store.delete(job.id)
             self.store.audit("server", "job.expire", job.consent, job.id)
             n += 1
         for state in ("done", "failed"):
             for job in self.store.list(state):
-                if job.media_path and not job.retain:
-                    drop_media(job)
+                if job.media_path and not job.retain and drop_media(job):
                     self.store.clear_media(job.id)
         return n
 
@@ -244,13 +287,19 @@ def worker_database_arg(store: JobStore) -> tuple[str, dict[str, str] | None]:
     return "-", {**os.environ, DATABASE_URL_ENV: url}
 
 
-def delete_job_files(job: Job, log_dir: str | Path | None = None) -> None:
-    """Remove a job's results folder (only a folder named after the job), its upload and its worker log."""
-    if Path(job.out_dir).name == job.id:
-        _rmtree(job.out_dir)
+def delete_job_files(job: Job, log_dir: str | Path | None = None) -> list[str]:
+    """Remove a job's results folder (only a folder named after the job), its upload and its worker log.
+
+    Returns:
+        the paths that are still there (empty when everything is gone).
+    """
+    targets = [job.out_dir] if Path(job.out_dir).name == job.id else []
     if log_dir is not None:
-        _rmtree(Path(log_dir) / f"{job.id}.log")
-    drop_media(job)
+        targets.append(str(Path(log_dir) / f"{job.id}.log"))
+    left = [t for t in targets if not remove_path(t)]
+    if not drop_media(job):
+        left.append(str(job.media_path))
+    return left
 
 
 def _terminate(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
@@ -265,16 +314,31 @@ def _terminate(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
 
 
 # ---------------------------------------------------------------------- the worker process
-def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
-    """Run one claimed job to its end and record the outcome. Returns the process exit code."""
+class LeaseLost(Exception):
+    """The job is no longer this worker's (its lease ran out, it was re-claimed or deleted)."""
+
+
+#: Exit code of a worker that stopped because its job or its server is gone (nothing recorded).
+EXIT_NOT_OURS = 75
+
+
+def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None, threads: int = 0) -> int:
+    """Run one claimed job to its end and record the outcome. Returns the process exit code.
+
+    With ``token`` (the claim's lease token) every write is conditional on still holding the job:
+    a worker whose lease was lost stops without recording anything (exit code 75).
+    """
     from affectlens.errors import AffectLensError
+    from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoOptions
     from affectlens.video.session import RunOptions, run_video
 
     job = store.get(job_id)
-    if job is None or job.state != "running":
-        logger.error("job %s is not running (state %s); nothing to do", job_id, job and job.state)
+    if job is None or job.state != "running" or (token is not None and job.lease_token != token):
+        logger.error("job %s is not running for this worker (state %s); nothing to do", job_id, job and job.state)
         return 3
+    logger.info("job %s: attempt %d started (resumes from saved frames: %s)", job_id, job.attempts,
+                job.attempts > 1)
     opts = dict(job.options)
     video_kw = {k: opts.pop(k) for k in VIDEO_OPTION_KEYS if k in opts}
     out = Path(job.out_dir)
@@ -290,35 +354,65 @@ def run_job(store: JobStore, job_id: str, ttl_s: float) -> int:
         frac = min(1.0, ts / total_ms) if total_ms else 0.0
         elapsed = now - t0
         eta = elapsed / frac * (1.0 - frac) if frac > 0.02 else None
-        store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n)
+        if not store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n, token=token):
+            raise LeaseLost(f"job {job_id} is no longer this worker's")
 
-    # Run beside the upload so that outputs name it "video.mp4", never a server path.
     media = Path(job.media_path or "")
+    if not media.is_absolute() or not out.is_absolute():
+        store.finish(job_id, "failed", ttl_s, error="job paths are not absolute (made by an older server?); "
+                                                    "submit the video again")
+        return 1
     if not media.is_file():
         store.finish(job_id, "failed", ttl_s, error="the upload is gone (deleted before the job ran)")
         return 1
-    os.chdir(media.parent)
 
     def end(state: str, error: str | None, frames: int | None = None) -> None:
-        # The upload goes before the outcome is recorded: a job seen as ended never still holds it.
-        if not job.retain:
-            drop_media(job)
-        store.finish(job_id, state, ttl_s, error=error, frames=frames, media_deleted=not job.retain)
+        # The upload goes before the outcome is recorded: a job seen as ended never still holds it,
+        # and the database says "deleted" only for an upload that is really gone.
+        if token is not None and not store.holds(job_id, token):
+            raise LeaseLost(f"job {job_id} is no longer this worker's")
+        gone = not job.retain and drop_media(job)
+        if not store.finish(job_id, state, ttl_s, error=error, frames=frames, media_deleted=gone, token=token):
+            raise LeaseLost(f"job {job_id} is no longer this worker's")
         store.audit(job.key_id, f"job.{state}", job.consent, job_id, frames=frames, error=error)
 
     try:
-        result = run_video(media.name, out, options=VideoOptions(**video_kw),
-                           run=RunOptions(resume=resume, **opts), progress=progress)
-    except (AffectLensError, ValueError) as exc:
-        end("failed", str(exc).replace(str(job.media_path), "upload"))
-        return 1
-    except Exception as exc:  # the log keeps the traceback; the client gets a stable message
-        logger.exception("job %s failed", job_id)
-        end("failed", f"internal error ({type(exc).__name__}); see the server logs")
-        return 2
-    problems = [p.replace(str(job.media_path), "upload") for p in result.problems]
-    end("done", "; ".join(problems) or None, result.frames_analysed)
-    return 0
+        try:  # absolute paths, no chdir; outputs name the upload "video.mp4", never a server path
+            result = run_video(str(media), out, options=VideoOptions(recognizer=RecognizerOptions(threads=threads),
+                                                                     **video_kw),
+                               run=RunOptions(resume=resume, **opts), progress=progress, source_name=media.name)
+        except LeaseLost:
+            raise
+        except (AffectLensError, ValueError) as exc:
+            end("failed", str(exc).replace(str(job.media_path), "upload"))
+            return 1
+        except Exception as exc:  # the log keeps the traceback; the client gets a stable message
+            logger.exception("job %s failed", job_id)
+            end("failed", f"internal error ({type(exc).__name__}); see the server logs")
+            return 2
+        problems = [p.replace(str(job.media_path), "upload") for p in result.problems]
+        end("done", "; ".join(problems) or None, result.frames_analysed)
+        return 0
+    except LeaseLost as exc:
+        logger.warning("%s; stopping without recording an outcome", exc)
+        return EXIT_NOT_OURS
+
+
+def watch_parent(parent_pid: int, interval_s: float = 0.5) -> threading.Thread:
+    """Stop this worker process (exit code 75) as soon as its server process is gone: a job whose
+    server died is re-run by another server once its lease expires, never by two workers at once."""
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                logger.warning("server process %d is gone; stopping (the job is re-run after its lease expires)",
+                               parent_pid)
+                logging.shutdown()
+                os._exit(EXIT_NOT_OURS)
+            time.sleep(interval_s)
+
+    t = threading.Thread(target=watch, name="affectlens-parent-watch", daemon=True)
+    t.start()
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,15 +421,21 @@ def main(argv: list[str] | None = None) -> int:
                               f"${DATABASE_URL_ENV}")
     p.add_argument("job_id")
     p.add_argument("--ttl-s", type=float, default=86400.0)
+    p.add_argument("--token", default=None, help="the claim's lease token (writes only while it holds the job)")
+    p.add_argument("--parent-pid", type=int, default=None, help="stop when this process (the server) is gone")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per session (0 = its default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    os.umask(0o077)  # results are personal data: files 0600, folders 0700
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     db = os.environ.get(DATABASE_URL_ENV, "") if args.db == "-" else args.db
     if not db:
         p.error(f"DB is '-' but ${DATABASE_URL_ENV} is empty")
+    if args.parent_pid is not None:
+        watch_parent(args.parent_pid)
     store = JobStore(db)
     try:
-        return run_job(store, args.job_id, args.ttl_s)
+        return run_job(store, args.job_id, args.ttl_s, token=args.token, threads=args.threads)
     finally:
         store.close()
 

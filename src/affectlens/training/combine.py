@@ -32,6 +32,7 @@ import numpy as np
 
 from affectlens.errors import ModelLoadError
 from affectlens.models.spec import ModelSpec, sha256_of
+from affectlens.preprocess import to_model_input
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +208,7 @@ def _member_logprobs(model, spec: ModelSpec, images: np.ndarray, zooms: tuple[fl
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = images.astype(np.float32)[:, None] * spec.input.scale
-    x = (x - spec.input.mean[0]) / spec.input.std[0]
+    x = to_model_input(images, spec.input)
     name = sess.get_inputs()[0].name
     views = []
     for view in [x] + [zoom_images(x, z) for z in zooms]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import ModelLoadError
+from affectlens.preprocess import to_model_input
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +41,11 @@ def teacher_probabilities(teacher: str | Path, images: np.ndarray, labels: tuple
             if str(z["sha256"]) == spec.sha256 and z["probs"].shape[0] == len(images):
                 return z["probs"]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    h, w = spec.input.size_hw
-    if images.shape[1:] != (h, w):
-        raise ModelLoadError(f"{path}: teacher input {h}x{w} differs from the faces' {images.shape[1:]}")
     logger.info("teacher %s: predicting %d training faces", path.name, len(images))
     out = []
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].astype(np.float32)[:, None] * spec.input.scale
-        out.append(sess.run([spec.output_name], {spec.input.name: (x - spec.input.mean[0]) / spec.input.std[0]})[0])
+        x = to_model_input(images[i:i + batch_size], spec.input)
+        out.append(sess.run([spec.output_name], {spec.input.name: x})[0])
     probs = np.concatenate(out).astype(np.float32)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     np.savez(cache, probs=probs, sha256=spec.sha256)

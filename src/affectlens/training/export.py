@@ -107,15 +107,17 @@ def score_onnx(spec: ModelSpec, onnx_path: Path, data) -> dict:
     KL(annotators ‖ model) in nats) of the exported file, per test split."""
     import onnxruntime as ort
 
+    from affectlens.preprocess import to_model_input
+
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = {}
     for split, suffix in (("PublicTest", "public_test"), ("PrivateTest", "private_test")):
         if split not in data.splits or len(data.splits[split].labels) == 0:
             continue
         s = data.splits[split]
-        x = s.images.astype(np.float32)[:, None] * spec.input.scale
-        x = (x - spec.input.mean[0]) / spec.input.std[0]
-        probs = np.concatenate([sess.run(None, {"input": x[i:i + 512]})[0] for i in range(0, len(x), 512)])
+        x = to_model_input(s.images, spec.input)
+        probs = np.concatenate([sess.run([spec.output_name], {spec.input.name: x[i:i + 512]})[0]
+                                for i in range(0, len(x), 512)])
         rep = classification_report(probs, s.labels, data.labels)
         row = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "ece": expected_calibration_error(probs, s.labels),
                "per_class_recall": rep["per_class_recall"], "n": int(len(x))}

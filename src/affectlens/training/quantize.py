@@ -1,8 +1,15 @@
-"""Static int8 (QDQ) quantisation of an emotion model, calibrated on FER-2013 training faces
-(the same images FER+ relabels, so FER+ models are calibrated on them too).
+"""Static int8 (QDQ) quantisation of an emotion model that holds its accuracy on every x86 CPU.
 
-Static QDQ keeps convolutions in int8 end to end and is 1.4–3.7× faster than fp32 on CPUs
-with VNNI/AMX; dynamic quantisation is slower than fp32 for CNNs, so it is not offered.
+Static QDQ keeps convolutions in int8 end to end; dynamic quantisation is slower than fp32 for
+CNNs, so it is not offered. Weights are quantised to 7 bits (``reduce_range``): on CPUs without
+VNNI, ONNX Runtime's u8×s8 kernels add pairs of products in int16 (``VPMADDUBSW``), which
+saturates for weights spanning ±127 and cost our first int8 default 4.7 points on AVX2-only
+machines; with 7-bit weights the pairwise sums stay in range on AVX2, AVX-512, VNNI and AMX
+alike. The classifier heads and everything after them stay in float (:func:`float_tail`).
+
+:func:`quantize_model` quantises any ONNX classifier from calibration inputs you give it
+(custom models use it with their own faces); :func:`quantize_int8` is the FER-2013/FER+
+front end that also scores the result and writes its spec.
 
 Usage:
     python -m affectlens.training.quantize --model fer-vgg48s --data ../shared/data/fer2013
@@ -14,11 +21,13 @@ import argparse
 import dataclasses
 import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from affectlens.classifier import EmotionClassifier
+from affectlens.cpu import cpu_info
 from affectlens.datasets import load_fer2013
 from affectlens.errors import ModelLoadError
 from affectlens.evaluate import evaluate_fer2013, evaluate_ferplus, split_key
@@ -26,12 +35,12 @@ from affectlens.models.registry import resolve_spec
 from affectlens.models.spec import ModelSpec, sha256_of
 
 
-class _FerCalibration:
-    """ONNX Runtime calibration reader: batches of preprocessed FER-2013 training faces."""
+class _Batches:
+    """ONNX Runtime calibration reader over preprocessed input batches."""
 
-    def __init__(self, classifier: EmotionClassifier, images: np.ndarray, batch: int = 64):
-        self._batches = [classifier.preprocess(images[i:i + batch]) for i in range(0, len(images), batch)]
-        self._name = classifier.spec.input.name
+    def __init__(self, batches: list[np.ndarray], input_name: str):
+        self._batches = batches
+        self._name = input_name
         self._i = 0
 
     def get_next(self):
@@ -65,6 +74,54 @@ def float_tail(model) -> list[str]:
     return tail
 
 
+def quantize_model(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray], input_name: str,
+                   reduce_range: bool = True) -> Path:
+    """Write a static int8 QDQ copy of the ONNX classifier ``src`` to ``dst``.
+
+    Args:
+        src: fp32 ONNX model with a ``Gemm`` classifier head.
+        dst: output path (its folder is created).
+        calibration: preprocessed input batches, float32 ``(n, C, H, W)`` exactly as the model is
+            fed (e.g. ``EmotionClassifier.preprocess(crops)``); a few hundred to a thousand faces
+            of the deployment domain.
+        input_name: the model's input name (``spec.input.name``).
+        reduce_range: 7-bit weights, the portable setting (see the module docstring). ``False``
+            gives 8-bit weights, accurate only on VNNI/AMX CPUs.
+
+    Returns:
+        ``dst`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ModelLoadError: the graph has no ``Gemm`` head.
+        ValueError: no calibration batch.
+
+    Example:
+        >>> quantize_model("runs/acme/acme.onnx", "runs/acme/acme-int8.onnx",
+        ...                [clf.preprocess(crops)], clf.spec.input.name)
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = [np.ascontiguousarray(b, dtype=np.float32) for b in calibration if len(b)]
+    if not batches:
+        raise ValueError(f"{src}: no calibration faces given; int8 calibration needs a few hundred faces")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        graph = onnx.load(str(pre))
+        for i, node in enumerate(graph.graph.node):  # exclusion works by name: name them all
+            node.name = node.name or f"{node.op_type}_{i}"
+        onnx.save(graph, str(pre))
+        quantize_static(str(pre), str(dst), _Batches(batches, input_name), quant_format=QuantFormat.QDQ,
+                        nodes_to_exclude=float_tail(graph), reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        calibrate_method=CalibrationMethod.MinMax)
+    return dst
+
+
 def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str | Path | None = None,
                   calib_faces: int = 1024, seed: int = 0) -> ModelSpec:
     """Write ``<name>-int8.onnx`` and its spec next to the fp32 model (or in ``out_dir``) and
@@ -74,41 +131,24 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
     Raises:
         ModelLoadError / DatasetError: as for loading and evaluation.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     spec = resolve_spec(model)
     clf = EmotionClassifier(spec)
-    h, w = clf.crop_size_hw
     train = load_fer2013(data, ("Training",))["Training"]
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(train), size=min(calib_faces, len(train)), replace=False)
     images = train.images[idx]
-    if images.shape[1:] != (h, w):
-        import cv2
-        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
     out = Path(out_dir) if out_dir else spec.model_path.parent
     out.mkdir(parents=True, exist_ok=True)
     name = f"{spec.name}-int8"
     dst = out / f"{name}.onnx"
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(spec.model_path), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre))
-        for i, node in enumerate(graph.graph.node):  # exclusion works by name: name them all
-            node.name = node.name or f"{node.op_type}_{i}"
-        onnx.save(graph, str(pre))
-        quantize_static(str(pre), str(dst), _FerCalibration(clf, images), quant_format=QuantFormat.QDQ,
-                        nodes_to_exclude=float_tail(graph),
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
+    batches = [clf.preprocess(images[i:i + 64]) for i in range(0, len(images), 64)]
+    quantize_model(spec.model_path, dst, batches, spec.input.name)
     training = {**spec.training, "quantize_command": f"python -m affectlens.training.quantize --model {spec.name} "
                 f"--calib-faces {calib_faces}"}
     int8 = dataclasses.replace(spec, name=name, file=dst.name, sha256=sha256_of(dst), root=out, metrics={},
                                training=training,
-                               description=spec.description + " Static int8 QDQ quantisation (per-channel weights, "
-                               f"MinMax activations calibrated on {len(images)} FER-2013 training faces; "
+                               description=spec.description + " Static int8 QDQ quantisation (per-channel 7-bit "
+                               "weights, portable to CPUs without VNNI; MinMax activations calibrated on {len(images)} FER-2013 training faces; "
                                "from the logits on, float).")
     metrics = {}
     ferplus = "contempt" in spec.labels
@@ -117,9 +157,19 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
     for split in ("PublicTest", "PrivateTest"):
         r = evaluate(EmotionClassifier(int8), data, split)
         metrics[f"{prefix}_{split_key(split)}"] = {k: r[k] for k in keys}
+    test = load_fer2013(data, ("PrivateTest",))["PrivateTest"].images
+    metrics["fp32_agreement_private_test"] = top1_agreement(EmotionClassifier(spec), EmotionClassifier(int8), test)
+    metrics["measured_on"] = cpu_info().to_dict()
     int8 = dataclasses.replace(int8, metrics=metrics)
     int8.save(out / f"{name}.json")
     return int8
+
+
+def top1_agreement(reference: EmotionClassifier, candidate: EmotionClassifier, crops: np.ndarray) -> float:
+    """Share of ``crops`` on which both classifiers give the same top label (1.0 = all)."""
+    a = reference.classify_crops(crops).argmax(1)
+    b = candidate.classify_crops(crops).argmax(1)
+    return float((a == b).mean()) if len(a) else 1.0
 
 
 def main(argv=None) -> None:

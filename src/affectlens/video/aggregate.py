@@ -395,7 +395,8 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     """One row per confirmed track and interval of video time (see the module docstring).
 
     Columns (in :func:`interval_fields` order): ``track_id``, ``interval`` (k), ``start_ms`` and
-    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``), ``frames_analysed`` (all analysed
+    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``, the last one cut at the end of the
+    analysed video time: last timestamp plus the median frame step), ``frames_analysed`` (all analysed
     frames in the interval), ``frames_in_lifespan`` (those between the track's first and last
     appearance), ``frames_with_face``, ``face_present_ratio`` (time of the frames with the face /
     time of all analysed frames of the interval), ``mean_<label>`` (smoothed probabilities
@@ -424,6 +425,7 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     face_k = frame_k[t.pos]
     ks, counts = np.unique(frame_k, return_counts=True)
     per_k = dict(zip(ks.tolist(), counts.tolist()))
+    clip_end_ms = _clip_end_ms(t.frame_ts)
     dur_k = {int(k): float(t.frame_dur[frame_k == k].sum()) for k in ks}
     rows = []
     for tid in t.track_ids:
@@ -437,7 +439,7 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
             n_all = per_k[int(k)]
             present = t.frame_dur[np.unique(t.pos[idx])].sum() / dur_k[int(k)]
             row = {"track_id": tid, "interval": int(k), "start_ms": _r(k * step_ms, 3),
-                   "end_ms": _r((k + 1) * step_ms, 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
+                   "end_ms": _r(min((k + 1) * step_ms, clip_end_ms), 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
                    "frames_with_face": len(idx), "face_present_ratio": _r(min(1.0, present))}
             row.update({f"mean_{k_}": v for k_, v in zip(t.labels, s["mean"])})
             row["dominant"] = s["dominant"]
@@ -446,6 +448,14 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
                         "engagement": _engagement(t, idx, life_pos[life_k == k])})
             rows.append(row)
     return rows
+
+
+def _clip_end_ms(frame_ts: np.ndarray) -> float:
+    """End of the analysed video time: the last frame's timestamp plus the median frame step."""
+    if not len(frame_ts):
+        return 0.0
+    step = float(np.median(np.diff(frame_ts))) if len(frame_ts) > 1 else 0.0
+    return float(frame_ts[-1]) + step
 
 
 def _switches(top: np.ndarray) -> int:
@@ -518,7 +528,9 @@ def summarize(frames: Sequence[Faces], intervals: Sequence[dict[str, Any]] | Non
         tracks.append(entry)
     out["tracks"] = tracks
     if intervals:
-        out["interval_s"] = _r((intervals[0]["end_ms"] - intervals[0]["start_ms"]) / 1000.0, 6)
+        later = [r for r in intervals if r["interval"] > 0]  # the last interval may be cut at the clip end
+        out["interval_s"] = _r(later[0]["start_ms"] / later[0]["interval"] / 1000.0 if later else
+                               max(r["end_ms"] - r["start_ms"] for r in intervals) / 1000.0, 6)
     return out
 
 

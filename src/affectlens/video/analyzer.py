@@ -11,6 +11,7 @@ from affectlens.faces import Faces, FrameInfo
 from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
+from affectlens.video.scenecut import SceneCutDetector
 from affectlens.video.source import VideoSource
 
 SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
@@ -37,9 +38,12 @@ class VideoOptions:
             come from the tracks' motion model (boxes predicted, landmarks moved with them) and
             are still classified. Faster; new faces appear up to k-1 frames later
             (``benchmarks/bench_video.py`` measures the cost).
+        scene_cut_distance: end every track at a hard cut between two analysed frames whose
+            colour histograms differ by at least this Bhattacharyya distance (see
+            :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
 
     Raises:
-        ValueError: unknown smoother or a window outside 1..300.
+        ValueError: unknown smoother, a window outside 1..300 or a scene-cut distance outside (0, 1].
     """
 
     recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
@@ -53,6 +57,7 @@ class VideoOptions:
     hmm_stay_prob: float | None = None
     temporal_model: str | None = None
     detect_every: int = 1
+    scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
@@ -61,6 +66,8 @@ class VideoOptions:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
+        if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
+            raise ValueError(f"scene_cut_distance must be in (0, 1] or None, got {self.scene_cut_distance}")
         if not 0 < self.window_s <= 60:
             raise ValueError(f"window_s must be in (0, 60] seconds (0.3-1 recommended), got {self.window_s}")
 
@@ -96,6 +103,10 @@ class VideoAnalyzer:
         self._last_ts: float | None = None
         self._frames = 0
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
+        d = self.options.scene_cut_distance
+        self.scene_cuts = None if d is None else SceneCutDetector(d)
+        #: Timestamps (ms) of the frames that started a new shot; every track ended there.
+        self.scene_cuts_ms: list[float] = []
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -108,6 +119,9 @@ class VideoAnalyzer:
         self._last_ts = None
         self._frames = 0
         self._held = {}
+        self.scene_cuts_ms = []
+        if self.scene_cuts is not None:
+            self.scene_cuts.reset()
 
     def process(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None = None,
                 source: str | None = None) -> Faces:
@@ -125,6 +139,7 @@ class VideoAnalyzer:
                              "call reset() to start a new stream")
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
+        cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
         k = self.options.detect_every
         detect = k <= 1 or self._frames % k == 0 or not self._held
         self._frames += 1
@@ -137,7 +152,7 @@ class VideoAnalyzer:
                               for i, t in enumerate(faces.track_id) if t > 0}
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
-        ended = list(self.tracker.ended_track_ids) if detect else []
+        ended = cut_ended + (list(self.tracker.ended_track_ids) if detect else [])
         if ended:
             self.smoother.forget(ended)
         faces = self.recognizer.classify(image_bgr, faces)
@@ -145,6 +160,17 @@ class VideoAnalyzer:
         if "probs_raw" not in faces.data:
             faces = faces.with_data(probs_raw=faces.probs.copy())
         return faces
+
+    def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
+        """At a scene cut: end every track (new faces get new ids) and return the ended ids."""
+        if self.scene_cuts is None or not self.scene_cuts.update(image_bgr):
+            return []
+        self.scene_cuts_ms.append(timestamp_ms)
+        ended = self.tracker.finish()
+        self.tracker.reset()  # ids keep increasing
+        self._held = {}
+        self._frames = 0      # detect on this frame
+        return ended
 
     def _predicted_faces(self, timestamp_ms: float, info: FrameInfo) -> Faces:
         """Faces of the held tracks at their predicted boxes; landmarks follow the box (scale and shift)."""

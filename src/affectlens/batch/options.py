@@ -1,0 +1,102 @@
+"""Options of a batch run: the engine, its workers, retries and what each item runs with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from affectlens.detection import DetectorOptions
+from affectlens.recognizer import RecognizerOptions
+from affectlens.video.analyzer import VideoOptions
+from affectlens.video.session import RunOptions
+
+ENGINES = ("local", "ray")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How :func:`~affectlens.batch.run.run_batch` processes its items.
+
+    Attributes:
+        engine: ``"local"`` (a process pool on this machine) or ``"ray"``.
+        address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``); ``None`` starts a
+            local Ray instance (or uses the one this process already initialised).
+        workers: parallel workers (0 = one per available CPU on ``local``, one per
+            ``threads`` CPUs of the cluster on ``ray``).
+        threads: ONNX Runtime threads per worker (0 = the worker's share of the CPUs, at least 1).
+        max_attempts: tries per item when a worker crashes or raises unexpectedly; unreadable
+            inputs are recorded at once (retrying them cannot help).
+        model / min_score / min_face_px / max_faces: detector and emotion model, as ``affectlens image``.
+        every / fps / interval_s / smooth / window / detect_every: video sampling and
+            analytics, as ``affectlens video``.
+        annotate / blur_faces: annotated copies (images) and ``annotated.mp4`` (videos).
+
+    Raises:
+        ValueError: unknown engine, or workers / threads / attempts below their minimum.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    workers: int = 0
+    threads: int = 0
+    max_attempts: int = 3
+    model: str | None = None
+    min_score: float = 0.6
+    min_face_px: float = 0.0
+    max_faces: int = 0
+    every: int = 1
+    fps: float | None = None
+    interval_s: float = 5.0
+    smooth: str = "moving-average"
+    window: int = 15
+    detect_every: int = 1
+    annotate: bool = False
+    blur_faces: bool = False
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        if self.workers < 0 or self.threads < 0:
+            raise ValueError(f"workers and threads must be >= 0 (0 = automatic), got {self.workers} and {self.threads}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        self.video_options(1)  # validate the video options now, not in a worker
+        self.run_options()
+
+    def local_plan(self) -> tuple[int, int]:
+        """``(workers, threads per worker)`` for the local engine: the CPUs shared out evenly."""
+        cpus = available_cpus()
+        workers = self.workers or max(1, cpus // max(1, self.threads or 1))
+        threads = self.threads or max(1, cpus // workers)
+        return workers, threads
+
+    def recognizer_options(self, threads: int) -> RecognizerOptions:
+        det = DetectorOptions(min_score=self.min_score, min_face_px=self.min_face_px, max_faces=self.max_faces,
+                              threads=threads)
+        return RecognizerOptions(model=self.model, detector=det, threads=threads)
+
+    def video_options(self, threads: int) -> VideoOptions:
+        return VideoOptions(recognizer=self.recognizer_options(threads), smooth=self.smooth, window=self.window,
+                            detect_every=self.detect_every)
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(every=self.every, fps=self.fps, interval_s=self.interval_s, annotate=self.annotate,
+                          blur_faces=self.blur_faces)
+
+    def results_key(self, model_sha256: str) -> str:
+        """A hash of everything that changes an item's results (not the engine, workers or threads):
+        a rerun with another key redoes the items."""
+        keep = {k: v for k, v in asdict(self).items() if k not in ("engine", "address", "workers", "threads",
+                                                                    "max_attempts")}
+        keep["model"] = model_sha256
+        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
