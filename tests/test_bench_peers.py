@@ -1,0 +1,73 @@
+"""benchmarks/bench_peers.py: its inputs, its skip without the peer, and the peer runner when
+the peer's venv (benchmarks/.peers/fer-venv, made by the benchmark) happens to be installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FER2013, need
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load("bench_peers")
+
+
+def test_letterbox_fits_640x480_keeping_aspect():
+    img = np.full((562, 572, 3), 200, np.uint8)
+    out = bench.letterbox(img)
+    assert out.shape == (480, 640, 3)
+    # 572 wide scaled to 480/562 -> 489 wide, centred: black bars left and right only.
+    assert out[:, :70].max() == 0 and out[:, -70:].max() == 0
+    assert out[:, 80:560].min() > 150
+
+
+def test_upscaled_face_is_a_bgr_photo_with_the_face_in_the_middle():
+    face = np.arange(48 * 48, dtype=np.uint16).reshape(48, 48).astype(np.uint8)
+    out = bench.upscaled_face(face)
+    assert out.shape == (480, 640, 3)
+    assert (out[:100] == 128).all()  # mid-gray padding above the face
+    assert out[240, 320].std() == 0  # gray face: B == G == R
+
+
+def test_missing_peer_skips_and_writes_why(tmp_path):
+    out = tmp_path / "peers.json"
+    rc = bench.main(["--no-install", "--venv", str(tmp_path / "no-venv"), "--out", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert "no-venv" in result["skipped"] and "--no-install" in result["skipped"]
+    assert result["cpu"]["flags"] is not None and "ours" not in result
+
+
+@pytest.mark.skipif(not bench.peer_ready(bench.PEER_VENV), reason="peer venv not installed (bench_peers.py makes it)")
+def test_peer_classifiers_read_fer2013_faces():
+    from affectlens.datasets import load_fer2013
+
+    faces = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
+    code = ("import sys, json, numpy as np; sys.path.insert(0, 'benchmarks'); import peer_fer as p; "
+            "p.set_threads(1); c = p.FerClassifiers(1); x = np.load(sys.argv[1]); "
+            "k, t = c.keras_probs(x), c.tflite_probs(x); "
+            "print(json.dumps({'k': k.argmax(1).tolist(), 't': t.argmax(1).tolist(), 's': k.sum(1).tolist()}))")
+    path = Path(__file__).parent / "artifacts"
+    path.mkdir(exist_ok=True)
+    np.save(path / "peer_faces.npy", faces.images[:16])
+    done = subprocess.run([str(bench.venv_python(bench.PEER_VENV)), "-c", code, str(path / "peer_faces.npy")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr[-1000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert np.allclose(got["s"], 1, atol=1e-3)  # softmax rows
+    assert np.mean(np.array(got["k"]) == np.array(got["t"])) >= 0.75  # its two models mostly agree
+    assert np.mean(np.array(got["k"]) == faces.labels[:16]) >= 0.4  # far above chance (1/7)
