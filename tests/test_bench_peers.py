@@ -52,22 +52,25 @@ def test_missing_peer_skips_and_writes_why(tmp_path):
     assert result["cpu"]["flags"] is not None and "ours" not in result
 
 
-@pytest.mark.skipif(not bench.peer_ready(bench.PEER_VENV), reason="peer venv not installed (bench_peers.py makes it)")
+@pytest.mark.slow  # imports TensorFlow: ~5-10 s alone, a minute on a loaded machine
+@pytest.mark.skipif(not bench.venv_python(bench.PEER_VENV).is_file(), reason="peer venv not installed (bench_peers.py makes it)")
 def test_peer_classifiers_read_fer2013_faces():
     from affectlens.datasets import load_fer2013
+    from affectlens.labels import EMOTIONS
 
     faces = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
     code = ("import sys, json, numpy as np; sys.path.insert(0, 'benchmarks'); import peer_fer as p; "
             "p.set_threads(1); c = p.FerClassifiers(1); x = np.load(sys.argv[1]); "
-            "k, t = c.keras_probs(x), c.tflite_probs(x); "
-            "print(json.dumps({'k': k.argmax(1).tolist(), 't': t.argmax(1).tolist(), 's': k.sum(1).tolist()}))")
+            "k, t = c.keras_probs(x), c.tflite_probs(x); n = np.array(p.FER_LABELS); "
+            "print(json.dumps({'k': n[k.argmax(1)].tolist(), 't': n[t.argmax(1)].tolist(), 's': k.sum(1).tolist()}))")
     path = Path(__file__).parent / "artifacts"
     path.mkdir(exist_ok=True)
-    np.save(path / "peer_faces.npy", faces.images[:16])
+    np.save(path / "peer_faces.npy", faces.images[:32])
     done = subprocess.run([str(bench.venv_python(bench.PEER_VENV)), "-c", code, str(path / "peer_faces.npy")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-1000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert np.allclose(got["s"], 1, atol=1e-3)  # softmax rows
-    assert np.mean(np.array(got["k"]) == np.array(got["t"])) >= 0.75  # its two models mostly agree
-    assert np.mean(np.array(got["k"]) == faces.labels[:16]) >= 0.4  # far above chance (1/7)
+    keras, lite = np.array(got["k"]), np.array(got["t"])
+    assert np.mean(keras == lite) >= 0.75  # its two models mostly agree
+    assert np.mean(keras == np.array(EMOTIONS)[faces.labels[:32]]) >= 0.45  # far above chance (1/7)
