@@ -237,15 +237,17 @@ def markdown(result: dict) -> str:
     lines = [f"CPU: {result['cpu_description']}; {result['threads']} threads each; faces: {result['faces_source']}"
              + (f"; accuracy on {result['accuracy_faces']} PrivateTest faces" if result.get("accuracy_faces") else ""),
              "Rates: per wall second (per CPU second of the process).", "",
-             "| classifier | faces/s b1 | faces/s b32 | FER-2013 PrivateTest | b32 ours / fer Keras, wall (CPU) |",
-             "|---|---:|---:|---:|---:|"]
+             "| classifier | faces/s b1 | faces/s b32 | FER-2013 PrivateTest "
+             "| b32 ours / fer Keras, wall (CPU) | b32 ours / fer TFLite, wall (CPU) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for model, row in our["models"].items():
-        ratio = f"{r[f'{model}/b32/faces_per_s/vs_fer_keras']:.2f}x ({r[f'{model}/b32/faces_per_cpu_s/vs_fer_keras']:.2f}x)"
+        ratio = " | ".join(f"{r[f'{model}/b32/faces_per_s/vs_fer_{k}']:.2f}x "
+                           f"({r[f'{model}/b32/faces_per_cpu_s/vs_fer_{k}']:.2f}x)" for k in ("keras", "tflite"))
         lines.append(f"| AffectLens `{model}` | {both(row['b1'], 'faces')} | {both(row['b32'], 'faces')} | "
                      f"{pct(row.get('accuracy'))} | {ratio} |")
     for kind, label in (("keras", "Keras mini-Xception"), ("tflite", "TFLite int8 (its default)")):
         lines.append(f"| fer {fer_v} {label} | {both(pc[f'{kind}_b1'], 'faces')} | {both(pc[f'{kind}_b32'], 'faces')} | "
-                     f"{pct(acc.get(f'{kind}_accuracy'))} | |")
+                     f"{pct(acc.get(f'{kind}_accuracy'))} | | |")
     lines += ["", f"| 640x480 image | AffectLens `{our['pipeline_model']}` img/s [faces] | fer default img/s [faces] "
                   "| fer Keras img/s | ours / fer default, wall (CPU) |", "|---|---:|---:|---:|---:|"]
     for name, row in our["pipeline"].items():
