@@ -220,7 +220,9 @@ def ratios(our: dict, peer: dict) -> dict:
                 for unit in ("faces_per_s", "faces_per_cpu_s"):
                     out[f"{model}/b{b}/{unit}/vs_fer_{kind}"] = round(row[f"b{b}"][unit] / pc[f"{kind}_b{b}"][unit], 3)
         if "accuracy" in row and "accuracy" in peer:
-            out[f"{model}/accuracy_minus_fer_keras_pts"] = round(100 * (row["accuracy"] - peer["accuracy"]["keras_accuracy"]), 2)
+            for kind in ("keras", "tflite"):
+                out[f"{model}/accuracy_minus_fer_{kind}_pts"] = round(
+                    100 * (row["accuracy"] - peer["accuracy"][f"{kind}_accuracy"]), 2)
     for name, row in our["pipeline"].items():
         fer_row = peer["pipeline"].get(f"{name}/default_tflite")
         for unit in ("images_per_s", "images_per_cpu_s"):
