@@ -82,7 +82,7 @@ def ensure_peer(venv: Path = PEER_VENV, install: bool = True) -> tuple[Path | No
     if not install:
         return None, f"{venv} is missing or broken and --no-install was given"
     base = shutil.which("python3.11") or sys.executable
-    print(f"installing the peer into {venv} (once; about 600 MB, a few minutes) ...", file=sys.stderr)
+    print(f"installing the peer into {venv} (once; about 1.7 GB on disk, a few minutes) ...", file=sys.stderr)
     steps = [[base, "-m", "venv", str(venv)],
              [str(venv_python(venv)), "-m", "pip", "install", "-q", "--no-deps", PEER_FER],
              [str(venv_python(venv)), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS]]
