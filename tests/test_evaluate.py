@@ -13,13 +13,24 @@ from affectlens.labels import EMOTIONS
 from conftest import FER2013, need
 
 
+#: The model trained to FER-2013's own labels, kept by name for benchmark comparison.
+FER2013_MODEL = "fer-vgg48s-ens-zoom-int8"
+
+
 @pytest.fixture(scope="module")
-def private_report(classifier):
-    return evaluate_fer2013(classifier, need(FER2013), "PrivateTest")
+def fer_classifier():
+    from affectlens.classifier import EmotionClassifier
+
+    return EmotionClassifier(FER2013_MODEL)
 
 
-def test_shipped_model_reaches_its_stated_accuracy(private_report, classifier):
-    stated = classifier.spec.metrics["fer2013_private_test"]["accuracy"]
+@pytest.fixture(scope="module")
+def private_report(fer_classifier):
+    return evaluate_fer2013(fer_classifier, need(FER2013), "PrivateTest")
+
+
+def test_fer2013_model_reaches_its_stated_accuracy(private_report, fer_classifier):
+    stated = fer_classifier.spec.metrics["fer2013_private_test"]["accuracy"]
     assert private_report["n"] == 3589
     assert private_report["accuracy"] >= stated - 1e-3
     assert private_report["accuracy"] >= 0.731  # the fine-tuned EfficientNet-B0 (issue 3's target)
@@ -59,10 +70,10 @@ def test_uncalibrated_undoes_a_folded_temperature_exactly():
     assert not np.allclose(uncalibrated(softmax(z / 1.7), 1.0), softmax(z))
 
 
-def test_ferplus_report(classifier):
+def test_ferplus_report(fer_classifier):
     from affectlens.evaluate import evaluate_ferplus
 
-    r = evaluate_ferplus(classifier, need(FER2013), "PrivateTest")
+    r = evaluate_ferplus(fer_classifier, need(FER2013), "PrivateTest")
     assert "7 of 8 classes" in r["protocol"] and "contempt" in r["protocol"]
     assert r["accuracy"] > 0.65 and 0 < r["kl_divergence"] < 2
     assert r["comparison"][0]["accuracy_pct"] >= r["comparison"][-1]["accuracy_pct"]

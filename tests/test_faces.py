@@ -103,3 +103,16 @@ def test_repr_html_without_image_is_a_table():
     text = _faces(2)._repr_html_()
     assert "<table>" in text and "<img" not in text and "2 face(s) in x.jpg" in text
     assert "appearance, not inner state" in text
+
+
+def test_top_emotion_skips_unreliable_faces():
+    f = _faces(3)
+    best = int(np.argmax(f.confidence))
+    mask = np.ones(3, bool)
+    mask[best] = False
+    g = f.with_data(reliable=mask)
+    others = [i for i in range(3) if i != best]
+    j = others[int(np.argmax(f.confidence[others]))]
+    assert g.top_emotion == (f.emotions[j], pytest.approx(float(f.confidence[j])))
+    none_ok = f.with_data(reliable=np.zeros(3, bool))
+    assert none_ok.top_emotion[0] == "unreliable"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from affectlens import EmotionRecognizer, Faces, InvalidImageError
+from affectlens.faces import UNRELIABLE
 from affectlens.labels import EMOTIONS
 from affectlens.imageio import load_image
 from conftest import IMAGES, need
@@ -20,9 +21,10 @@ def test_faces_in_shared_photos(recognizer, name, n):
     assert isinstance(faces, Faces) and len(faces) == n
     assert faces.info.source.endswith(name)
     for f in faces:
-        assert set(f.scores) == set(EMOTIONS)
+        assert set(f.scores) == set(recognizer.labels) >= set(EMOTIONS)
         assert sum(f.scores.values()) == pytest.approx(1.0, abs=1e-4)
-        assert f.emotion in EMOTIONS and f.confidence == max(f.scores.values())
+        assert f.top_label in recognizer.labels and f.confidence == max(f.scores.values())
+        assert f.emotion == (f.top_label if f.reliable else UNRELIABLE)
         assert 0 < f.det_score <= 1 and len(f.landmarks) == 5
 
 

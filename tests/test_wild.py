@@ -188,13 +188,14 @@ def test_absent_sources_are_skipped(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_model_on_the_whole_set_reports(capsys):
-    """Reports the default model's score on the whole set (the target assertion comes with the
-    new default, issue 20)."""
+def test_default_model_is_right_on_the_agreed_wild_set(capsys):
+    """Issue 20's targets on the faces both labellers agreed on: >= 85% right and at most 10% of
+    neutral faces read as sad (the FER-2013-label default scored 73% and 24 of 32 there)."""
     need(SHARED / "media")
     r = evaluate_wild(data_root=SHARED, threads=2)
     check_consistent(r)
     assert r["n_missed"] <= 0.05 * r["n_labelled"]
+    assert r["accuracy"] >= 0.85 and r["neutral_to_sad_rate"] <= 0.10
     with capsys.disabled():
         print("\n" + format_wild_report(r))
 

@@ -247,10 +247,12 @@ def cmd_video(args) -> int:
                                                          detector=det, threads=args.threads),
                             smooth=args.smooth, window_s=args.window_s, window=args.window,
                             ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
-                            detect_every=args.detect_every)
+                            detect_every=args.detect_every,
+                            scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
-                         live=args.live, resume=args.resume)
+                         live=args.live, resume=args.resume, codec=args.codec, min_track_s=args.min_track,
+                         thumbnails=not args.no_thumbnails)
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
@@ -283,9 +285,11 @@ def cmd_batch(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
     try:
         opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
-                            max_attempts=args.max_attempts, model=args.model, min_score=args.det_threshold,
-                            min_face_px=args.min_face, max_faces=args.max_faces, every=args.every, fps=args.fps,
-                            interval_s=args.interval, smooth=args.smooth, window=args.window,
+                            max_attempts=args.max_attempts, model=args.model, precision=args.precision,
+                            min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces,
+                            every=args.every, fps=args.fps, interval_s=args.interval, smooth=args.smooth,
+                            window_s=args.window_s, window=args.window, ema_tau_s=args.ema_tau,
+                            hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
                             detect_every=args.detect_every, annotate=args.annotate, blur_faces=args.blur_faces)
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
     except ImportError as exc:
@@ -474,10 +478,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="HMM: mean time an expression is expected to be held")
     vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
                     help="model of --smooth learned (default: the shipped one)")
-    vi.add_argument("--detect-every", type=int, default=1, metavar="K",
-                    help="run the face detector on every K-th analysed frame, track in between (faster)")
+    vi.add_argument("--detect-every", type=int, default=0, metavar="K",
+                    help="run the face detector on every K-th analysed frame and track in between; "
+                    "0 (default) = auto: every frame while tracks are new or jumpy, up to every 4th while stable")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
-    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4")
+    vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
+    vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
+                    help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
+    vi.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
+                    help="report: fold tracks visible for less than this into one short list")
+    vi.add_argument("--no-thumbnails", action="store_true",
+                    help="report: no face picture per person (they are blurred with --blur-faces)")
+    vi.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
+                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1); 0 = off")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -505,9 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = ba.add_mutually_exclusive_group()
     g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
     g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
-    ba.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
-    ba.add_argument("--window", type=int, default=15, metavar="FRAMES")
-    ba.add_argument("--detect-every", type=int, default=1, metavar="K")
+    ba.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                    help="temporal smoother, as for 'affectlens video' (default hmm)")
+    ba.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS")
+    ba.add_argument("--window", type=int, default=None, metavar="FRAMES")
+    ba.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS")
+    ba.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS")
+    ba.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
@@ -515,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
     ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
     ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
+    ba.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                    help="int8 or fp32 variant of the model (auto: chosen for the driver's CPU)")
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 

@@ -271,7 +271,8 @@ class Faces:
     # ----- notebooks and data frames ---------------------------------------------------
     @property
     def top_emotion(self) -> tuple[str, float] | None:
-        """``(label, probability)`` of the most confident face's top emotion; ``None`` without classified faces.
+        """``(label, probability)`` of the most confident reliable face's top emotion; ``None``
+        without classified faces, ``("unreliable", p)`` when every face is below the quality threshold.
 
         Example:
             >>> rec.predict("photo.jpg").top_emotion
@@ -279,7 +280,11 @@ class Faces:
         """
         if not len(self) or not self.classified:
             return None
-        i = int(np.argmax(self.confidence))
+        ok = self.reliable
+        if not ok.any():
+            i = int(np.argmax(self.confidence))
+            return UNRELIABLE, float(self.confidence[i])
+        i = int(np.flatnonzero(ok)[np.argmax(self.confidence[ok])])
         return self.labels[int(self.emotion_index[i])], float(self.confidence[i])
 
     def to_pandas(self):

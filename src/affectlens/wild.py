@@ -28,6 +28,7 @@ from affectlens.faces import FrameInfo
 from affectlens.imageio import load_image
 from affectlens.labels import EMOTIONS
 from affectlens.metrics import box_iou
+from affectlens.video.source import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_LABELS_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "wild" / "labels.csv"
 #: ``../shared/data`` beside the repository.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 #: A detected face matches a labelled box when their IoU is at least this.
 MIN_MATCH_IOU = 0.5
 
@@ -87,7 +87,7 @@ def resolve_source(source: str, data_root: str | os.PathLike | None = None) -> P
 
 
 def is_video(path: str | os.PathLike) -> bool:
-    """True for the video containers the set uses (by suffix)."""
+    """True for a video container (by suffix, as :mod:`affectlens.video.source` knows them)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 

@@ -28,7 +28,22 @@ def make_bad_files(folder: Path) -> dict[str, Path]:
            "empty.mp4": b"", "truncated.mp4": mp4[: len(mp4) // 2], "notavideo.mov": b"just some text\n" * 50}
     for name, data in bad.items():
         (folder / name).write_bytes(data)
-    return {name: folder / name for name in bad}
+    avi = _synthetic_avi(folder / "whole.avi")
+    (folder / "truncated.avi").write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])
+    avi.unlink()
+    return {name: folder / name for name in [*bad, "truncated.avi"]}
+
+
+def _synthetic_avi(path: Path, frames: int = 60) -> Path:
+    """A small MJPG AVI whose header announces its frame count: cut in half, it decodes partly."""
+    import cv2
+    import numpy as np
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(frames):
+        w.write(np.full((120, 160, 3), 4 * i % 255, np.uint8))
+    w.release()
+    return path
 
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:

@@ -25,9 +25,9 @@ def test_progress_counts_and_eta_by_bytes(tmp_path):
     assert p.close()["eta_s"] == 0.0
 
 
-def _entry(name, status, faces=0, shares=None, error=""):
+def _entry(name, status, faces=0, shares=None, error="", subject=""):
     return {"item": name, "path": f"/data/{name}", "kind": "video", "status": status, "faces": faces, "frames": 5,
-            "attempts": 1, "error": error, "outputs": {},
+            "attempts": 1, "error": error, "outputs": {}, "subject": subject,
             "stats": {"faces": faces, "shares": shares or {}, "engagement": 0.5 if faces else None}}
 
 
@@ -58,3 +58,25 @@ def test_results_key_ignores_engine_and_workers_but_not_sampling():
     assert BatchOptions(engine="ray", workers=8, threads=2).results_key("abc") == base
     assert BatchOptions(fps=5).results_key("abc") != base
     assert BatchOptions().results_key("other-model") != base
+
+
+def test_running_videos_count_frames_and_bytes_until_they_finish(tmp_path):
+    p = BatchProgress(total_items=2, total_bytes=1000, out_dir=tmp_path, show=False)
+    p.live("a", 40, 0.5, 800)  # half of an 800-byte video analysed, 40 frames so far
+    snap = json.loads((tmp_path / "progress.json").read_text())
+    assert (snap["frames"], snap["running"], snap["items_done"]) == (40, 1, 0)
+    assert snap["eta_s"] is not None and snap["bytes_per_s"] > 0  # 400 of 1000 bytes: a rate exists
+    p.update({"item": "a", "status": "done", "frames": 80, "faces": 80}, 800)
+    snap = p.snapshot()
+    assert (snap["frames"], snap["running"], snap["items_done"]) == (80, 0, 1)  # not 120: live counts replaced
+
+
+def test_subjects_pool_their_items_faces():
+    entries = [_entry("a.mp4", "done", 3, {"happy": 1.0}, subject="S1"),
+               _entry("b.mp4", "done", 1, {"sad": 1.0}, subject="S1"),
+               _entry("c.mp4", "done", 2, {"fear": 1.0}, subject="S2"), _entry("d.mp4", "done", 2, {"fear": 1.0}),
+               _entry("e.mp4", "invalid", subject="S3")]
+    subjects = {s["subject"]: s for s in batch_summary(entries, LABELS, {})["subjects"]}
+    assert set(subjects) == {"S1", "S2"}  # no subject: left out; nothing analysed: left out
+    assert subjects["S1"]["faces"] == 4 and subjects["S1"]["shares"]["happy"] == pytest.approx(0.75)
+    assert subjects["S1"]["engagement"] == pytest.approx(0.5)

@@ -13,7 +13,7 @@ pytest.importorskip("selenium", reason="selenium not installed (pip install -e '
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
-from conftest import IMAGES, need  # noqa: E402
+from conftest import need  # noqa: E402
 from test_dashboard_browser import (CHROMEDRIVER, CHROMIUM, acknowledge, artifacts_dir, browser,  # noqa: E402,F401
                                     open_page, server, wait)
 

@@ -78,6 +78,11 @@ def _wait_job(live, job_id: str, states=("done", "failed"), timeout_s: float = 9
 # ---------------------------------------------------------------------- basics
 def test_healthz_and_openapi_list_the_endpoints(live):
     h = httpx.get(live.url + "/healthz").json()
+    from affectlens.cpu import cpu_info
+    from affectlens.models import select_variant
+
+    assert h["model"] == select_variant()[0] and h["model_choice"] == select_variant()[1]
+    assert cpu_info().int8_path in h["cpu"]
     assert h["status"] == "ok" and h["open_mode"] is False and h["consent_required"] is True
     paths = httpx.get(live.url + "/openapi.json").json()["paths"]
     for p in ("/v1/images:analyze", "/v1/videos", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/results",
@@ -124,7 +129,7 @@ def test_image_with_one_face(live, single_face_path):
                        data={"consent": "research-protocol"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert len(body["faces"]) == 1 and len(body["labels"]) == 7
+    assert len(body["faces"]) == 1 and len(body["labels"]) == len(body["faces"][0]["scores"]) >= 7
     face = body["faces"][0]
     assert set(face["scores"]) == set(body["labels"])
     assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-4)
@@ -347,7 +352,7 @@ def test_stream_tracks_one_face_with_one_id(live):
     with ws_client.connect(live.ws_url + "/v1/stream?consent=subject-consented",
                            additional_headers={"X-API-Key": live.key}) as ws:
         ready = json.loads(ws.recv())
-        assert ready["type"] == "ready" and len(ready["labels"]) == 7
+        assert ready["type"] == "ready" and len(ready["labels"]) >= 7
         replies = []
         for i, (ts, jpg) in enumerate(frames):
             if i % 2:  # both framings of the protocol

@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 ws_client = pytest.importorskip("websockets.sync.client")
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig  # noqa: E402

@@ -33,7 +33,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 def test_kill_9_of_the_server_mid_job_gives_one_worker_and_no_duplicate_frames(tmp_path):
     video = need(VIDEOS / "single_face.mp4").read_bytes()
-    config = f"[service]\njob_lease_s = {LEASE_S}\ncleanup_interval_s = 3600\n"
+    config = f"[service]\njob_lease_s = {LEASE_S}\ncleanup_interval_s = 3600\nrate_limit_per_minute = 0\n"
     data = tmp_path / "affectlens-data"
     first = ServerProcess(tmp_path, [], config=config).start()
     try:

@@ -49,7 +49,7 @@ def test_job_files_are_gone_after_job_end_delete_and_ttl(tmp_path, where):
     else:
         data = cwd / "affectlens-data"  # the default ./affectlens-data, relative to the server's cwd
         args = []
-    config = f"[service]\nresult_ttl_hours = {TTL_S / 3600}\ncleanup_interval_s = 0.5\n"
+    config = f"[service]\nresult_ttl_hours = {TTL_S / 3600}\ncleanup_interval_s = 0.5\nrate_limit_per_minute = 0\n"
     with ServerProcess(cwd, args, config=config) as srv, httpx.Client(base_url=srv.url, headers=CONSENT,
                                                                       timeout=60) as http:
         ids = []
@@ -61,10 +61,12 @@ def test_job_files_are_gone_after_job_end_delete_and_ttl(tmp_path, where):
         for job_id in ids:  # each checked as soon as it is done (it expires TTL_S later)
             job = _wait(http, job_id)
             assert job["state"] == "done", job
-            # job end: the upload is gone, the results are where the API reads them
-            assert _files_of(data, job_id) == [f"jobs/{job_id}", *sorted(
-                f"jobs/{job_id}/{n}" for n in ("frames.csv", "frames.jsonl", "intervals.csv", "report.html",
-                                               "summary.json"))] + [f"logs/{job_id}.log"]
+            # job end: the upload is gone, the results are where the API reads them, nothing else
+            files = _files_of(data, job_id)
+            assert {f"jobs/{job_id}/{n}" for n in ("frames.csv", "frames.jsonl", "intervals.csv", "report.html",
+                                                   "summary.json")} | {f"logs/{job_id}.log"} <= set(files)
+            assert all(f.startswith(f"jobs/{job_id}") or f == f"logs/{job_id}.log" for f in files), files
+            assert not (data / "uploads" / job_id).exists()
             if job_id != deleted:
                 continue
             res = http.get(f"/v1/jobs/{deleted}/results")

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from affectlens import EmotionRecognizer
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 from affectlens.video.source import VideoSource
 from conftest import VIDEOS, need
@@ -111,11 +112,35 @@ def test_4k_frames_are_reported_in_original_pixels(analyzer, tmp_path):
 
 def test_detect_every_k_frames_tracks_in_between(recognizer):
     src = need(VIDEOS / "single_face.mp4")
-    full = list(VideoAnalyzer(VideoOptions(), recognizer=recognizer).analyze(src, end_s=1.5))
+    full = list(VideoAnalyzer(VideoOptions(detect_every=1), recognizer=recognizer).analyze(src, end_s=1.5))
     fast = list(VideoAnalyzer(VideoOptions(detect_every=3), recognizer=recognizer).analyze(src, end_s=1.5))
     assert len(full) == len(fast)
     assert all(len(f) == 1 for f in fast[2:]) and {int(f.track_id[0]) for f in fast[2:]} == {1}
     for a, b in zip(full[2:], fast[2:]):
         assert np.abs(a.xyxy - b.xyxy).max() < 0.15 * float(a.xyxy[0, 2] - a.xyxy[0, 0])
     with pytest.raises(ValueError, match="detect_every"):
-        VideoOptions(detect_every=0)
+        VideoOptions(detect_every=-1)
+
+
+class _CountingDetector:
+    """The real detector, counting its calls."""
+
+    def __init__(self, detector):
+        self.detector, self.calls, self.name = detector, 0, detector.name
+
+    def detect(self, image):
+        self.calls += 1
+        return self.detector.detect(image)
+
+
+def test_auto_detection_skips_frames_on_a_steady_face_and_keeps_the_boxes(recognizer):
+    src = need(VIDEOS / "single_face.mp4")
+    full = list(VideoAnalyzer(VideoOptions(detect_every=1), recognizer=recognizer).analyze(src, end_s=2.0))
+    auto = VideoAnalyzer(VideoOptions(), recognizer=EmotionRecognizer())  # detect_every=0: auto
+    counting = auto.recognizer.detector = _CountingDetector(auto.recognizer.detector)
+    frames = list(auto.analyze(src, end_s=2.0))
+    assert len(frames) == len(full) and counting.calls < 0.6 * len(frames)
+    assert all(len(f) == 1 for f in frames[2:])
+    for a, b in zip(full[2:], frames[2:]):
+        assert np.abs(a.xyxy - b.xyxy).max() < 0.15 * float(a.xyxy[0, 2] - a.xyxy[0, 0])
+        assert a.emotions == b.emotions or abs(float(a.confidence[0]) - float(b.confidence[0])) < 0.3

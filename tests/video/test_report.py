@@ -104,6 +104,7 @@ def test_report_with_several_tracks(tmp_path):
 def test_report_without_faces():
     frames = [Faces.empty(EMOTIONS, FrameInfo("empty.mp4", i, 40.0 * i)) for i in range(10)]
     text = report(frames)
+    assert "contains small pictures" not in text
     c = parse(text)
     assert_self_contained(text, c)
     assert "No faces found" in text and "consent" in text
@@ -168,6 +169,7 @@ def test_group_report_ranks_people_folds_short_tracks_and_draws_one_overview():
     assert "track 5 (0.1 s at 1.6 s" in text
     # thumbnails inline, a placeholder where there is none
     assert text.count('class="thumb"') == 2 * 2 and "no image" in text
+    assert "contains small pictures of the faces" in text
     # rates only for spans of 10 s or more: none here (all spans < 10 s)
     assert "changes per minute" in text and "– (too short)" in text
 
@@ -205,3 +207,14 @@ def test_run_details_are_human_readable():
     assert "<td>video</td><td>talk.mp4</td>" in details and "source: source" not in details
     assert "EMA weight" in details and "smoothing window" not in details   # only the smoother that ran
     assert "every frame" in details and "12.3 s" in details and "<td>yes</td>" in details
+
+
+def test_scene_cuts_are_drawn_on_the_overview():
+    frames = make_frames(100, {1: range(0, 50), 2: range(50, 100)})
+    rows = aggregate_intervals(frames, 1.0)
+    s = summarize(frames, rows)
+    s["scene_cuts_ms"] = [2000.0]
+    text = render_html_report(frames, rows, s)
+    parse(text)
+    assert text.count('class="cut"') == 1 and "scene cut at 2.0 s" in text and "Dashed lines: scene cuts" in text
+    assert "<td>scene cuts</td><td>2.0 s</td>" in text

@@ -51,7 +51,7 @@ def runs(tmp_path_factory):
     for key, (name, fps, end_s) in CLIPS.items():
         va = VideoAnalyzer(VideoOptions(), recognizer=fast)
         out[key] = run_video(need(VIDEOS / name), tmp_path_factory.mktemp(key), analyzer=va,
-                             run=RunOptions(fps=fps, end_s=end_s, blur_faces=key == "crowd"))
+                             run=RunOptions(fps=fps, end_s=end_s, blur_faces=key == "crowd", annotate=key == "crowd"))
     return out
 
 
@@ -88,3 +88,13 @@ def test_narrow_window_scrolls_the_table_not_the_page(runs, browser):
     facts = browser.execute_script(PAGE_FACTS)
     browser.save_screenshot(str(artifacts_dir("report") / "crowd-narrow.png"))
     assert facts["scrollWidth"] <= facts["clientWidth"], facts
+
+
+def test_annotated_video_of_a_run_plays_in_chromium(runs, browser):
+    from affectlens.video.writer import have_pyav
+    from browser_helpers import play_video
+
+    if not have_pyav():
+        pytest.skip("PyAV not installed: annotated.mp4 is mp4v (pip install 'affectlens[video]')")
+    res = play_video(browser, __import__("pathlib").Path(runs["crowd"].files["annotated"]))
+    assert res["error"] is None and res["ended"] and res["width"] == 1920, res

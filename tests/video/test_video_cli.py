@@ -61,6 +61,22 @@ def test_outputs_agree_with_each_other(talking_head):
         assert shares == pytest.approx(1.0, abs=1e-3) or int(r["frames_with_face"]) == 0
 
 
+def test_episodes_agree_with_the_smoothed_frames(talking_head):
+    """Every episode of the real clip spans frames whose smoothed probability stays above the end threshold."""
+    episodes = _csv(talking_head / "episodes.csv")
+    rows = _csv(talking_head / "frames.csv")
+    summary = json.loads((talking_head / "summary.json").read_text())
+    assert len(summary["episodes"]) == len(episodes) >= 1, "she smiles: at least one episode"
+    for ep in episodes:
+        inside = [r for r in rows if r["track_id"] == ep["track_id"]
+                  and float(ep["start_ms"]) <= float(r["timestamp_ms"]) <= float(ep["end_ms"])]
+        probs = [float(r[ep["emotion"]]) for r in inside]
+        assert len(inside) == int(ep["frames"]) and min(probs) >= 0.4 - 1e-6
+        assert max(probs) == pytest.approx(float(ep["peak_prob"]), abs=1e-3) and probs[0] >= 0.5 - 1e-6
+        assert float(ep["duration_ms"]) >= 300 and ep["emotion"] != "neutral"
+    assert "Expression episodes" in (talking_head / "report.html").read_text()
+
+
 def test_report_and_annotated_video(talking_head):
     html = (talking_head / "report.html").read_text()
     HTMLParser().feed(html)

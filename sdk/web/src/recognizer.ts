@@ -51,7 +51,7 @@ export interface RecognizerOptions {
   detector?: Partial<DetectorOptions> & { model?: string };
   /** `"image"` (default): `detect()`; `"video"`: `detectForVideo()` with tracks and smoothing. */
   runningMode?: "image" | "video";
-  /** Video mode: per-track smoothing (default `{ method: "moving-average", window: 15 }`, as Python's video CLI). */
+  /** Video mode: per-track smoothing (default `{ method: "hmm", holdS: 0.8 }`, as Python's video CLI). */
   smoothing?: SmoothingOptions;
   /** Video mode: tracker options (Python's `TrackerOptions` in camelCase). */
   tracker?: Partial<TrackerOptions>;
@@ -141,7 +141,7 @@ export class EmotionRecognizer {
     const { model: detModel, ...detOpts } = options.detector ?? {};
     const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts });
     const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
-    const smoothing = options.smoothing ?? { method: "moving-average", window: 15 };
+    const smoothing = options.smoothing ?? { method: "hmm", holdS: 0.8 };
     createSmoother(smoothing); // validate before loading anything
     const threads = options.threads ?? 0;
     const base = options.modelBaseUrl ?? env.defaultModelBase();
@@ -259,7 +259,7 @@ export class EmotionRecognizer {
     const probs = found.scores.length ? await this.classifier.classify(bgr, found.landmarks) : [];
     const faces = found.xyxy.map((box, i) => {
       if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null);
-      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i]) : probs[i];
+      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i], info.timestamp_ms as number) : probs[i];
       return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, probs[i]);
     });
     return { info, labels: [...labels], faces };

@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  EmotionRecognizer, InvalidImageError, ModelLoadError, PALETTE, ValueError, emotionColor, readImage, similarityTransform,
+  EmotionRecognizer, InvalidImageError, ModelLoadError, PALETTE, ValueError, createSmoother, emotionColor, readImage,
+  similarityTransform,
 } from "../dist/node.mjs";
 import { PKG, SHARED, SKIP_SHARED } from "./helpers.mjs";
 
@@ -177,5 +178,40 @@ describe("building blocks", () => {
   test("emotionColor reads the project palette", () => {
     assert.equal(emotionColor("happy"), PALETTE.colors.happy);
     assert.deepEqual(PALETTE.order.slice(0, 3), ["angry", "disgust", "fear"]);
+  });
+});
+
+describe("smoothing in seconds (as Python's affectlens.smoothing)", () => {
+  const onehot = (k) => Array.from({ length: 7 }, (_, i) => (i === k ? 1 : 0));
+  test("EMA: after tauS a step has gone 1 - 1/e of the way, however the time is split", () => {
+    for (const dts of [[300], [100, 100, 100], [50, 250]]) {
+      const sm = createSmoother({ method: "ema", tauS: 0.3 });
+      sm.smooth(1, onehot(3), 0);
+      let t = 0, out;
+      for (const dt of dts) { t += dt; out = sm.smooth(1, onehot(4), t); }
+      assert.ok(Math.abs(out[4] - (1 - Math.exp(-1))) < 1e-9, `${dts}: ${out[4]}`);
+    }
+  });
+  test("moving average: the frames of the last windowS seconds on uneven gaps", () => {
+    const sm = createSmoother({ method: "moving-average", windowS: 0.1 });
+    const ts = [0, 14, 55, 60, 170, 180];
+    const outs = ts.map((t, i) => sm.smooth(1, onehot(i % 7), t));
+    assert.deepEqual(outs[3].slice(0, 4), [0.25, 0.25, 0.25, 0.25]);
+    assert.equal(outs[4][4], 1, "170 ms: the frames at <= 70 ms fell out");
+    assert.deepEqual([outs[5][4], outs[5][5]], [0.5, 0.5]);
+  });
+  test("HMM: holdS at 25 frames/s is stayProb exp(-40 / 800)", () => {
+    const a = createSmoother({ method: "hmm", holdS: 0.8 });
+    const b = createSmoother({ method: "hmm", stayProb: Math.exp(-40 / 800) });
+    for (let i = 0; i < 30; i++) {
+      const p = Array.from({ length: 7 }, (_, k) => (k === (i % 5 === 0 ? 5 : 3) ? 0.6 : 0.4 / 6));
+      const x = a.smooth(1, p, 40 * i), y = b.smooth(1, p, 40 * i);
+      x.forEach((v, k) => assert.ok(Math.abs(v - y[k]) < 1e-12));
+    }
+  });
+  test("frame and time parameters are exclusive and checked", () => {
+    assert.throws(() => createSmoother({ method: "moving-average", window: 15, windowS: 0.5 }), /not both/);
+    assert.throws(() => createSmoother({ method: "ema", tauS: 0 }), /tauS in \(0, 60\]/);
+    assert.throws(() => createSmoother({ method: "hmm", stayProb: 0.9, holdS: 1 }), /not both/);
   });
 });

@@ -36,8 +36,10 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     smooth = os.environ.get("AFFECTLENS_SMOOTH", "moving-average")
+    # the Node test asks for { method: "moving-average", window: 15 } (frames; Python's default is 0.5 s)
+    window = 15 if smooth == "moving-average" else None
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), smooth=smooth))
+                                                                 threads=1), smooth=smooth, window=window))
     cap = cv2.VideoCapture(path)
     frames, index = [], 0
     while len(frames) < n:

@@ -20,13 +20,15 @@ from affectlens.batch.options import BatchOptions
 logger = logging.getLogger(__name__)
 
 _WORKER = None  # this process's ItemWorker
+_REPORTS = None  # queue of live progress (item_id, frames_done, fraction) to the driver
 
 
-def _init_worker(options: BatchOptions, out_dir: str, threads: int) -> None:
-    global _WORKER
+def _init_worker(options: BatchOptions, out_dir: str, threads: int, reports=None) -> None:
+    global _WORKER, _REPORTS
     from affectlens.batch.worker import ItemWorker
 
     _exit_with_parent()
+    _REPORTS = reports
     _WORKER = ItemWorker(options, out_dir, threads=threads)
 
 
@@ -47,7 +49,8 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
 
 
 def _process(item: BatchItem) -> dict:
-    return _WORKER.process(item)
+    report = (lambda *msg: _REPORTS.put_nowait(msg)) if _REPORTS is not None else None
+    return _WORKER.process(item, report)
 
 
 class WorkerLost(RuntimeError):
@@ -69,6 +72,7 @@ class LocalEngine:
         self.out_dir = str(out_dir)
         self.workers, self.threads = options.local_plan()
         self._pool: ProcessPoolExecutor | None = None
+        self._reports = None
 
     def describe(self) -> str:
         return f"local: {self.workers} worker process(es) x {self.threads} ONNX Runtime thread(s)"
@@ -77,12 +81,26 @@ class LocalEngine:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no forked ONNX Runtime / OpenCV thread state
+        self._reports = ctx.Queue()  # a fresh one: a killed worker may have left the old one locked
         return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(self.options, self.out_dir, self.threads))
+                                   initargs=(self.options, self.out_dir, self.threads, self._reports))
 
-    def run(self, items: Iterable[BatchItem],
-            on_start: Callable[[BatchItem], None] | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
+    def _drain(self, on_progress) -> None:
+        import queue
+
+        while self._reports is not None:
+            try:
+                msg = self._reports.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            if on_progress:
+                on_progress(*msg)
+
+    def run(self, items: Iterable[BatchItem], on_start: Callable[[BatchItem], None] | None = None,
+            on_progress: Callable | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
         """Yield ``(item, outcome)`` or ``(item, exception)`` as items finish, in completion order.
+
+        ``on_progress(item_id, frames_done, fraction)`` receives the workers' live reports.
 
         Items handed back with an exception are not retried here: the caller decides (it may
         pass them to a later :meth:`run`).
@@ -97,7 +115,8 @@ class LocalEngine:
                 if on_start:
                     on_start(item)
                 running[self._submit(item)] = item
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            self._drain(on_progress)
             broken = False
             for fut in done:
                 item = running.pop(fut)

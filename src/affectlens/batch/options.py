@@ -36,9 +36,11 @@ class BatchOptions:
         threads: ONNX Runtime threads per worker (0 = the worker's share of the CPUs, at least 1).
         max_attempts: tries per item when a worker crashes or raises unexpectedly; unreadable
             inputs are recorded at once (retrying them cannot help).
-        model / min_score / min_face_px / max_faces: detector and emotion model, as ``affectlens image``.
-        every / fps / interval_s / smooth / window / detect_every: video sampling and
-            analytics, as ``affectlens video``.
+        model / precision / min_score / min_face_px / max_faces: emotion model and detector, as
+            ``affectlens image``.
+        every / fps / interval_s / smooth / window_s / window / ema_tau_s / hmm_hold_s /
+            temporal_model / detect_every: video sampling, smoothing and analytics, as
+            ``affectlens video`` (:class:`~affectlens.video.analyzer.VideoOptions`).
         annotate / blur_faces: annotated copies (images) and ``annotated.mp4`` (videos).
 
     Raises:
@@ -51,15 +53,20 @@ class BatchOptions:
     threads: int = 0
     max_attempts: int = 3
     model: str | None = None
+    precision: str = "auto"
     min_score: float = 0.6
     min_face_px: float = 0.0
     max_faces: int = 0
     every: int = 1
     fps: float | None = None
     interval_s: float = 5.0
-    smooth: str = "moving-average"
-    window: int = 15
-    detect_every: int = 1
+    smooth: str = "hmm"
+    window_s: float = 0.5
+    window: int | None = None
+    ema_tau_s: float = 0.3
+    hmm_hold_s: float = 0.8
+    temporal_model: str | None = None
+    detect_every: int = 0
     annotate: bool = False
     blur_faces: bool = False
 
@@ -80,14 +87,25 @@ class BatchOptions:
         threads = self.threads or max(1, cpus // workers)
         return workers, threads
 
+    def model_name(self) -> str:
+        """The emotion model the workers run: ``model`` in the variant ``precision`` picks for this CPU.
+
+        Raises:
+            ValueError: no shipped variant of that precision.
+        """
+        from affectlens.models.registry import select_variant
+
+        return select_variant(self.model, self.precision)[0]
+
     def recognizer_options(self, threads: int) -> RecognizerOptions:
         det = DetectorOptions(min_score=self.min_score, min_face_px=self.min_face_px, max_faces=self.max_faces,
                               threads=threads)
-        return RecognizerOptions(model=self.model, detector=det, threads=threads)
+        return RecognizerOptions(model=self.model, precision=self.precision, detector=det, threads=threads)
 
     def video_options(self, threads: int) -> VideoOptions:
-        return VideoOptions(recognizer=self.recognizer_options(threads), smooth=self.smooth, window=self.window,
-                            detect_every=self.detect_every)
+        return VideoOptions(recognizer=self.recognizer_options(threads), smooth=self.smooth, window_s=self.window_s,
+                            window=self.window, ema_tau_s=self.ema_tau_s, hmm_hold_s=self.hmm_hold_s,
+                            temporal_model=self.temporal_model, detect_every=self.detect_every)
 
     def run_options(self) -> RunOptions:
         return RunOptions(every=self.every, fps=self.fps, interval_s=self.interval_s, annotate=self.annotate,

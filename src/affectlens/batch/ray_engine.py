@@ -24,17 +24,29 @@ from typing import Callable, Iterable, Iterator
 
 from affectlens.batch.inputs import BatchItem
 from affectlens.batch.options import BatchOptions
+from affectlens.errors import AffectLensError
 
 logger = logging.getLogger(__name__)
+
+
+
+class EngineError(AffectLensError, RuntimeError):
+    """The batch engine cannot start (e.g. no Ray cluster at the given address)."""
+
 
 _WORKERS: dict = {}  # per Ray worker process: model sha256 -> ItemWorker
 
 
-def _worker_for(options: BatchOptions, out_dir: str, threads: int, model: dict):
+def _worker_for(options: BatchOptions, out_dir: str, threads: int, model_sha256: str, model_box: list):
+    """This Ray worker process's ItemWorker; the model is fetched from the object store only on
+    the first task (``model_box`` holds its ObjectRef, so Ray does not resolve it per task)."""
+    import ray
+
     from affectlens.batch.worker import ItemWorker
 
-    key = (model["sha256"], out_dir, threads, options)
+    key = (model_sha256, out_dir, threads, options)
     if key not in _WORKERS:
+        model = ray.get(model_box[0])
         folder = Path(tempfile.mkdtemp(prefix="affectlens-model-"))
         (folder / model["file"]).write_bytes(model["onnx"])
         spec_path = folder / "model.json"
@@ -43,8 +55,10 @@ def _worker_for(options: BatchOptions, out_dir: str, threads: int, model: dict):
     return _WORKERS[key]
 
 
-def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model: dict) -> dict:
-    return _worker_for(options, out_dir, threads, model).process(item)
+def _process(item: BatchItem, options: BatchOptions, out_dir: str, threads: int, model_sha256: str,
+             model_box: list, reports=None) -> dict:
+    report = (lambda *msg: reports.put_nowait(msg)) if reports is not None else None
+    return _worker_for(options, out_dir, threads, model_sha256, model_box).process(item, report)
 
 
 def pack_model(model: str | None) -> dict:
@@ -81,24 +95,38 @@ class RayEngine:
         self.out_dir = str(Path(out_dir).resolve())
         self._owns_ray = False
         if not ray.is_initialized():
-            local = {"num_cpus": options.workers * (options.threads or 1) or None}
-            kwargs = {"address": options.address} if options.address else local
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env={"env_vars": _env_for_workers()}, **kwargs)
+            if options.address:  # a cluster: its nodes have affectlens installed
+                kwargs = {"address": options.address}
+            else:  # a local instance: its workers import this same affectlens (e.g. a source checkout)
+                kwargs = {"num_cpus": options.workers * (options.threads or 1) or None,
+                          "runtime_env": {"env_vars": _env_for_workers()}}
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one message
+                raise EngineError(f"cannot start or join Ray (address {options.address or 'local'}): {exc}; "
+                                  "check the address, or use --engine local") from exc
             self._owns_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = options.threads or 1
         self.workers = options.workers or max(1, cpus // self.threads)
         self._task = ray.remote(num_cpus=self.threads, max_retries=0)(_process)
-        self._model_ref = ray.put(pack_model(options.model))  # shipped once, shared by every task
+        model = pack_model(options.model_name())  # the driver's choice of variant, on every node
+        self._model_sha256 = model["sha256"]
+        self._model_ref = ray.put(model)  # in the object store once; each worker process fetches it once
+        from ray.util.queue import Queue
+
+        self._reports = Queue(maxsize=10_000, actor_options={"num_cpus": 0})  # live progress from the tasks
 
     def describe(self) -> str:
         return (f"ray: {self.workers} concurrent task(s) x {self.threads} ONNX Runtime thread(s) on "
                 f"{int(self.ray.cluster_resources().get('CPU', 0))} cluster CPU(s)")
 
-    def run(self, items: Iterable[BatchItem],
-            on_start: Callable[[BatchItem], None] | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
-        """Yield ``(item, outcome)`` or ``(item, exception)`` as tasks finish (at most ``workers`` in flight)."""
+    def run(self, items: Iterable[BatchItem], on_start: Callable[[BatchItem], None] | None = None,
+            on_progress: Callable | None = None) -> Iterator[tuple[BatchItem, dict | BaseException]]:
+        """Yield ``(item, outcome)`` or ``(item, exception)`` as tasks finish (at most ``workers`` in flight).
+
+        ``on_progress(item_id, frames_done, fraction)`` receives the tasks' live reports.
+        """
         ray = self.ray
         queue = list(items)
         queue.reverse()
@@ -108,9 +136,11 @@ class RayEngine:
                 item = queue.pop()
                 if on_start:
                     on_start(item)
-                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_ref)
+                ref = self._task.remote(item, self.options, self.out_dir, self.threads, self._model_sha256,
+                                        [self._model_ref], self._reports)
                 running[ref] = item
-            ready, _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            self._drain(on_progress)
             for ref in ready:
                 item = running.pop(ref)
                 try:
@@ -118,7 +148,20 @@ class RayEngine:
                 except Exception as exc:  # noqa: BLE001 - worker crash or item error: the caller retries
                     yield item, exc
 
+    def _drain(self, on_progress) -> None:
+        try:
+            msgs = self._reports.get_nowait_batch(self._reports.qsize())
+        except Exception:  # noqa: BLE001 - progress is best effort
+            return
+        for msg in msgs:
+            if on_progress:
+                on_progress(*msg)
+
     def close(self) -> None:
+        try:
+            self.ray.kill(self._reports.actor)
+        except Exception:  # noqa: BLE001
+            pass
         if self._owns_ray:
             self.ray.shutdown()
 

@@ -7,13 +7,16 @@ Outputs in ``out_dir``:
 - ``manifest.jsonl`` / ``manifest.csv`` — every item's status, error, attempts, timings,
   output paths, model name and sha256, content sha256 (see :mod:`.manifest`).
 - ``progress.json`` — live counts, throughput and ETA (see :mod:`.progress`).
-- ``summary.html`` / ``summary.json`` — per-source engagement and emotion shares, failed items.
+- ``summary.html`` / ``summary.json`` — per-source (and per-subject) engagement and emotion
+  shares, failed items.
+- ``options.json`` — the resolved options, model name, sha256 and labels of the last run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,8 +27,13 @@ from affectlens.batch.options import BatchOptions
 from affectlens.batch.progress import BatchProgress
 from affectlens.batch.summary import write_summary
 from affectlens.batch.worker import remove_stale_temps
+from affectlens.errors import AffectLensError
 
 logger = logging.getLogger(__name__)
+
+
+class BatchBusyError(AffectLensError, RuntimeError):
+    """Another batch holds the output folder."""
 
 
 @dataclass
@@ -81,26 +89,53 @@ def run_batch(inputs, out_dir: str | Path, options: BatchOptions | None = None, 
         out_dir: the output folder; a rerun into the same folder skips what is done.
         options: :class:`BatchOptions`.
         show_progress: draw a progress bar on stderr.
-        engine: an already created engine (default: :func:`create_engine`).
+        engine: an already created engine for ``out_dir`` (default: one made by
+            :func:`create_engine` and closed at the end); the caller closes its own.
 
     Returns:
         :class:`BatchResult`.
 
     Raises:
         ModelLoadError: the emotion model cannot be found or fails its sha256 check.
+        BatchBusyError: another batch is writing to ``out_dir``.
+        ImportError: pyarrow (or, for ``engine="ray"``, Ray) is not installed.
         ValueError: a manifest CSV without a ``path`` column.
 
     Example:
         >>> res = run_batch(["calls/", "extra.mp4"], "out/batch", BatchOptions(fps=5))
         >>> res.status, res.summary["faces"]
     """
+    import pyarrow  # noqa: F401 - the dataset needs it; fail here, not once per item in the workers
+
     from affectlens.models.registry import resolve_spec
 
     options = options or BatchOptions()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    spec = resolve_spec(options.model)
+    with _exclusive(out):
+        return _run(inputs, out, options, show_progress, engine, resolve_spec(options.model_name()))
+
+
+@contextmanager
+def _exclusive(out: Path):
+    """Hold ``out/.lock`` for the run: two batches writing one folder would undo each other's temp files."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BatchBusyError(f"{out}: another batch is writing to this folder (it holds {out / '.lock'}); "
+                                 "wait for it to finish or choose another --out") from None
+        yield
+
+
+def _run(inputs, out: Path, options: BatchOptions, show_progress: bool, engine, spec) -> BatchResult:
     key = options.results_key(spec.sha256)
+    _write_options(out, options, spec, key)
     items, problems = collect_items(inputs)
     manifest = Manifest(out)
     removed = remove_stale_temps(out)
@@ -116,13 +151,14 @@ def run_batch(inputs, out_dir: str | Path, options: BatchOptions | None = None, 
     sizes = {it.item_id: _size(it.path) for it in todo}
     progress = BatchProgress(len(todo), sum(sizes.values()), len(result.skipped), out, show=show_progress)
     base = {"model": spec.name, "model_sha256": spec.sha256, "results_key": key, "engine": options.engine}
+    own_engine = engine is None
     engine = engine or (create_engine(options, out) if todo else None)
     try:
         if engine is not None and todo:
             logger.info("%s; %d item(s) to process, %d skipped", engine.describe(), len(todo), len(result.skipped))
             _process_all(engine, todo, options, manifest, progress, base, result, sizes)
     finally:
-        if engine is not None:
+        if engine is not None and own_engine:  # an engine handed in stays open for its owner's next batch
             engine.close()
         manifest.close()
     ids = [it.item_id for it in items]
@@ -146,10 +182,13 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
         started[item.item_id] = _now()
         attempts[item.item_id] = attempts.get(item.item_id, 0) + 1
 
+    def on_progress(item_id: str, frames_done: int, fraction: float | None) -> None:
+        progress.live(item_id, frames_done, fraction, sizes.get(item_id))
+
     wave = todo
     while wave:
         retry = []
-        for item, res in engine.run(wave, on_start):
+        for item, res in engine.run(wave, on_start, on_progress):
             meta = {"item": item.item_id, "path": item.path, "kind": item.kind, "subject": item.subject,
                     "session": item.session, "consent_ref": item.consent_ref, **base,
                     "attempts": attempts[item.item_id], "started_at": started[item.item_id]}
@@ -159,6 +198,7 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
                     logger.warning("attempt %d of %s failed (%s); will retry", attempts[item.item_id],
                                    item.path, err)
                     retry.append(item)
+                    progress.forget(item.item_id)
                     continue
                 res = {"status": "failed", "error": err, "frames": 0, "faces": 0, "outputs": {}, "parquet": None}
             entry = {**meta, **res, "finished_at": _now()}
@@ -166,6 +206,20 @@ def _process_all(engine, todo: list[BatchItem], options: BatchOptions, manifest:
             result.processed.append(item.item_id)
             progress.update(entry, sizes.get(item.item_id))
         wave = retry
+
+
+def _write_options(out: Path, options: BatchOptions, spec, key: str) -> None:
+    """``OUT/options.json``: the resolved options of this run, the model and the results key."""
+    import json
+    from dataclasses import asdict
+
+    from affectlens import __version__
+
+    doc = {"affectlens_version": __version__, "options": asdict(options), "model": spec.name,
+           "model_sha256": spec.sha256, "labels": list(spec.labels), "results_key": key}
+    tmp = out / "options.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, out / "options.json")
 
 
 def _size(path: str) -> int:

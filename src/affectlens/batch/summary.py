@@ -15,18 +15,13 @@ from typing import Sequence
 
 from affectlens import __version__
 from affectlens.image_run import RESPONSIBLE_USE
+from affectlens.labels import emotion_color
 
 _OK = ("done", "partial")
 
 
 def _color(label: str) -> str:
-    try:
-        from affectlens.labels import emotion_color  # the one palette (affectlens.labels, once merged)
-
-        return emotion_color(label)
-    except ImportError:
-        palette = json.loads((Path(__file__).resolve().parents[1] / "palette.json").read_text(encoding="utf-8"))
-        return palette["colors"].get(label, "#bdbdbd")
+    return emotion_color(label)  # the one palette (src/affectlens/palette.json)
 
 
 def _e(x) -> str:
@@ -48,7 +43,7 @@ def batch_summary(entries: Sequence[dict], labels: Sequence[str], totals: dict) 
             "failed": sum(e["status"] == "failed" for e in entries),
             "frames": sum(int(e.get("frames") or 0) for e in ok), "faces": faces,
             "shares": {k: (v / faces if faces else 0.0) for k, v in shares.items()},
-            "run": totals}
+            "subjects": per_subject(entries, labels), "run": totals}
 
 
 def _share_bar(shares: dict, labels: Sequence[str]) -> str:
@@ -75,6 +70,38 @@ def _source_rows(entries: Sequence[dict], labels: Sequence[str], out_dir: Path) 
                     f"<td class=n>{e.get('faces') or 0}</td><td class=n>{'–' if eng is None else f'{eng:.2f}'}</td>"
                     f"<td>{_e(top)}</td><td>{_share_bar(st.get('shares') or {}, labels)}</td></tr>")
     return "\n".join(rows)
+
+
+def per_subject(entries: Sequence[dict], labels: Sequence[str]) -> list[dict]:
+    """Per subject of the manifest CSV (items without one are left out): items, faces, the
+    emotion shares of all their faces pooled, and engagement averaged over items weighted by faces."""
+    groups: dict[str, list[dict]] = {}
+    for e in entries:
+        if e.get("subject") and e.get("status") in _OK:
+            groups.setdefault(e["subject"], []).append(e)
+    out = []
+    for subject, es in sorted(groups.items()):
+        faces = sum(int(e.get("faces") or 0) for e in es)
+        shares = {k: sum(((e.get("stats") or {}).get("shares") or {}).get(k, 0.0) * int(e.get("faces") or 0)
+                         for e in es) / faces if faces else 0.0 for k in labels}
+        eng = [(e["stats"]["engagement"], int(e.get("faces") or 0)) for e in es
+               if (e.get("stats") or {}).get("engagement") is not None and e.get("faces")]
+        w = sum(n for _, n in eng)
+        out.append({"subject": subject, "items": len(es), "faces": faces, "shares": shares,
+                    "engagement": round(sum(v * n for v, n in eng) / w, 4) if w else None})
+    return out
+
+
+def _subject_rows(subjects: Sequence[dict], labels: Sequence[str]) -> str:
+    if not subjects:
+        return ""
+    rows = "\n".join(
+        f"<tr><td>{_e(s['subject'])}</td><td class=n>{s['items']}</td><td class=n>{s['faces']}</td>"
+        f"<td class=n>{'–' if s['engagement'] is None else format(s['engagement'], '.2f')}</td>"
+        f"<td>{_share_bar(s['shares'], labels)}</td></tr>" for s in subjects)
+    return ("<h2>Per subject</h2><p>Subjects as given in the manifest CSV; all faces of a subject's items "
+            "pooled.</p><table><tr><th>subject</th><th>items</th><th>faces</th><th>engagement</th>"
+            f"<th>emotion shares</th></tr>\n{rows}\n</table>")
 
 
 def _failed_rows(entries: Sequence[dict]) -> str:
@@ -113,6 +140,7 @@ averaged by track lifespan; for a photo, the mean of attention × expressiveness
 <th>engagement</th><th>most frequent</th><th>emotion shares</th></tr>
 {_source_rows(entries, labels, out_dir)}
 </table>
+{_subject_rows(summary.get("subjects") or [], labels)}
 <h2>Items not fully analysed</h2>
 <table><tr><th>path</th><th>status</th><th>attempts</th><th>error</th></tr>
 {_failed_rows(entries)}

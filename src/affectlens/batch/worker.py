@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import time
 from pathlib import Path
@@ -82,14 +83,20 @@ class ItemWorker:
     def labels(self) -> tuple[str, ...]:
         return self.recognizer.labels
 
-    def process(self, item: BatchItem) -> dict:
+    def process(self, item: BatchItem, report=None) -> dict:
         """Analyse one item and write its outputs.
+
+        Args:
+            item: the item.
+            report: optional callable ``(item_id, frames_done, fraction_done_or_None)``, called
+                about once a second while a video runs (live progress for the driver).
 
         Returns:
             An outcome dict: ``status`` (``done``, ``partial`` — a video analysed up to a decoding
             problem —, or ``invalid`` — an unreadable input), ``error``, ``frames``, ``faces``,
-            ``seconds`` (wall), ``cpu_seconds`` (this worker process's CPU time), ``outputs`` (name → path), ``parquet``, ``stats``, ``content_sha256``,
-            ``size_bytes``, ``mtime_ns``, ``worker``.
+            ``seconds`` (wall), ``cpu_seconds`` (this worker process's CPU time), ``outputs``
+            (name → path), ``parquet``, ``stats``, ``content_sha256``, ``size_bytes``,
+            ``mtime_ns``, ``worker``.
 
         Raises:
             Exception: anything unexpected (the engine retries the item, a bounded number of times).
@@ -99,12 +106,12 @@ class ItemWorker:
         final = items_dir(self.out_dir) / item.item_id
         tmp = items_dir(self.out_dir) / f"{item.item_id}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
-        base = {"worker": f"{os.uname().nodename}:{os.getpid()}", **_file_facts(item.path)}
+        base = {"worker": f"{platform.node()}:{os.getpid()}", **_file_facts(item.path)}
         try:
             if item.kind == "image":
                 outcome, rows = self._image(item, tmp, final)
             else:
-                outcome, rows = self._video(item, tmp, final)
+                outcome, rows = self._video(item, tmp, final, report)
         except (InvalidImageError, InvalidVideoError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             return {**base, "status": "invalid", "error": str(exc), "frames": 0, "faces": 0, "outputs": {},
@@ -134,19 +141,37 @@ class ItemWorker:
         return {"status": "done", "error": "", "frames": 1, "outputs": outputs,
                 "stats": item_stats(rows, self.labels)}, rows
 
-    def _video(self, item: BatchItem, tmp: Path, final: Path) -> tuple[dict, list[dict]]:
+    def _video(self, item: BatchItem, tmp: Path, final: Path, report=None) -> tuple[dict, list[dict]]:
         from affectlens.video.aggregate import frame_rows
         from affectlens.video.session import run_video
         from affectlens.video.store import read_frames
 
         self.analyzer.reset()
-        result = run_video(item.path, tmp, analyzer=self.analyzer, run=self.options.run_options())
+        result = run_video(item.path, tmp, analyzer=self.analyzer, run=self.options.run_options(),
+                           progress=_throttled(item.item_id, report) if report else None)
         frames = read_frames(tmp / "frames.jsonl", item.path)
         rows = frame_rows(frames)
         outputs = {k: str(final / Path(v).name) for k, v in result.files.items()}
         return {"status": "partial" if result.problems else "done", "error": "; ".join(result.problems),
                 "frames": result.frames_analysed, "outputs": outputs,
                 "stats": item_stats(rows, self.labels, result.summary)}, rows
+
+
+def _throttled(item_id: str, report, every_s: float = 1.0):
+    """A ``run_video`` progress callback that calls ``report`` at most every ``every_s`` seconds."""
+    last = [0.0]
+
+    def progress(frames_done: int, timestamp_ms: float, total_ms: float | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            fraction = min(1.0, timestamp_ms / total_ms) if total_ms else None
+            try:
+                report(item_id, frames_done, fraction)
+            except Exception:  # noqa: BLE001 - progress is best effort, never fails an item
+                pass
+
+    return progress
 
 
 def _file_facts(path: str) -> dict:

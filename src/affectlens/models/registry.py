@@ -14,10 +14,16 @@ from affectlens.errors import ModelLoadError
 from affectlens.models.spec import ModelSpec, load_spec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The model family :class:`~affectlens.EmotionRecognizer` uses when none is named: a
-#: two-member ensemble with mirror and zoom test-time views (MODEL_CARD.md). Its fp32 file
-#: is ``DEFAULT_MODEL``; :func:`select_variant` picks it or its ``-int8`` sibling for this CPU.
-DEFAULT_MODEL = "fer-vgg48s-ens-zoom"
+#: The model family :class:`~affectlens.EmotionRecognizer` uses when none is named: two
+#: networks trained on FER+'s 10-annotator vote shares, with mirror and zoom test-time views
+#: (MODEL_CARD.md). It reads real, unposed faces far better than the models trained to
+#: FER-2013's single labels (in-the-wild set, docs/wild-eval.md), which call many calm faces
+#: sad. Its fp32 file is ``DEFAULT_MODEL``; :func:`select_variant` picks it or its ``-int8``
+#: sibling for this CPU.
+DEFAULT_MODEL = "ferplus-vgg48s-ens-zoom"
+#: The family trained to FER-2013's own labels, kept by name for benchmark comparison
+#: (73.4% PrivateTest); not for real faces.
+FER2013_BENCHMARK_MODEL = "fer-vgg48s-ens-zoom"
 #: Precision choices: ``auto`` = int8 where this CPU has an x86 int8 path, else fp32.
 PRECISIONS = ("auto", "int8", "fp32")
 

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from affectlens import __version__
+from affectlens.cpu import cpu_info
 from affectlens.errors import InvalidImageError, InvalidVideoError
 from affectlens.service.config import ServiceConfig
 from affectlens.service.jobs import Job, JobStore
@@ -492,7 +493,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         spec = svc.recognizer.classifier.spec if svc.recognizer else None
         return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
                 "model": spec.name if spec else None, "model_sha256": spec.sha256 if spec else None,
-                "threads": config.threads,
+                "model_choice": svc.recognizer.model_choice if svc.recognizer else None,
+                "cpu": cpu_info().describe(), "threads": config.threads,
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
                 "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,

@@ -127,8 +127,10 @@ class Health(BaseModel):
     version: str
     model: str | None = Field(description="emotion model name")
     model_sha256: str | None = Field(None, description="sha256 of the emotion model file")
+    model_choice: str | None = Field(None, description="why this file runs here, e.g. 'int8: x86 int8 path avx2'")
+    cpu: str | None = Field(None, description="this server's CPU, ISA flags and int8 path")
     threads: int = Field(0, description="ONNX Runtime threads per session in the API and worker processes "
-                                        "(0 = ONNX Runtime's default)")
+                                        "(0 = the CPUs the process may use)")
     open_mode: bool
     consent_required: bool
     consent_bases: list[str]

@@ -21,8 +21,11 @@ Protocol (version 1):
    ``{"type": "error", "error": {"code", "message"}}`` for a frame it could not analyse (the
    stream goes on). Send the next frame after the answer to the previous one.
 
-Refusals close the connection after an error message: 4401 (API key), 4403 (consent), 4429
-(rate limit), 4408 (no message for ``IDLE_TIMEOUT_S``), 1003 (protocol violation).
+Refusals close the connection after an error message: 4401 (API key), 4403 (consent, or an
+``Origin`` that is neither this server nor a configured CORS origin), 4429 (rate limit), 4408 (no
+message for ``IDLE_TIMEOUT_S``), 1003 (a hello that is not ``{"type": "hello", "api_key": str,
+"consent": str}``, or nested deeper than ``MAX_TEXT_DEPTH``). The models are shared by every
+stream without a lock; each stream's tracker/smoother state has its own lock.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def parse_hello(text: str) -> dict:
     except ValueError as exc:
         raise ServiceError(400, "bad_hello", f"the hello message must be a JSON object ({exc})") from None
     if hello.get("type", "hello") != "hello":
-        raise ServiceError(400, "bad_hello", f"expected a message of type 'hello' first, got {str(hello['type'])[:20]!r}")
+        raise ServiceError(400, "bad_hello",
+                           f"expected a message of type 'hello' first, got {str(hello['type'])[:20]!r}")
     unknown = sorted(set(hello) - _HELLO_KEYS)
     if unknown:
         raise ServiceError(400, "bad_hello", f"unknown hello field(s) {', '.join(u[:20] for u in unknown[:5])}; "

@@ -83,6 +83,9 @@ class _Form:
                                    "the 'consent' query parameter, or a 'consent' form field placed before the "
                                    "'file' part; nothing was stored")
             self.file = self.sink()
+        elif b"filename" in params:
+            raise ServiceError(400, "bad_request", f"multipart body has a file part named {name[:40]!r}; send the "
+                               "content in a part named 'file' (-F file=@PATH) or as the raw request body")
         else:
             if len(self.fields) >= MAX_FIELDS:
                 raise ServiceError(400, "bad_request", f"multipart body has more than {MAX_FIELDS} fields")

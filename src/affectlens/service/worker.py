@@ -181,7 +181,8 @@ class WorkerPool:
             job = self.store.claim_next(owner=self.owner, lease_s=self.lease_s)
             if job is None:
                 return
-            log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+            log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                            "ab")
             db_arg, env = worker_database_arg(self.store)
             cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s),
                    "--token", job.lease_token, "--parent-pid", str(os.getpid()), "--threads", str(self.threads)]

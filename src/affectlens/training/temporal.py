@@ -51,7 +51,7 @@ class TemporalConfig:
     data: str = "../shared/data/fer2013"
     out_dir: str = "runs/temporal"
     name: str = "temporal-gru"
-    n_train: int = 400
+    n_train: int = 300
     n_val: int = 60
     n_test: int = 120
     seed: int = 0

@@ -6,7 +6,16 @@ Example:
     >>> result.to_pandas().groupby("track_id")["emotion"].agg(lambda s: s.mode()[0])
 """
 
-from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
-from affectlens.video.session import RunOptions, RunResult, frames_to_pandas, run_video
+_LAZY = {"VideoAnalyzer": "analyzer", "VideoOptions": "analyzer", "RunOptions": "session", "RunResult": "session",
+         "run_video": "session", "frames_to_pandas": "session"}
 
-__all__ = ["VideoAnalyzer", "VideoOptions", "RunOptions", "RunResult", "run_video", "frames_to_pandas"]
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    """Imported on first use, so ``python -m affectlens.video.<module>`` and light imports stay light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"affectlens.video.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'affectlens.video' has no attribute {name!r}")

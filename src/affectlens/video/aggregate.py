@@ -5,6 +5,8 @@ Input is what :class:`~affectlens.video.analyzer.VideoAnalyzer` yields: one
 order, with ``info.timestamp_ms`` set, ``track_id`` (``>= 1`` confirmed, ``-1`` not yet
 confirmed), smoothed ``probs`` and raw ``data["probs_raw"]`` (optional, defaults to ``probs``).
 Only confirmed tracks enter intervals and summaries; :func:`frame_rows` lists every face.
+Faces below the quality threshold (``data["reliable"]`` False, :mod:`affectlens.quality`) count
+as present but are left out of every emotion statistic (means, shares, valence, arousal).
 
 **Duration weighting.** Every average over time weighs each analysed frame by the time it
 stands for, so denser stretches (a variable frame rate, a burst of frames) do not count more:
@@ -268,6 +270,7 @@ class _Table:
     probs: np.ndarray        # (N, C) smoothed
     raw: np.ndarray          # (N, C) per-frame
     m: dict[str, np.ndarray]
+    reliable: np.ndarray | None = None  # (N,) False for faces below the quality threshold
 
     @property
     def track_ids(self) -> list[int]:
@@ -314,7 +317,7 @@ def _collect(frames: Sequence[Faces]) -> _Table:
                   cat(lambda f: f.track_id, (), np.int64), cat(lambda f: f.xyxy, (4,), np.float64),
                   cat(lambda f: f.det_score, (), np.float64), landmarks, probs,
                   cat(lambda f: f.data.get("probs_raw", f.probs), (c,), np.float64),
-                  _metrics(landmarks, probs, labels))
+                  _metrics(landmarks, probs, labels), cat(lambda f: f.reliable, (), bool))
 
 
 def frame_durations(timestamps_ms: Sequence[float], max_step_factor: float = MAX_STEP_FACTOR,
@@ -364,7 +367,9 @@ def _mean(a: np.ndarray) -> float | None:
 
 def _face_stats(t: _Table, idx: np.ndarray) -> dict[str, Any]:
     """Duration-weighted means over the given faces: probabilities, dominant, shares, valence,
-    arousal, attention."""
+    arousal, attention. Faces below the quality threshold (``reliable`` False) are left out."""
+    if t.reliable is not None:
+        idx = idx[t.reliable[idx]]
     c, n = len(t.labels), len(idx)
     if n == 0:
         return {"mean": [None] * c, "dominant": None, "shares": [0.0] * c,

@@ -12,6 +12,7 @@ from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
 from affectlens.video.scenecut import SceneCutDetector
+from affectlens.video.schedule import AUTO, DetectionScheduler
 from affectlens.video.source import VideoSource
 
 SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
@@ -34,10 +35,13 @@ class VideoOptions:
         hmm_stay_prob: a fixed probability of keeping the emotion between frames instead (alias).
         temporal_model: the ``"learned"`` smoother's model (shipped name or path; ``None`` = the
             shipped one); its labels must equal the emotion model's.
-        detect_every: run the detector on every k-th analysed frame only; in between, faces
-            come from the tracks' motion model (boxes predicted, landmarks moved with them) and
-            are still classified. Faster; new faces appear up to k-1 frames later
-            (``benchmarks/bench_video.py`` measures the cost).
+        detect_every: ``0`` (default, "auto") runs the detector on every frame while tracks are
+            new or move unpredictably and on up to every ``max_detect_every``-th frame while they
+            are stable (:mod:`affectlens.video.schedule`); ``k >= 1`` runs it on every k-th
+            analysed frame (1 = every frame). In between, faces come from the tracks' motion model
+            (boxes predicted, landmarks moved with them) and are still classified
+            (``benchmarks/bench_video.py`` measures speed and agreement with every-frame detection).
+        max_detect_every: longest detector period ``auto`` may reach, in analysed frames.
         scene_cut_distance: end every track at a hard cut between two analysed frames whose
             colour histograms differ by at least this Bhattacharyya distance (see
             :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
@@ -56,14 +60,16 @@ class VideoOptions:
     hmm_hold_s: float = 0.8
     hmm_stay_prob: float | None = None
     temporal_model: str | None = None
-    detect_every: int = 1
+    detect_every: int = AUTO
+    max_detect_every: int = 4
     scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
             raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
-        if self.detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.detect_every < 0 or self.max_detect_every < 1:
+            raise ValueError(f"detect_every must be 0 (auto) or >= 1 and max_detect_every >= 1, got "
+                             f"{self.detect_every} and {self.max_detect_every}")
         if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
         if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
@@ -101,7 +107,7 @@ class VideoAnalyzer:
         self.tracker = FaceTracker(self.options.tracker)
         self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(self.recognizer.labels))
         self._last_ts: float | None = None
-        self._frames = 0
+        self.scheduler = DetectionScheduler(self.options.detect_every, self.options.max_detect_every)
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
         d = self.options.scene_cut_distance
         self.scene_cuts = None if d is None else SceneCutDetector(d)
@@ -117,7 +123,7 @@ class VideoAnalyzer:
         self.tracker.reset()
         self.smoother.reset()
         self._last_ts = None
-        self._frames = 0
+        self.scheduler.reset()
         self._held = {}
         self.scene_cuts_ms = []
         if self.scene_cuts is not None:
@@ -140,16 +146,9 @@ class VideoAnalyzer:
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
         cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
-        k = self.options.detect_every
-        detect = k <= 1 or self._frames % k == 0 or not self._held
-        self._frames += 1
+        detect = self.scheduler.should_detect(float(timestamp_ms), have_tracks=bool(self._held))
         if detect:
-            found = self.recognizer.detector.detect(image_bgr)
-            faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
-            faces = self.tracker.update(faces, timestamp_ms)
-            if k > 1:
-                self._held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
-                              for i, t in enumerate(faces.track_id) if t > 0}
+            faces = self._detected_faces(image_bgr, float(timestamp_ms), info)
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
         ended = cut_ended + (list(self.tracker.ended_track_ids) if detect else [])
@@ -161,6 +160,20 @@ class VideoAnalyzer:
             faces = faces.with_data(probs_raw=faces.probs.copy())
         return faces
 
+    def _detected_faces(self, image_bgr: np.ndarray, timestamp_ms: float, info: FrameInfo) -> Faces:
+        """Run the detector, update the tracks, and tell the scheduler how well the tracks'
+        predicted boxes matched the detections."""
+        pred_ids, pred_boxes = self.tracker.predict(timestamp_ms) if self._held else (np.zeros(0), np.zeros((0, 4)))
+        found = self.recognizer.detector.detect(image_bgr)
+        faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
+        faces = self.tracker.update(faces, timestamp_ms)
+        held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
+                for i, t in enumerate(faces.track_id) if t > 0}
+        changed = set(held) != set(self._held) or bool(self.tracker.ended_track_ids)
+        self.scheduler.observe(pred_ids, pred_boxes, faces.track_id, faces.xyxy, changed)
+        self._held = held
+        return faces
+
     def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
         """At a scene cut: end every track (new faces get new ids) and return the ended ids."""
         if self.scene_cuts is None or not self.scene_cuts.update(image_bgr):
@@ -169,7 +182,7 @@ class VideoAnalyzer:
         ended = self.tracker.finish()
         self.tracker.reset()  # ids keep increasing
         self._held = {}
-        self._frames = 0      # detect on this frame
+        self.scheduler.reset()  # detect on this frame
         return ended
 
     def _predicted_faces(self, timestamp_ms: float, info: FrameInfo) -> Faces:

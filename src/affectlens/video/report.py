@@ -299,6 +299,8 @@ _DETAIL_NAMES = {
     ("options", "fps"): "analysis frame rate", ("options", "start_s"): "start", ("options", "end_s"): "end",
     ("options", "detect_every"): "run the detector every n-th frame",
     ("options", "scene_cut_distance"): "scene cuts: colour change from",
+    ("options", "hold_s"): "smoothing: hold time", ("options", "window_s"): "smoothing window",
+    ("options", "tau_s"): "smoothing time constant",
     ("processing", "seconds"): "processing time", ("processing", "frames_this_run"): "frames analysed in this run",
     ("processing", "fps"): "processing speed", ("processing", "interrupted"): "interrupted",
     ("processing", "complete"): "complete",
@@ -320,7 +322,7 @@ def _human(section: str, key: str, v: Any, d: dict) -> str | None:
         return Path(str(v)).name or str(v)
     if key.endswith("_ms"):
         return f"{float(v) / 1000:.1f} s"
-    if key in ("seconds", "interval_s", "start_s", "end_s"):
+    if key in ("seconds", "interval_s", "start_s", "end_s") or (key.endswith("_s") and isinstance(v, (int, float))):
         return f"{float(v):.3g} s" if float(v) < 100 else f"{float(v):.0f} s"
     if key == "window":
         return f"{v} frames"
@@ -503,7 +505,11 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
              "<li>People are numbered faces followed over time (Person 1 is the one on screen longest); the "
              "numbers do not identify anyone, and one person may appear as several tracks.</li>"
              "<li>Only analyse people who agreed to it, and do not use these numbers alone to judge or decide "
-             "about anyone.</li></ul></div>"]
+             "about anyone.</li>"
+             + ("<li>This report contains small pictures of the faces (so that readers can tell the people apart); "
+                "share it only with people entitled to see them, or run with --no-thumbnails or --blur-faces.</li>"
+                if thumbs else "")
+             + "</ul></div>"]
     parts.append("<h2>Overview</h2>" + _table(None, [
         ("frames analysed", summary.get("frames_analysed", len(frames))),
         ("video time covered", _sec(summary.get("duration_ms"))),

@@ -179,7 +179,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         from affectlens.video.progress import VideoProgress
 
         with VideoProgress() as bar:
-            return run_video(source, out_dir, options, run, analyzer, progress=bar)
+            return run_video(source, out_dir, options, run, analyzer, progress=bar, source_name=source_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "frames.jsonl"
