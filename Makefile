@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sdk install install-train bench evaluate clean
+.PHONY: run test test-sdk install install-train bench bench-peers evaluate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python >= 3.11)"; exit 1; }
@@ -49,6 +49,11 @@ evaluate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py --out benchmarks/results/pipeline.json
+
+# The fer package beside ours, same inputs, one run; installs fer into benchmarks/.peers/fer-venv
+# (git-ignored, never this venv) on first use and skips with a message when it cannot.
+bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/bench_peers.py --out benchmarks/results/peers.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache build src/*.egg-info $(SDK)/dist
