@@ -97,9 +97,14 @@ def test_evaluate_missing_data(tmp_path):
     assert r.returncode == 2 and "no such file or folder" in r.stderr
 
 
-def test_models_lists_the_default():
+def test_models_marks_the_file_chosen_for_this_cpu_and_names_the_cpu():
+    from affectlens.cpu import cpu_info
+    from affectlens.models import select_variant
+
     r = run("models")
-    assert r.returncode == 0 and "* fer-vgg48s-ens-zoom-int8" in r.stdout
+    chosen, reason = select_variant()
+    assert r.returncode == 0 and f"* {chosen} " in r.stdout and reason in r.stdout
+    assert f"int8 path {cpu_info().int8_path}" in r.stdout
 
 
 def test_models_columns_line_up():
