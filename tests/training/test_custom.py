@@ -150,6 +150,11 @@ def test_model_folder_loads_everywhere(trained, photos):
     frame = cv2.imread(photo)
     analyzed = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=str(model)))).process(frame, 0.0)
     assert analyzed.labels == tuple(labels)
+    from affectlens.classifier import EmotionClassifier
+
+    int8 = json.loads((model / "model-int8.json").read_text())  # portable int8 beside the fp32 model
+    assert int8["metrics"]["fp32_agreement_test"] >= 0.9 and int8["labels"] == labels
+    assert EmotionClassifier(str(model / "model-int8.onnx")).classify_crops(ds.images[:4]).shape == (4, len(labels))
     r = _cli("image", photo, "--model", model, "--json", "-", "-q")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
