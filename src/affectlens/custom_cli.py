@@ -104,7 +104,8 @@ def cmd_train_custom(args) -> int:
                                   threads=args.threads)
     except ValueError as exc:
         return _die(f"--folds must be a number or auto ({exc})")
-    bar = tqdm(unit="epoch", file=sys.stderr, dynamic_ncols=True, desc="training")
+    runs = 1 + (folds if isinstance(folds, int) else 0)  # early stopping can end runs sooner: an upper bound
+    bar = tqdm(total=args.epochs * runs, unit="epoch", file=sys.stderr, dynamic_ncols=True, desc="training")
 
     def progress(row):
         bar.set_postfix(run=row["run"], val_f1=row["val_macro_f1"], refresh=False)
