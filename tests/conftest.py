@@ -57,3 +57,13 @@ def classifier(recognizer):
 @pytest.fixture(scope="session")
 def single_face_path() -> Path:
     return need(IMAGES / "single_face.jpg")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly how many tests skipped because the shared data folder is missing, and how to fix it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    missing = [r for r in skipped if "shared data not available" in str(getattr(r, "longrepr", ""))]
+    if missing:
+        terminalreporter.write_sep("=", f"{len(missing)} tests skipped: shared data not found at {SHARED}", yellow=True)
+        terminalreporter.write_line("Point the tests at the data with AFFECTLENS_SHARED_DATA=/path/to/shared/data "
+                                    "(default: ../shared/data beside the repository).")

@@ -100,3 +100,51 @@ def test_evaluate_missing_data(tmp_path):
 def test_models_lists_the_default():
     r = run("models")
     assert r.returncode == 0 and "* fer-vgg48s-ens-zoom-int8" in r.stdout
+
+
+def test_models_columns_line_up():
+    lines = [ln for ln in run("models").stdout.splitlines() if ln.strip() and not ln.startswith("* default")]
+    starts = {ln.index("48x48") for ln in lines if "48x48" in ln}
+    assert len(lines) >= 3 and len(starts) == 1, lines
+    header = lines[0]
+    assert header.index("input") == starts.pop()
+
+
+def test_train_help_lists_the_set_keys():
+    r = run("train", "--help")
+    assert r.returncode == 0, r.stderr
+    for key in ("epochs=30", "lr=0.05", "augment.hflip=0.5", "augment.mixup_alpha=0.0"):
+        assert key in r.stdout.replace("\n    ", " "), key
+
+
+def test_train_help_keys_match_the_config_dataclasses():
+    pytest.importorskip("torch")
+    import dataclasses
+
+    from affectlens.cli import _train_set_keys
+    from affectlens.training.augment import AugmentConfig
+    from affectlens.training.config import TrainConfig
+
+    text = _train_set_keys()
+    want = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
+    want |= {f"augment.{f.name}" for f in dataclasses.fields(AugmentConfig)}
+    got = {item.split("=")[0].strip() for line in text.splitlines()[1:] for item in line.split(", ") if "=" in item}
+    assert want <= got
+
+
+def test_quiet_hides_progress_but_not_results(tmp_path):
+    r = run("image", need(IMAGES / "single_face.jpg"), IMAGES / "multi_face.jpg", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "single_face.jpg: 1 face(s)" in r.stdout and r.stderr == ""
+
+
+def test_native_video_messages_do_not_leak(tmp_path):
+    from conftest import VIDEOS
+
+    data = need(VIDEOS / "face_noface.mov").read_bytes()
+    bad = tmp_path / "cut.mov"
+    bad.write_bytes(data[:200_000])   # no moov atom: FFmpeg complains on its own
+    r = run("video", bad, "--out", tmp_path / "out")
+    assert r.returncode == 1 and "cut.mov" in r.stderr
+    assert "moov atom" not in r.stderr and "@ 0x" not in r.stderr, r.stderr
+    assert "s of video" not in r.stderr, "no empty progress bar before the error"

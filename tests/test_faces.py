@@ -69,3 +69,37 @@ def test_empty():
     e = Faces.empty(info=FrameInfo("none.jpg"))
     assert len(e) == 0 and list(e) == [] and e.to_dict()["faces"] == []
     assert Faces.from_dict(e.to_dict()).info.source == "none.jpg"
+
+
+# ----- notebook and DataFrame conveniences ---------------------------------------------------
+def test_top_emotion_is_the_most_confident_face():
+    f = _faces(3)
+    i = int(np.argmax(f.confidence))
+    assert f.top_emotion == (f.emotions[i], pytest.approx(float(f.confidence[i])))
+    assert Faces.empty().top_emotion is None and _faces(2, classified=False).top_emotion is None
+
+
+def test_to_pandas_one_row_per_face():
+    pd = pytest.importorskip("pandas")
+    f = _faces(3).with_data(quality=np.array([0.9, 0.2, 0.5], np.float32))
+    df = f.to_pandas()
+    assert isinstance(df, pd.DataFrame) and len(df) == 3
+    assert list(df.columns[:12]) == ["source", "frame_index", "timestamp_ms", "face", "track_id", "x1", "y1", "x2",
+                                     "y2", "det_score", "emotion", "confidence"]
+    assert list(df.columns[12:19]) == list(EMOTIONS) and df.columns[-1] == "quality"
+    assert df["emotion"].tolist() == f.emotions and df["track_id"].isna().all()
+    np.testing.assert_allclose(df[list(EMOTIONS)].to_numpy(), f.probs, rtol=1e-6)
+    assert df["source"].eq("x.jpg").all()
+    assert len(Faces.empty().to_pandas()) == 0
+
+
+def test_to_json_is_the_dict_as_a_string():
+    f = _faces(2)
+    assert json.loads(f.to_json()) == json.loads(json.dumps(f.to_dict()))
+    assert f.to_json(indent=2).startswith("{\n")
+
+
+def test_repr_html_without_image_is_a_table():
+    text = _faces(2)._repr_html_()
+    assert "<table>" in text and "<img" not in text and "2 face(s) in x.jpg" in text
+    assert "appearance, not inner state" in text

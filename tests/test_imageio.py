@@ -111,7 +111,7 @@ def test_bytes_and_arrays_are_accepted(single_face_path):
 
 
 def test_unsupported_source_type():
-    with pytest.raises(InvalidImageError, match="expected a path, bytes or numpy array"):
+    with pytest.raises(InvalidImageError, match="expected a path, URL, bytes, PIL image or numpy array"):
         load_image(12345)
 
 
@@ -124,3 +124,55 @@ def test_find_images_reports_missing_and_empty_inputs(tmp_path):
     assert [p.name for p in images] == ["a.png"]
     assert [p for p, _ in problems] == [str(tmp_path / "empty"), str(tmp_path / "ghost.jpg")]
     assert "holds no image files" in problems[0][1] and "no such file" in problems[1][1]
+
+
+# ----- PIL images and URLs -------------------------------------------------------------------
+def test_pil_image_is_read_as_bgr(single_face_path):
+    Image = pytest.importorskip("PIL.Image")
+    bgr = load_image(single_face_path)
+    pil = Image.open(single_face_path)
+    assert np.array_equal(load_image(pil), bgr)
+    rgba = Image.fromarray(np.dstack([bgr[:, :, ::-1], np.full(bgr.shape[:2], 255, np.uint8)]), "RGBA")
+    assert np.array_equal(load_image(rgba), bgr)
+    gray = pil.convert("L")
+    assert load_image(gray).shape == bgr.shape
+
+
+def test_url_without_permission_says_how_to_allow_it():
+    with pytest.raises(InvalidImageError, match=r"https://example\.com/a\.jpg: a URL; downloading is off") as e:
+        load_image("https://example.com/a.jpg")
+    assert "allow_urls=True" in str(e.value) and "no such file" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def http_root(tmp_path_factory):
+    """A real HTTP server on 127.0.0.1 serving a folder with one photo."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    root = tmp_path_factory.mktemp("www")
+    shutil.copy(need(IMAGES / "single_face.jpg"), root / "face.jpg")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_url_is_downloaded_when_allowed(http_root, single_face_path):
+    assert np.array_equal(load_image(f"{http_root}/face.jpg", allow_urls=True), load_image(single_face_path))
+
+
+def test_url_errors_name_the_url(http_root):
+    with pytest.raises(InvalidImageError, match=r"/missing\.jpg: the server answered 404"):
+        load_image(f"{http_root}/missing.jpg", allow_urls=True)
+    with pytest.raises(InvalidImageError, match=r"http://127\.0\.0\.1:9/x\.jpg: cannot download"):
+        load_image("http://127.0.0.1:9/x.jpg", allow_urls=True)
+    from affectlens.imageio import fetch_url
+
+    with pytest.raises(InvalidImageError, match="larger than 100 bytes"):
+        fetch_url(f"{http_root}/face.jpg", max_bytes=100)

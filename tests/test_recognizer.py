@@ -61,3 +61,19 @@ def test_options_reach_the_detector():
 def test_bad_input_raises_invalid_image(recognizer, tmp_path):
     with pytest.raises(InvalidImageError, match="missing.png"):
         recognizer.predict(tmp_path / "missing.png")
+
+
+def test_list_of_paths_gives_a_list_of_results(recognizer):
+    paths = [need(IMAGES / "single_face.jpg"), need(IMAGES / "multi_face.jpg")]
+    out = recognizer.predict(paths)
+    assert isinstance(out, list) and [len(f) for f in out] == [1, len(recognizer.predict(paths[1]))]
+    assert [f.info.source for f in out] == [str(p) for p in paths]
+
+
+def test_pil_input_and_notebook_display(recognizer):
+    Image = pytest.importorskip("PIL.Image")
+    path = need(IMAGES / "single_face.jpg")
+    faces = recognizer.predict(Image.open(path))
+    assert len(faces) == 1 and faces.top_emotion[0] == faces.emotions[0]
+    html = faces._repr_html_()
+    assert html.count('<img') == 1 and "data:image/jpeg;base64," in html and "<table>" in html

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affectlens.faces import Faces
+from affectlens.faces import Faces, FrameInfo
 from affectlens.smoothing import (EmaSmoother, HmmSmoother, MovingAverageSmoother, NoSmoother,
                                   TemporalEmotionTracker, create_smoother, flicker_rate)
 
@@ -154,7 +154,7 @@ def test_create_smoother_validates(name, kwargs, valid):
 
 
 def test_unknown_smoother_lists_the_valid_names():
-    with pytest.raises(ValueError, match="none, moving-average, ema, hmm"):
+    with pytest.raises(ValueError, match="none, moving-average, ema, hmm, learned"):
         create_smoother("kalman")
 
 
@@ -187,3 +187,90 @@ def test_flicker_rate():
     assert flicker_rate(["a", "b"], [10, 10]) == 0.0
     with pytest.raises(ValueError, match="timestamp"):
         flicker_rate(["a", "b"], [0])
+
+
+# ----- time-based parameters ---------------------------------------------------------------
+def _timed(probs, ids, t_ms):
+    probs = np.asarray(probs, np.float32).reshape(len(ids), -1)
+    n = len(ids)
+    return Faces(np.tile([0, 0, 10, 10], (n, 1)), np.ones(n), np.zeros((n, 5, 2)), probs, track_id=np.array(ids),
+                 info=FrameInfo("clip.mp4", None, float(t_ms), (10, 10)))
+
+
+def _step_response(smoother, fps, seconds=2.0, step_at_s=1.0):
+    """p(neutral) of the output for a switch happy -> neutral at ``step_at_s``, sampled at ``fps``."""
+    ts = np.arange(0, seconds * 1000, 1000 / fps)
+    out = [smoother.update(_timed(np.eye(7)[[4 if t >= step_at_s * 1000 else 3]], [1], t)).probs[0, 4] for t in ts]
+    return ts, np.array(out)
+
+
+@pytest.mark.parametrize("make", [lambda: MovingAverageSmoother(window_s=0.5), lambda: EmaSmoother(tau_s=0.3)])
+def test_time_based_smoothers_mean_the_same_span_at_any_frame_rate(make):
+    """The time a smoothed label needs to follow a change is (about) the same at 10 and 30 frames/s."""
+    follow = {}
+    for fps in (10, 30):
+        ts, p = _step_response(make(), fps)
+        follow[fps] = ts[np.argmax((ts >= 1000) & (p > 0.5))] - 1000
+    assert follow[10] > 0 and abs(follow[10] - follow[30]) <= 100, follow
+
+
+def test_hmm_hold_time_is_its_stay_probability_at_the_frame_rate():
+    """hold_s sets the transition prior per elapsed time: at 25 frames/s, hold_s=0.8 is stay_prob exp(-40/800)."""
+    seq = _noisy_sequence()
+    by_time, by_frame = HmmSmoother(hold_s=0.8), HmmSmoother(stay_prob=float(np.exp(-40 / 800)))
+    for t, p in enumerate(seq):
+        a = by_time.update(_timed(p[None], [1], 40.0 * t)).probs
+        b = by_frame.update(_frame(p[None], [1])).probs
+        assert np.allclose(a, b, atol=1e-6)
+    sparse = HmmSmoother(hold_s=0.8)  # the same evidence 4 times further apart: the prior sticks less per frame
+    tops = [sparse.update(_timed(p[None], [1], 160.0 * t)).probs[0].argmax() for t, p in enumerate(seq)]
+    assert np.argmax(np.array(tops[100:]) == 4) <= np.argmax(_run(HmmSmoother(hold_s=0.8), seq)[100:].argmax(1) == 4)
+
+
+def test_frame_count_aliases_depend_on_the_frame_rate():
+    follow = {}
+    for fps in (10, 30):
+        ts, p = _step_response(MovingAverageSmoother(window=15), fps)
+        follow[fps] = ts[np.argmax((ts >= 1000) & (p > 0.5))] - 1000
+    assert follow[10] == pytest.approx(3 * follow[30], abs=40), "15 frames are 1.5 s at 10 fps, 0.5 s at 30"
+
+
+def test_moving_average_in_seconds_keeps_the_frames_of_the_window_on_a_variable_frame_rate():
+    sm = MovingAverageSmoother(window_s=0.1)
+    ts = [0, 14, 55, 60, 170, 180]
+    seq = np.random.default_rng(4).dirichlet(np.ones(7), len(ts))
+    outs = [sm.update(_timed(seq[i][None], [1], t)).probs[0] for i, t in enumerate(ts)]
+    assert np.allclose(outs[3], seq[:4].mean(0), atol=1e-6), "60 ms: all four frames are within 100 ms"
+    assert np.allclose(outs[4], seq[4], atol=1e-6), "170 ms: only itself (frames at <= 70 ms fell out)"
+    assert np.allclose(outs[5], seq[4:6].mean(0), atol=1e-6)
+
+
+def test_ema_time_constant():
+    """After tau_s, a step has reached 1 - 1/e of the way, whatever the frame spacing."""
+    for dts in ([300.0], [100.0, 100.0, 100.0], [50.0, 250.0]):
+        sm = EmaSmoother(tau_s=0.3)
+        sm.update(_timed(np.eye(7)[[3]], [1], 0))
+        t = 0.0
+        for dt in dts:
+            t += dt
+            out = sm.update(_timed(np.eye(7)[[4]], [1], t)).probs[0]
+        assert out[4] == pytest.approx(1 - np.exp(-1), abs=1e-5), dts
+
+
+def test_frames_without_timestamps_are_taken_30_per_second():
+    a, b = EmaSmoother(tau_s=0.1), EmaSmoother(tau_s=0.1)
+    for i, k in enumerate([3, 4, 4]):
+        no_time = a.update(_frame(np.eye(7)[[k]], [1])).probs
+        timed = b.update(_timed(np.eye(7)[[k]], [1], i * 1000 / 30)).probs
+    assert np.allclose(no_time, timed)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(MovingAverageSmoother, {"window": 15, "window_s": 0.5}),
+                                         (EmaSmoother, {"alpha": 0.2, "tau_s": 0.3}),
+                                         (HmmSmoother, {"stay_prob": 0.9, "hold_s": 1.0}),
+                                         (MovingAverageSmoother, {"window_s": 0.0}),
+                                         (EmaSmoother, {"tau_s": -1.0}),
+                                         (HmmSmoother, {"hold_s": float("nan")})])
+def test_time_and_frame_parameters_are_exclusive_and_checked(cls, kwargs):
+    with pytest.raises(ValueError, match="not both|seconds"):
+        cls(**kwargs)

@@ -7,6 +7,7 @@ emotion are kept; the script prints the raw agreement and Cohen's kappa. Output 
 source, frame, box and label only — no pixels.
 
 Usage: python tools/wild_labels.py --crops /work/wild-crops [--out benchmarks/wild/labels.csv]
+       python tools/wild_labels.py --crops /work/wild-crops --only-a --out benchmarks/wild/labels_a.csv
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ def main() -> None:
     ap.add_argument("--crops", type=Path, required=True)
     ap.add_argument("--out", type=Path,
                     default=Path(__file__).resolve().parents[1] / "benchmarks" / "wild" / "labels.csv")
+    ap.add_argument("--only-a", action="store_true",
+                    help="labeller A alone, ignoring labels_b.csv (the larger, single-labeller set)")
     args = ap.parse_args()
     with open(args.crops / "candidates.csv", newline="") as fh:
         cands = list(csv.DictReader(fh))
     la = read_labels(args.crops / "labels_a.csv")
-    lb = read_labels(args.crops / "labels_b.csv") if (args.crops / "labels_b.csv").exists() else None
+    has_b = (args.crops / "labels_b.csv").exists() and not args.only_a
+    lb = read_labels(args.crops / "labels_b.csv") if has_b else None
     for name, lab in (("a", la), ("b", lb)):
         if lab is None:
             continue

@@ -25,6 +25,18 @@ from affectlens.recognizer import EmotionRecognizer, RecognizerOptions  # noqa: 
 
 __version__ = "0.1.0"
 
+_LAZY = {"VideoAnalyzer": "affectlens.video.analyzer", "VideoOptions": "affectlens.video.analyzer",
+         "run_video": "affectlens.video.session", "RunOptions": "affectlens.video.session"}
+
+
+def __getattr__(name: str):
+    """``from affectlens import VideoAnalyzer`` (and friends) without importing video code up front."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'affectlens' has no attribute {name!r}")
+
 __all__ = ["EmotionRecognizer", "RecognizerOptions", "EmotionClassifier", "RetinaFaceDetector", "DetectorOptions",
            "Face", "Faces", "FrameInfo", "EMOTIONS", "load_image", "AffectLensError", "InvalidImageError",
-           "ModelLoadError", "DatasetError", "InvalidVideoError", "__version__"]
+           "ModelLoadError", "DatasetError", "InvalidVideoError", "VideoAnalyzer", "VideoOptions", "run_video", "RunOptions", "__version__"]

@@ -7,9 +7,12 @@ Exit codes: 0 all inputs processed, 1 some inputs failed (the others were still 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +20,45 @@ from affectlens import __version__
 from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
 
 from affectlens.image_run import RESPONSIBLE_USE
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Keep OpenCV's and FFmpeg's own messages (written by C code straight to file descriptor 2,
+    e.g. "[mov,mp4,... @ 0x...] moov atom not found") out of the CLI's output.
+
+    Python's ``sys.stderr`` (our messages, the progress bar) keeps writing to the real standard
+    error; what the native libraries write meanwhile is collected and logged at DEBUG level
+    (``affectlens.native``), so ``AFFECTLENS_NATIVE_LOGS=1`` or ``--verbose`` logging shows it.
+    """
+    if os.environ.get("AFFECTLENS_NATIVE_LOGS"):
+        yield
+        return
+    try:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except Exception:  # an OpenCV build without the logging module
+        pass
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    saved_stream = sys.stderr
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        sys.stderr = os.fdopen(os.dup(saved_fd), "w", buffering=1, encoding=saved_stream.encoding or "utf-8",
+                               errors="replace")
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sink.seek(0)
+            for line in sink.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    logging.getLogger("affectlens.native").debug("%s", line)
 
 
 def _die(msg: str, code: int = 2) -> int:
@@ -78,7 +120,7 @@ def cmd_image(args) -> int:
             tqdm.write(f"affectlens: {exc}", file=sys.stderr)
             continue
         records.append(rec_json)
-        if not args.quiet and args.json != "-":
+        if args.json != "-":  # -q hides the progress bar only
             summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
             tqdm.write(f"{path}: {len(faces)} face(s): {summary}")
     failed = [r for r in records if "error" in r]
@@ -169,49 +211,58 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_temporal(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return _die("training needs PyTorch: pip install 'affectlens[train]' -c constraints.txt")
+    from affectlens.training.temporal import load_temporal_config, train_temporal
+
+    try:
+        cfg = load_temporal_config(args.config, args.set)
+    except (OSError, ValueError) as exc:
+        return _die(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        metrics = train_temporal(cfg, resume=args.resume)
+    except (DatasetError, ModelLoadError) as exc:
+        return _die(str(exc))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+    return 0
+
+
 # ----------------------------------------------------------------------------- video
 def cmd_video(args) -> int:
-    from tqdm import tqdm
-
     from affectlens.detection import DetectorOptions
     from affectlens.errors import InvalidVideoError
     from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+    from affectlens.video.progress import VideoProgress
     from affectlens.video.session import RunOptions, run_video
 
     logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
-        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision, detector=det, threads=args.threads),
-                            smooth=args.smooth, window=args.window, detect_every=args.detect_every)
+        opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision,
+                                                         detector=det, threads=args.threads),
+                            smooth=args.smooth, window_s=args.window_s, window=args.window,
+                            ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
+                            detect_every=args.detect_every)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
                          live=args.live, resume=args.resume)
         analyzer = VideoAnalyzer(opts)
     except (ValueError, ModelLoadError) as exc:
         return _die(str(exc))
-    bar = tqdm(total=None, unit="s", disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc} {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}, {rate_fmt}]")
-    state = {"last": 0.0}
-
-    def progress(n, ts, total_ms):
-        if total_ms and bar.total is None:
-            bar.total = round(total_ms / 1000, 1)
-        bar.desc = f"{n} frames"
-        bar.update(max(0.0, ts / 1000 - state["last"]))
-        state["last"] = ts / 1000
-
     try:
-        result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
+        with quiet_native_logs(), VideoProgress(disable=args.quiet) as progress:
+            result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
     except InvalidVideoError as exc:
-        bar.close()
         return _die(str(exc), 1)
-    bar.close()
     for problem in result.problems:
         print(f"affectlens: {problem}", file=sys.stderr)
-    if not args.quiet:
-        print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
-              f" ({', '.join(Path(p).name for p in result.files.values())})")
+    print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
+          f" ({', '.join(Path(p).name for p in result.files.values())})")
     if result.interrupted:
         print("affectlens: interrupted; outputs cover the frames processed so far (continue with --resume)",
               file=sys.stderr)
@@ -265,11 +316,12 @@ def cmd_models(args) -> int:
         figures = [f"{title} {spec.metrics[key]['accuracy']:.2%}"
                    for key, title in (("fer2013_private_test", "FER-2013 PrivateTest"), ("ferplus_private_test", "FER+ test"))
                    if key in spec.metrics]
-        size = f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]} {spec.input.color}"
-        rows.append(("*" if name == chosen else " ", name, size, f"{len(spec.labels)} classes", ", ".join(figures)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+        rows.append(("*" if name == chosen else " ", name, f"{spec.input.size_hw[0]}x{spec.input.size_hw[1]}",
+                     spec.input.color, f"{len(spec.labels)} classes", ", ".join(figures) or "-"))
+    head = (" ", "model", "input", "color", "labels", "accuracy")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print(r[0] + " " + "  ".join(c.ljust(w) for c, w in zip(r[1:], widths[1:])).rstrip())
     print(f"\n* used when no model is named, on this CPU: {chosen} (family {DEFAULT_MODEL}; {reason})")
     print(f"  CPU: {cpu_info().describe()}")
     return 0
@@ -285,6 +337,56 @@ def cmd_doctor(args) -> int:
     if args.json != "-":
         print(format_doctor(report))
     return 0 if report.ok else 1
+
+
+# ----------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from affectlens.export import ExportError, export_bundle
+
+    try:
+        manifest = export_bundle(args.format, args.out, model=args.model, verify_faces=args.verify_faces)
+    except ExportError as exc:
+        return _die(str(exc), 1)
+    except ModelLoadError as exc:
+        return _die(str(exc))
+    v = manifest["verification"]
+    print(f"{args.out}: {manifest['detector']}, {manifest['emotion_model']} ({manifest['model']}), spec, labels.txt, "
+          f"manifest.json; verified on {v['faces']} faces here: top-emotion agreement {v['agreement']:.2%}, "
+          f"max probability difference {v['max_prob_diff']}")
+    return 0
+
+
+class _WrapEpilog(argparse.HelpFormatter):
+    """Keeps the epilog's line breaks and wraps each long line at commas."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        return "\n".join(textwrap.fill(line, width, initial_indent=indent, break_on_hyphens=False,
+                                        subsequent_indent=indent + ("    " if line.startswith("  ") else ""))
+                         for line in text.splitlines())
+
+
+def _train_set_keys() -> str:
+    """The ``--set`` keys of ``train`` with their defaults, read from the config dataclasses' source
+    (importing them would import PyTorch on every CLI call)."""
+    import ast
+
+    root = Path(__file__).resolve().parent / "training"
+    found: dict[str, list[str]] = {}
+    for file, cls, prefix in (("config.py", "TrainConfig", ""), ("augment.py", "AugmentConfig", "augment.")):
+        try:
+            tree = ast.parse((root / file).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls:
+                for st in node.body:
+                    if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and st.value is not None \
+                            and not ast.unparse(st.annotation).endswith("Config"):
+                        found.setdefault(prefix, []).append(f"{prefix}{st.target.id}={ast.unparse(st.value)}")
+    lines = [", ".join(v) for v in found.values()]
+    return "--set keys (default values):\n  " + "\n  ".join(lines) if lines else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,16 +436,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
 
-    tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)")
+    tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)", epilog=_train_set_keys(),
+                        formatter_class=_WrapEpilog)
     tr.add_argument("--config", default=None,
                     help="TOML config (see configs/); without it the defaults, changed with --set")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run (--config or --data)")
-    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override config values, e.g. --set epochs=10 augment.hflip=0 (keys listed below)")
     from affectlens.custom_cli import add_dataset_parser, add_train_arguments
 
     add_train_arguments(tr)
     tr.set_defaults(func=cmd_train)
     add_dataset_parser(sub)
+
+    tt = sub.add_parser("train-temporal", help="train the learned temporal smoother (needs the 'train' extra)")
+    tt.add_argument("--config", default=None, metavar="TOML", help="e.g. configs/temporal-gru.toml")
+    tt.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    tt.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    tt.set_defaults(func=cmd_train_temporal)
 
     vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
     vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
@@ -353,8 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
     vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--smooth", default="moving-average", choices=["none", "moving-average", "ema", "hmm"])
-    vi.add_argument("--window", type=int, default=15, metavar="FRAMES", help="moving-average window (10-30)")
+    vi.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                    help="temporal smoother (default hmm; see docs/temporal.md)")
+    vi.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
+                    help="moving-average window in seconds of video time (default 0.5)")
+    vi.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                    help="moving-average window in analysed frames instead (10-30)")
+    vi.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
+    vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
+                    help="HMM: mean time an expression is expected to be held")
+    vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
+                    help="model of --smooth learned (default: the shipped one)")
     vi.add_argument("--detect-every", type=int, default=1, metavar="K",
                     help="run the face detector on every K-th analysed frame, track in between (faster)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
@@ -398,6 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
+
+    ex = sub.add_parser("export", help="write the detector and an emotion model for on-device apps (Android, iOS)")
+    ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
+                    help="ort: ONNX Runtime Mobile (+ operator list for a reduced build); onnx: plain ONNX")
+    ex.add_argument("--out", required=True, metavar="DIR", help="bundle folder")
+    ex.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                    help="emotion model (default: the fp32 reference of the default model; see docs/mobile.md)")
+    ex.add_argument("--verify-faces", type=int, default=1000, metavar="N",
+                    help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
+    ex.set_defaults(func=cmd_export)
 
     mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)

@@ -265,7 +265,95 @@ class Faces:
         return {"info": self.info.to_dict(), "labels": list(self.labels), "faces": [f.to_dict() for f in self]}
 
     def to_json(self, **kwargs) -> str:
+        """:meth:`to_dict` as a JSON string (``kwargs`` go to :func:`json.dumps`, e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    # ----- notebooks and data frames ---------------------------------------------------
+    @property
+    def top_emotion(self) -> tuple[str, float] | None:
+        """``(label, probability)`` of the most confident face's top emotion; ``None`` without classified faces.
+
+        Example:
+            >>> rec.predict("photo.jpg").top_emotion
+            ('happy', 0.93)
+        """
+        if not len(self) or not self.classified:
+            return None
+        i = int(np.argmax(self.confidence))
+        return self.labels[int(self.emotion_index[i])], float(self.confidence[i])
+
+    def to_pandas(self):
+        """One row per face as a :class:`pandas.DataFrame` (needs ``pip install 'affectlens[dataframe]'``).
+
+        Columns: ``source``, ``frame_index``, ``timestamp_ms``, ``face``, ``track_id`` (``<NA>``
+        when untracked), ``x1``, ``y1``, ``x2``, ``y2``, ``det_score``, ``emotion``, ``confidence``,
+        one probability column per label (in ``labels`` order) and every 1-D ``data`` column
+        (e.g. ``quality``).
+
+        Raises:
+            ImportError: pandas is not installed (the message says how to install it).
+
+        Example:
+            >>> df = rec.predict("group.jpg").to_pandas()
+            >>> df[["emotion", "confidence", "happy"]]
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Faces.to_pandas() needs pandas: pip install 'affectlens[dataframe]'") from None
+        n = len(self)
+        cols: dict[str, Any] = {
+            "source": [self.info.source] * n, "frame_index": pd.array([self.info.frame_index] * n, "Int64"),
+            "timestamp_ms": np.full(n, np.nan if self.info.timestamp_ms is None else self.info.timestamp_ms),
+            "face": np.arange(n), "track_id": pd.array([None if t < 0 else int(t) for t in self.track_id], "Int64"),
+            "x1": self.xyxy[:, 0], "y1": self.xyxy[:, 1], "x2": self.xyxy[:, 2], "y2": self.xyxy[:, 3],
+            "det_score": self.det_score, "emotion": self.emotions, "confidence": self.confidence}
+        if self.classified:
+            cols.update({name: self.probs[:, j] for j, name in enumerate(self.labels) if name not in cols})
+        cols.update({k: v for k, v in self.data.items() if v.ndim == 1 and k not in cols})
+        return pd.DataFrame(cols)
+
+    def attach_image(self, image_bgr: np.ndarray) -> "Faces":
+        """This object, remembering the ``(h, w, 3)`` BGR image it was found in (not copied).
+
+        Only :meth:`_repr_html_` (notebooks) uses it, to show the annotated image; the image is
+        not serialised and not kept by :meth:`replace` or indexing.
+        """
+        object.__setattr__(self, "_image", image_bgr)
+        return self
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: the annotated image (when the recognizer attached it) and a table of faces."""
+        import base64
+        import html
+
+        parts = []
+        image = getattr(self, "_image", None)
+        if image is not None:
+            import cv2
+
+            from affectlens.annotate import annotate
+
+            drawn = annotate(image, self)
+            h, w = drawn.shape[:2]
+            if max(h, w) > 960:
+                k = 960 / max(h, w)
+                drawn = cv2.resize(drawn, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                parts.append(f'<img style="max-width:100%" alt="annotated faces" '
+                             f'src="data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}">')
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{'' if f.track_id is None else f.track_id}</td>"
+            f"<td>{html.escape(str(f.emotion or '–'))}</td>"
+            f"<td>{'' if f.confidence is None else f'{f.confidence:.0%}'}</td>"
+            f"<td>{', '.join(f'{v:.0f}' for v in f.bbox)}</td></tr>" for i, f in enumerate(self))
+        src = f" in {html.escape(self.info.source)}" if self.info.source else ""
+        parts.append(f"<p>{len(self)} face(s){src}. Emotion estimates read appearance, not inner state.</p>")
+        if rows:
+            parts.append("<table><thead><tr><th>face</th><th>track</th><th>emotion</th><th>confidence</th>"
+                         f"<th>box (x1, y1, x2, y2)</th></tr></thead><tbody>{rows}</tbody></table>")
+        return "<div>" + "".join(parts) + "</div>"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Faces":

@@ -11,6 +11,7 @@ is applied.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from affectlens.image_header import SUPPORTED_FORMATS, HeaderError, read_header 
 DEFAULT_MAX_PIXELS = 100_000_000
 #: Smallest side in pixels that can hold a detectable face.
 MIN_SIDE_PX = 8
+#: Largest download accepted by :func:`fetch_url` (bytes).
+MAX_DOWNLOAD_BYTES = 50_000_000
+_URL = re.compile(r"^https?://", re.IGNORECASE)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jp2", ".pgm",
                             ".ppm", ".pbm", ".pnm", ".jpe", ".jfif"})
 
@@ -141,12 +145,57 @@ def _composite(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return (bgr.astype(np.float32) * a + 255.0 * (1 - a)).round().astype(np.uint8)
 
 
-def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image from a path, encoded bytes or an array.
+def is_url(source) -> bool:
+    """Whether ``source`` is an ``http://`` or ``https://`` URL string."""
+    return isinstance(source, str) and bool(_URL.match(source))
+
+
+def fetch_url(url: str, timeout_s: float = 10.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    """Download ``url`` (http or https) into memory.
+
+    Raises:
+        InvalidImageError: not an http(s) URL, the server cannot be reached or answers with an
+            error, or the body is larger than ``max_bytes``.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not is_url(url):
+        raise InvalidImageError(f"{url}: expected an http:// or https:// URL")
+    req = urllib.request.Request(url, headers={"User-Agent": "affectlens"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (scheme checked above)
+            data = resp.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise InvalidImageError(f"{url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise InvalidImageError(f"{url}: cannot download ({reason})") from None
+    if len(data) > max_bytes:
+        raise InvalidImageError(f"{url}: larger than {max_bytes:,} bytes; download it yourself if it is meant")
+    return data
+
+
+def _from_pil(image) -> np.ndarray:
+    """A PIL image as a BGR[A] uint8 array (alpha kept, so it is composited like a PNG's)."""
+    alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    arr = np.asarray(image.convert("RGBA" if alpha else "RGB"))
+    return np.ascontiguousarray(arr[:, :, [2, 1, 0, 3] if alpha else [2, 1, 0]])
+
+
+def _is_pil(source) -> bool:
+    return all(hasattr(source, a) for a in ("mode", "size", "convert", "getbands"))
+
+
+def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, allow_urls: bool = False) -> np.ndarray:
+    """Read an image from a path, URL, encoded bytes, a PIL image or an array.
 
     Args:
-        source: file path (str or Path), ``bytes``, or an ``(h, w[, c])`` array (taken as BGR[A]).
+        source: file path (str or Path), ``http(s)://`` URL (with ``allow_urls``), ``bytes``,
+            a ``PIL.Image.Image``, or an ``(h, w[, c])`` array (taken as BGR[A]).
         max_pixels: refuse images with more pixels than this.
+        allow_urls: download ``http(s)://`` sources; off by default, so that nothing leaves the
+            machine unless asked.
 
     Returns:
         ``(h, w, 3)`` uint8 BGR array.
@@ -154,6 +203,8 @@ def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     Raises:
         InvalidImageError: the message names the file and the problem.
     """
+    if _is_pil(source):
+        source = _from_pil(source)
     if isinstance(source, np.ndarray):
         img = to_bgr8(source)
         if min(img.shape[:2]) < MIN_SIDE_PX:
@@ -163,7 +214,13 @@ def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if not isinstance(source, (str, os.PathLike)):
-        raise InvalidImageError(f"expected a path, bytes or numpy array, got {type(source).__name__}")
+        raise InvalidImageError(f"expected a path, URL, bytes, PIL image or numpy array, got {type(source).__name__}")
+    if is_url(source):
+        if not allow_urls:
+            raise InvalidImageError(f"{source}: a URL; downloading is off by default. Pass allow_urls=True "
+                                    "(e.g. EmotionRecognizer().predict(url, allow_urls=True)) or download the file "
+                                    "and pass its path")
+        return decode_image(fetch_url(source), source, max_pixels)
     path = Path(source)
     if not path.exists():
         raise InvalidImageError(f"{path}: no such file")

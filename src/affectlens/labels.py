@@ -49,3 +49,63 @@ def canonical_label(name: str) -> str:
     """
     key = str(name).strip().lower()
     return LABEL_SYNONYMS.get(key, key)
+
+
+# ----- one palette and one emotion order (src/affectlens/palette.json) ------------------------
+def _load_palette() -> dict:
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("affectlens").joinpath("palette.json").read_text(encoding="utf-8"))
+
+
+_PALETTE = _load_palette()
+
+#: Display order of emotions (charts, legends, bar panels): the 7 Ekman labels, then contempt.
+EMOTION_ORDER: tuple[str, ...] = tuple(_PALETTE["order"])
+
+#: Label → ``#rrggbb``, the one palette of the annotator, report, dashboard and web SDK.
+EMOTION_COLORS_HEX: dict[str, str] = dict(_PALETTE["colors"])
+
+#: Colour of labels outside the palette (e.g. a custom model's classes, or "unreliable").
+OTHER_COLOR_HEX = "#bdbdbd"
+
+
+def _hex_to_bgr(color: str) -> tuple[int, int, int]:
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+#: Label → BGR tuple for OpenCV drawing.
+EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {k: _hex_to_bgr(v) for k, v in EMOTION_COLORS_HEX.items()}
+
+
+def emotion_color(label: str | None, fmt: str = "hex"):
+    """The palette colour of ``label`` (a light grey for labels outside the palette).
+
+    Args:
+        label: emotion name, e.g. ``"happy"``.
+        fmt: ``"hex"`` for ``"#rrggbb"`` or ``"bgr"`` for an OpenCV ``(b, g, r)`` tuple.
+
+    Returns:
+        The colour in the requested format.
+
+    Raises:
+        ValueError: unknown ``fmt``.
+
+    Example:
+        >>> emotion_color("happy"), emotion_color("happy", "bgr")
+        ('#fbc02d', (45, 192, 251))
+    """
+    hexa = EMOTION_COLORS_HEX.get(label or "", OTHER_COLOR_HEX)
+    if fmt == "hex":
+        return hexa
+    if fmt == "bgr":
+        return _hex_to_bgr(hexa)
+    raise ValueError(f"fmt: expected 'hex' or 'bgr', got {fmt!r}")
+
+
+def display_order(labels) -> list[str]:
+    """``labels`` sorted by :data:`EMOTION_ORDER`, labels outside it last in their given order."""
+    rank = {k: i for i, k in enumerate(EMOTION_ORDER)}
+    return sorted(labels, key=lambda k: (rank.get(k, len(rank)), list(labels).index(k)))

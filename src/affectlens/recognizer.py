@@ -11,7 +11,7 @@ import numpy as np
 from affectlens.classifier import EmotionClassifier
 from affectlens.detection import DetectorOptions, RetinaFaceDetector
 from affectlens.faces import Faces, FrameInfo
-from affectlens.imageio import DEFAULT_MAX_PIXELS, load_image
+from affectlens.imageio import DEFAULT_MAX_PIXELS, is_url, load_image
 from affectlens.models.registry import PRECISIONS, select_variant
 from affectlens.models.spec import ModelSpec
 from affectlens.quality import DEFAULT_MIN_QUALITY, assess
@@ -88,25 +88,44 @@ class EmotionRecognizer:
         return self.classifier.labels
 
     def predict(self, image, *, source: str | None = None, frame_index: int | None = None,
-                timestamp_ms: float | None = None) -> Faces:
+                timestamp_ms: float | None = None, allow_urls: bool = False):
         """Detect, align and classify every face.
 
         Args:
-            image: path, encoded bytes, or an ``(h, w[, c])`` BGR[A] uint8 array.
+            image: path, ``http(s)://`` URL (with ``allow_urls``), encoded bytes, a PIL image, an
+                ``(h, w[, c])`` BGR[A] uint8 array, or a list of these (then a list of results).
             source / frame_index / timestamp_ms: recorded in ``faces.info`` (``source``
-                defaults to the path).
+                defaults to the path or URL).
+            allow_urls: download ``http(s)://`` images (off by default: nothing leaves the
+                machine unless asked).
 
         Returns:
-            :class:`Faces` sorted by detector score; zero faces is a valid result.
+            :class:`Faces` sorted by detector score (zero faces is a valid result), or a list of
+            them for a list input. In a notebook a :class:`Faces` shows the annotated image.
 
         Raises:
-            InvalidImageError: unreadable, corrupt, too large or too small image (names the file).
+            InvalidImageError: unreadable, corrupt, too large or too small image (names the file),
+                or a URL without ``allow_urls``.
+
+        Example:
+            >>> rec.predict(["a.jpg", "b.jpg"])                    # list in, list out
+            >>> rec.predict("https://example.org/a.jpg", allow_urls=True)
         """
+        if isinstance(image, (list, tuple)):
+            return self.predict_many(image, allow_urls=allow_urls)
         if source is None and isinstance(image, (str, os.PathLike)):
-            source = str(Path(image))
-        bgr = load_image(image, self.options.max_pixels)
+            source = image if is_url(image) else str(Path(image))
+        bgr = load_image(image, self.options.max_pixels, allow_urls=allow_urls)
         info = FrameInfo(source, frame_index, timestamp_ms, bgr.shape[:2])
-        return self.predict_bgr(bgr, info)
+        return self.predict_bgr(bgr, info).attach_image(bgr)
+
+    def predict_many(self, images, allow_urls: bool = False) -> list[Faces]:
+        """:meth:`predict` for each of ``images`` (paths, URLs, bytes, PIL images or arrays), in order.
+
+        Raises:
+            InvalidImageError: at the first unreadable image (names it).
+        """
+        return [self.predict(im, allow_urls=allow_urls) for im in images]
 
     __call__ = predict
 

@@ -65,7 +65,7 @@ def _error(r, status: int, code: str | None = None) -> dict:
     return body["error"]
 
 
-def _wait_job(live, job_id: str, states=("done", "failed"), timeout_s: float = 40.0) -> dict:
+def _wait_job(live, job_id: str, states=("done", "failed"), timeout_s: float = 90.0) -> dict:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
         job = live.http.get(f"/v1/jobs/{job_id}").json()

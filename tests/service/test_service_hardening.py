@@ -26,7 +26,7 @@ CONSENT = {"X-Consent": "subject-consented"}
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     data = tmp_path_factory.mktemp("hard")
-    app = create_app(ServiceConfig(data_dir=data, max_upload_mb=8.0, cleanup_interval_s=3600))
+    app = create_app(ServiceConfig(data_dir=data, max_upload_mb=8.0, cleanup_interval_s=3600, threads=1))
     with LiveServer(app) as srv:
         srv.data, srv.app = data, app
         srv.http = httpx.Client(base_url=srv.url, timeout=60)
@@ -171,3 +171,24 @@ def test_stored_folders_are_owner_only(live):
         assert (live.data / d).stat().st_mode & 0o777 == 0o700, d
     for f in ("affectlens.db", "service-config.json"):
         assert (live.data / f).stat().st_mode & 0o777 == 0o600, f
+
+
+def test_healthz_names_the_model_its_sha256_and_the_thread_setting(live):
+    from affectlens.models.registry import resolve_spec
+
+    spec = resolve_spec(None)
+    h = live.http.get("/healthz").json()
+    assert (h["model"], h["model_sha256"], h["threads"]) == (spec.name, spec.sha256, 1)
+
+
+def test_concurrent_analyses_share_the_models_without_a_global_lock(live, single_face_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = single_face_path.read_bytes()
+    one = live.http.post("/v1/images:analyze", content=body, headers=CONSENT).json()
+    with ThreadPoolExecutor(4) as ex:
+        many = list(ex.map(lambda _: live.http.post("/v1/images:analyze", content=body, headers=CONSENT), range(8)))
+    assert all(r.status_code in (200, 503) for r in many)
+    ok = [r.json() for r in many if r.status_code == 200]
+    assert ok and all(r["faces"] == one["faces"] for r in ok)  # concurrent runs give identical results
+    assert not hasattr(live.app.state.svc, "model_lock")

@@ -14,6 +14,7 @@ httpx = pytest.importorskip("httpx")
 
 from affectlens.service.jobs import JobStore  # noqa: E402
 from conftest import VIDEOS, need  # noqa: E402
+from pg_helpers import postgres_url  # noqa: E402,F401 (a fixture)
 from service_helpers import ServerProcess  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
@@ -83,3 +84,50 @@ def test_kill_9_of_the_server_mid_job_gives_one_worker_and_no_duplicate_frames(t
     pids = {int(line.split(" worker ")[1].split()[0]) for line in log.splitlines() if " worker " in line}
     assert len(pids) == 2 and worker in pids, log[-2000:]
     store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_db(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from affectlens.service.db import database_url
+
+    server = request.getfixturevalue("postgres_url")
+    name = "l_" + uuid.uuid4().hex[:12]
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return database_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def test_a_second_server_leaves_a_live_servers_job_alone_and_takes_it_after_the_lease(shared_db, tmp_path):
+    a, b = JobStore(shared_db), JobStore(shared_db)  # two servers' connections to one database
+    media = tmp_path / "uploads" / "j" / "video.mp4"
+    media.parent.mkdir(parents=True)
+    media.write_bytes(b"x")
+    a.create(consent="contract", key_id="k", retain=False, media_path=str(media), out_dir=str(tmp_path / "jobs" / "j"),
+             options={}, job_id="j")
+    job = a.claim_next(owner="server-a", lease_s=2.0)
+    assert b.claim_next(owner="server-b", lease_s=2.0) is None  # never claimed twice
+    assert b.recover_running(max_attempts=3, ttl_s=60) == []    # a's lease runs: b leaves it alone
+    time.sleep(1.0)
+    assert a.renew_leases("server-a", 2.0) == 1 and b.renew_leases("server-b", 2.0) == 0
+    time.sleep(1.5)
+    assert b.recover_running(max_attempts=3, ttl_s=60) == []    # renewed: still a's
+    assert a.update_progress("j", 0.5, None, 10, token=job.lease_token)
+    time.sleep(2.2)                                               # a died: no renewal
+    assert b.recover_running(max_attempts=3, ttl_s=60) == [("j", "queued")]
+    taken = b.claim_next(owner="server-b", lease_s=2.0)
+    assert taken.id == "j" and taken.attempts == 2 and taken.lease_token != job.lease_token
+    # the old worker's writes are refused from now on: it stops without recording anything
+    assert not a.update_progress("j", 0.9, None, 20, token=job.lease_token)
+    assert not a.finish("j", "done", ttl_s=60, token=job.lease_token)
+    assert b.finish("j", "done", ttl_s=60, frames=30, token=taken.lease_token)
+    assert b.get("j").state == "done" and b.get("j").frames == 30
+    a.close()
+    b.close()

@@ -11,7 +11,8 @@ from affectlens.faces import Faces, FrameInfo
 from affectlens.labels import EMOTIONS
 from affectlens.video.aggregate import (DEFINITIONS, NOTICE, VALENCE_AROUSAL, aggregate_intervals,
                                         attention_from_pose, face_metrics, frame_row_fields, frame_rows,
-                                        head_pose_from_landmarks, interval_fields, summarize, valence_arousal)
+                                        MAX_STEP_FACTOR, MAX_STEP_MS, frame_durations, head_pose_from_landmarks, interval_fields,
+                                        summarize, valence_arousal)
 
 #: A frontal face (ArcFace 5-point template, pixels of a 112 x 112 crop).
 FRONTAL = np.array([[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]])
@@ -129,8 +130,9 @@ def rows(frames):
 def test_interval_columns_and_alignment(rows):
     assert all(list(r) == interval_fields(EMOTIONS) for r in rows)
     assert {(r["track_id"], r["interval"]) for r in rows} == {(1, 0), (1, 1), (1, 2), (2, 0), (2, 1)}
-    for r in rows:
-        assert r["start_ms"] == 500 * r["interval"] and r["end_ms"] == 500 * (r["interval"] + 1)
+    for r in rows:  # the last interval ends with the clip: last frame 1160 ms + one 40 ms step
+        assert r["start_ms"] == 500 * r["interval"] and r["end_ms"] == min(500 * (r["interval"] + 1), 1200)
+    assert max(r["end_ms"] for r in rows) == 1200
     assert [r["frames_analysed"] for r in rows if r["track_id"] == 1] == [13, 12, 5]   # 0-480, 520-960, 1000-1160
 
 
@@ -234,3 +236,44 @@ def test_frame_rows_one_per_face(frames):
     assert r["attention"] == pytest.approx(1.0) and r["engagement"] == pytest.approx(1.0)
     assert sum(r[f"raw_{k}"] for k in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
     json.dumps(rows, allow_nan=False)
+
+
+def test_averages_weigh_each_frame_by_the_time_it_stands_for():
+    """A burst of 10 happy frames in 100 ms, then 10 sad frames 100 ms apart: by time, sad dominates."""
+    sad = EMOTIONS.index("sad")
+    ts = list(np.arange(10) * 10.0) + list(100 + np.arange(10) * 100.0)
+    frames = []
+    for i, t in enumerate(ts):
+        p = np.eye(7)[[HAPPY if i < 10 else sad]]
+        frames.append(Faces(np.array([[20, 30, 90, 110]]), np.ones(1), FRONTAL[None], p, EMOTIONS, np.array([1]),
+                            info=FrameInfo("vfr.mp4", i, t, (200, 200))))
+    dur = frame_durations(ts)
+    assert np.allclose(dur[:10], 10) and np.allclose(dur[10:19], 100)
+    assert dur[19] == 10, "the last frame takes the median step"
+    summary = summarize(frames)
+    track = summary["tracks"][0]
+    assert track["dominant"] == "sad"
+    assert track["shares"]["sad"] == pytest.approx(910 / 1010) and track["mean_probs"]["happy"] == pytest.approx(
+        100 / 1010)
+    row = aggregate_intervals(frames, interval_s=10.0)[0]
+    assert row["frames_with_face"] == 20 and row["share_happy"] == pytest.approx(100 / 1010)
+    # a frame that stands for a long gap (a stalled stream) is capped
+    assert frame_durations([0, 40, 80, 120, 10_000])[3] == pytest.approx(max(MAX_STEP_FACTOR * 40, MAX_STEP_MS))
+    assert frame_durations([0, 2000, 4000, 60_000])[2] == pytest.approx(MAX_STEP_FACTOR * 2000)
+
+
+def test_presence_is_the_share_of_time_with_the_face():
+    """The face is in the first 5 frames (dense, 10 ms apart) and absent from 5 sparse ones: present 50 of 450 ms."""
+    ts = [0, 10, 20, 30, 40, 50, 150, 250, 350, 450]
+    frames = []
+    for i, t in enumerate(ts):
+        info = FrameInfo("vfr.mp4", i, float(t), (200, 200))
+        if i < 5 or i == 9:
+            frames.append(Faces(np.array([[20, 30, 90, 110]]), np.ones(1), FRONTAL[None], np.eye(7)[[HAPPY]], EMOTIONS,
+                                np.array([1]), info=info))
+        else:
+            frames.append(Faces.empty(EMOTIONS, info))
+    track = summarize(frames)["tracks"][0]
+    dur = frame_durations(ts)
+    assert track["presence_ratio"] == pytest.approx((dur[:5].sum() + dur[9]) / dur.sum(), abs=1e-6)
+    assert track["presence_ratio"] < 0.3 and track["lifespan_frames"] == 10 and track["frames_with_face"] == 6

@@ -76,7 +76,9 @@ def report(frames, interval_s=0.4, **kw) -> str:
 
 def assert_self_contained(text: str, checker: Checker) -> None:
     assert "http://" not in text and "https://" not in text
-    assert all(not re.match(r"^[a-z]+:|^//", link) for link in checker.links), checker.links
+    # inline face thumbnails (data: URIs) are part of the file; nothing else may point outside it
+    assert all(not re.match(r"^[a-z]+:|^//", link) or link.startswith("data:image/") for link in checker.links), \
+        checker.links
     assert "<script" not in text
 
 
@@ -96,7 +98,7 @@ def test_report_with_several_tracks(tmp_path):
     assert NOTICE.split(":")[0] in text and "consent" in text
     assert "presence x attention x expressiveness" in text
     assert "time (seconds)" in text and "100%" in text
-    assert "#f0e442" in text                                # happy: BGR (66, 228, 240) → RGB hex
+    assert "#fbc02d" in text                                # happy, from palette.json
 
 
 def test_report_without_faces():
@@ -136,3 +138,70 @@ def test_report_escapes_run_details():
 def test_report_handles_one_or_many_intervals(interval_s):
     frames = make_frames(20, {1: range(2, 6), 2: range(8, 20)})
     parse(report(frames, interval_s=interval_s))
+
+
+def _b64_jpeg(value: int) -> str:
+    import base64
+
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.full((16, 16, 3), value, np.uint8))
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
+
+
+def test_group_report_ranks_people_folds_short_tracks_and_draws_one_overview():
+    # 10 s at 25 fps: track 9 on screen longest, 4 second, 5 and 6 short (2 and 10 frames)
+    spans = {4: range(0, 150), 9: range(0, 250), 5: range(40, 42), 6: range(100, 110), 8: range(60, 160)}
+    frames = make_frames(250, spans)
+    rows = aggregate_intervals(frames, 5.0)
+    thumbs = {9: _b64_jpeg(200), 4: _b64_jpeg(100)}
+    text = render_html_report(frames, rows, summarize(frames, rows), thumbnails=thumbs)
+    c = parse(text)
+    assert_self_contained(text, c)
+    assert text.count('id="overview"') == 1 and "Overview: when each person was visible" in text
+    # ranking by time on screen: Person 1 = track 9, Person 2 = track 4, Person 3 = track 8
+    assert re.search(r"Person 1 <small>\(track 9\)", text) and re.search(r"Person 2 <small>\(track 4\)", text)
+    assert re.search(r"Person 3 <small>\(track 8\)", text)
+    # short tracks (0.08 s, 0.4 s < 2 s) are listed compactly, without sections
+    assert 'id="short-tracks"' in text and "2 short track(s)" in text
+    assert 'id="track-5"' not in text and 'id="track-6"' not in text
+    assert "track 5 (0.1 s at 1.6 s" in text
+    # thumbnails inline, a placeholder where there is none
+    assert text.count('class="thumb"') == 2 * 2 and "no image" in text
+    # rates only for spans of 10 s or more: none here (all spans < 10 s)
+    assert "changes per minute" in text and "– (too short)" in text
+
+
+def test_rates_show_for_long_tracks_only():
+    frames = make_frames(300, {1: range(0, 300), 2: range(0, 100)}, dt_ms=40.0)   # 12 s and 4 s
+    text = report(frames, interval_s=5.0)
+    assert text.count("– (too short)") == 2  # table and section of the 4 s track
+    assert re.search(r"<td>\d+\.\d → \d+\.\d</td>", text), "the 12 s track has a rate"
+
+
+def test_max_sections_limits_the_detailed_charts():
+    from affectlens.video.report import ReportOptions
+
+    frames = make_frames(100, {t: range(0, 100 - 5 * t) for t in range(1, 6)})
+    rows = aggregate_intervals(frames, 1.0)
+    text = render_html_report(frames, rows, summarize(frames, rows), options=ReportOptions(max_sections=2))
+    assert text.count('class="track-section"') == 2 and "the other 3 appear in the table" in text
+    with pytest.raises(ValueError, match="max_sections"):
+        ReportOptions(max_sections=-1)
+
+
+def test_run_details_are_human_readable():
+    frames = make_frames(5, {1: range(5)})
+    rows = aggregate_intervals(frames, 1.0)
+    s = summarize(frames, rows)
+    s.update(source={"source": "/data/clips/talk.mp4", "kind": "file", "width": 640, "height": 360,
+                     "fps_nominal": 23.976023976023978, "last_timestamp_ms": 19644.624999999996},
+             options={"smooth": "ema", "window": 15, "ema_alpha": 0.2, "fps": None},
+             processing={"seconds": 12.3456, "complete": True})
+    text = render_html_report(frames, rows, s)
+    details = text[text.index("<h2>Run details"):]
+    assert "23.976023976023978" not in details and "19644.62" not in details
+    assert "23.98 frames per second" in details and "19.6 s" in details and "640 × 360 pixels" in details
+    assert "<td>video</td><td>talk.mp4</td>" in details and "source: source" not in details
+    assert "EMA weight" in details and "smoothing window" not in details   # only the smoother that ran
+    assert "every frame" in details and "12.3 s" in details and "<td>yes</td>" in details

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from affectlens.errors import InvalidVideoError
-from affectlens.video.source import VideoSource, source_kind
+from affectlens.video.source import LiveTimestamps, VideoSource, source_kind
 from conftest import VIDEOS, need
 
 
@@ -34,6 +34,36 @@ def test_variable_frame_rate_uses_container_timestamps():
     # 169 frames at a nominal 26.4 fps would end at 6.36 s only by chance; check it against the container
     assert ts[-1] == pytest.approx(6360, abs=50)
     assert not src.report.stopped_early
+    # the gaps themselves: 30 fps (33.3 ms) for 2.4 s, then 24 fps (41.7 ms), with two odd steps between
+    gaps = np.round(np.diff(ts), 1)
+    values, counts = np.unique(gaps, return_counts=True)
+    assert dict(zip(values.tolist(), counts.tolist())) == {13.7: 1, 30.0: 1, 33.3: 72, 41.7: 94}
+    assert (gaps[:72] == 33.3).all() and (gaps[-90:] == 41.7).all()
+
+
+def test_live_timestamps_use_the_stream_clock_when_it_increases():
+    clock = iter([100.0, 100.5, 101.0, 101.2])  # seconds; arrival times differ from the stream's
+    stamps = LiveTimestamps(clock=lambda: next(clock))
+    out = [stamps(p) for p in (5000.0, 5040.0, 5100.0, 5090.0)]
+    assert stamps.source == "container"
+    assert out[:3] == [0.0, 40.0, 100.0]
+    assert out[3] == pytest.approx(1200.0), "a container time going backwards: that frame takes the clock"
+
+
+@pytest.mark.parametrize("positions", [[0.0, 0.0, 0.0], [float("nan")] * 3, [-1.0, -1.0, -1.0]])
+def test_live_timestamps_fall_back_to_a_monotonic_clock(positions):
+    """A webcam that reports no time: gaps are the real arrival gaps (not 1000 / fps)."""
+    clock = iter([10.0, 10.021, 10.121])
+    stamps = LiveTimestamps(clock=lambda: next(clock))
+    out = [stamps(p) for p in positions]
+    assert stamps.source == "clock"
+    assert out == pytest.approx([0.0, 21.0, 121.0])
+
+
+def test_live_timestamps_always_increase():
+    stamps = LiveTimestamps(clock=lambda: 5.0)  # a clock too coarse to tell two frames apart
+    out = [stamps(0.0) for _ in range(3)]
+    assert out[0] == 0.0 and out[1] > out[0] and out[2] > out[1]
 
 
 def test_fps_sampling_and_cut():

@@ -82,8 +82,7 @@ class ServiceState:
         self.jobs_dir = config.data_dir / "jobs"
         self.store: JobStore | None = None
         self.pool: WorkerPool | None = None
-        self.recognizer = None
-        self.model_lock = threading.Lock()  # one analysis at a time on the shared ONNX sessions
+        self.recognizer = None  # shared by every request: ONNX Runtime sessions accept concurrent runs
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         # Database work runs here, never on the event loop nor in the pool that decodes images: a slow
@@ -116,9 +115,10 @@ class ServiceState:
         self.pool = WorkerPool(self.store, max_workers=self.config.max_workers,
                                max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
                                job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
-                               cleanup_interval_s=self.config.cleanup_interval_s, lease_s=self.config.job_lease_s)
+                               cleanup_interval_s=self.config.cleanup_interval_s, lease_s=self.config.job_lease_s,
+                               threads=self.config.threads)
         self.pool.start()
-        self.recognizer = EmotionRecognizer()
+        self.recognizer = EmotionRecognizer(threads=self.config.threads)
         cfg = self.config.data_dir / "service-config.json"
         cfg.write_text(json.dumps(self.config.public_dict(), indent=2) + "\n")
         os.chmod(cfg, 0o600)
@@ -160,9 +160,9 @@ class ServiceState:
                 self._inflight -= 1
 
     def analyze_bgr(self, bgr, fn):
-        """Run ``fn(bgr)`` on the shared models under the model lock (called in a worker thread)."""
-        with self.model_lock:
-            return fn(bgr)
+        """Run ``fn(bgr)`` on the shared models (called in a worker thread; no global lock: ONNX
+        Runtime sessions are safe to run concurrently, ``max_inflight`` bounds how many)."""
+        return fn(bgr)
 
 
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
@@ -489,8 +489,10 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     # ------------------------------------------------------------------ operations
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and configuration summary")
     async def healthz():
+        spec = svc.recognizer.classifier.spec if svc.recognizer else None
         return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
-                "model": svc.recognizer.classifier.spec.name if svc.recognizer else None,
+                "model": spec.name if spec else None, "model_sha256": spec.sha256 if spec else None,
+                "threads": config.threads,
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
                 "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,

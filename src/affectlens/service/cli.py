@@ -39,6 +39,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     sv.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per key per minute")
     sv.add_argument("--ttl-hours", type=float, default=None, help="delete results this long after a job ends")
     sv.add_argument("--workers", type=int, default=None, help="video jobs running at once")
+    sv.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="ONNX Runtime threads per model session in the API and worker processes (0 = default)")
     sv.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                     help="allow this browser origin (repeatable; CORS is off by default)")
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -73,7 +75,8 @@ def cmd_serve(args) -> int:
     overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "database_url": args.database_url,
                  "api_key_file": args.api_key_file, "max_upload_mb": args.max_upload_mb,
                  "rate_limit_per_minute": args.rate_limit, "result_ttl_hours": args.ttl_hours,
-                 "max_workers": args.workers, "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
+                 "max_workers": args.workers, "threads": args.threads,
+                 "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
                  "consent_required": False if args.no_consent_required else None}
     os.umask(0o077)  # uploads, results, logs and the database: owner only
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),

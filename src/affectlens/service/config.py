@@ -129,6 +129,9 @@ class ServiceConfig:
         min_body_bytes_per_s: slowest accepted average upload rate once ``body_timeout_s`` has passed.
         max_connections: open connections at once; more are answered 503 and closed before reading.
         db_busy_timeout_s: a request waits this long for a locked database, then answers 503.
+        threads: ONNX Runtime threads per model session, in the API process and in every worker
+            process (0 = ONNX Runtime's default, every core; set it so that ``max_inflight`` analyses
+            and ``max_workers`` jobs share the cores without oversubscribing them).
         job_lease_s: a running job's lease, renewed by its server; a job whose server died is re-run
             (by any server on the database) once its lease has expired.
         video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
@@ -159,6 +162,7 @@ class ServiceConfig:
     max_connections: int = 1024
     db_busy_timeout_s: float = 5.0
     job_lease_s: float = 30.0
+    threads: int = 0
     video_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -218,6 +222,8 @@ class ServiceConfig:
                      "header_timeout_s", "body_timeout_s", "db_busy_timeout_s", "job_lease_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = ONNX Runtime's default), got {self.threads}")
         if self.min_body_bytes_per_s < 0:
             raise ValueError(f"min_body_bytes_per_s must be >= 0, got {self.min_body_bytes_per_s}")
         for name in ("max_inflight", "max_workers", "max_attempts", "max_connections"):

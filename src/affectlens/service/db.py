@@ -4,7 +4,8 @@ Any SQLAlchemy URL works; SQLite is the default (embedded, no set-up) and is ope
 with a 30 s busy timeout. PostgreSQL needs a driver: ``pip install 'affectlens[postgres]'`` and a
 ``postgresql+psycopg://user:password@host/dbname`` URL.
 
-Tables: ``jobs`` (one row per video job), ``audit`` (who did what, under which consent) and
+The schema is versioned with Alembic (``migrations/``): :func:`migrate` creates or upgrades a
+database in place. Tables: ``jobs`` (one row per video job), ``audit`` (who did what, under which consent) and
 ``rate_hits`` (requests per API key per one-minute window, shared by every server process that
 uses the database).
 
@@ -168,6 +169,38 @@ def make_engine(url: URL, busy_timeout_s: float = 30.0) -> Engine:
     event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_timeout_s))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+#: Alembic revision of the schema above (``migrations/versions``).
+SCHEMA_REVISION = "0002"
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the database to :data:`SCHEMA_REVISION` with Alembic: create a new one, or upgrade an
+    existing one in place (jobs, audit and rate limits are kept). A database made before migrations
+    existed (tables but no ``alembic_version``) is taken to be revision ``0001``.
+
+    Returns:
+        the revision the database was at before (``"none"`` for a new one).
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == SCHEMA_REVISION:
+            return current
+        legacy = current is None and inspect(conn).has_table("jobs")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if legacy:
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
+    return current or ("0001" if legacy else "none")
 
 
 @contextmanager

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from affectlens.service.db import audit as audit_table
-from affectlens.service.db import database_url, jobs, make_engine, mask_url, metadata, transaction
+from affectlens.service.db import SCHEMA_REVISION, database_url, jobs, make_engine, mask_url, migrate, transaction
 
 STATES = ("queued", "running", "done", "failed")
 
@@ -71,7 +72,7 @@ class JobStore:
     """Thread- and process-safe access to the jobs and audit tables of one database.
 
     Every method is one short transaction; several server and worker processes may share the
-    database. The tables are created when missing.
+    database. The tables are created when missing, and an older schema is upgraded (Alembic).
 
     Args:
         path_or_url: a SQLite file (created with its folder when missing) or a SQLAlchemy URL.
@@ -88,7 +89,10 @@ class JobStore:
         self.engine: Engine = make_engine(self.url, busy_timeout_s)
         for attempt in range(3):  # two processes starting at once may race to create the tables
             try:
-                metadata.create_all(self.engine)
+                before = migrate(self.engine)
+                if before not in (SCHEMA_REVISION, "none"):
+                    logging.getLogger("affectlens.service").warning(
+                        "job database %s upgraded from schema %s to %s", mask_url(self.url), before, SCHEMA_REVISION)
                 break
             except SQLAlchemyError as exc:
                 if attempt == 2:

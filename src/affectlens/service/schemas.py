@@ -26,6 +26,11 @@ class FaceRecord(BaseModel):
     scores: dict[str, float] = Field(description="label -> probability, summing to 1")
     track_id: int | None = Field(None, description="track across frames (video/stream); null for images. "
                                                    "Tracks carry no identity.")
+    quality: float | None = Field(None, description="face quality 0..1 (size, sharpness, pose, detection score); "
+                                                    "null when not measured")
+    quality_reason: str | None = Field(None, description="the weakest quality factor")
+    reliable: bool | None = Field(None, description="false when quality is below the recogniser's min_quality: "
+                                                    "the emotion is then not a reading of this face")
 
 
 class FrameInfoRecord(BaseModel):
@@ -120,7 +125,10 @@ class JobResults(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "starting"]
     version: str
-    model: str | None
+    model: str | None = Field(description="emotion model name")
+    model_sha256: str | None = Field(None, description="sha256 of the emotion model file")
+    threads: int = Field(0, description="ONNX Runtime threads per session in the API and worker processes "
+                                        "(0 = ONNX Runtime's default)")
     open_mode: bool
     consent_required: bool
     consent_bases: list[str]

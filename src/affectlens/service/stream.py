@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import struct
+import threading
 import time
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -162,6 +163,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
             return
         svc.metrics.add("stream_connections")
         frames = faces_total = 0
+        state_lock = threading.Lock()  # this stream's tracker/smoother state; the models are shared, unlocked
         t_open = time.monotonic()
         pending_ts: float | None = None
         max_bytes = int(config.max_image_mb * 2 ** 20)
@@ -211,7 +213,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                     continue
                 try:
                     with svc.slot():
-                        faces = await run_in_threadpool(_analyse, svc, analyzer, data, ts, frames)
+                        faces = await run_in_threadpool(_analyse, svc, analyzer, state_lock, data, ts, frames)
                 except ServiceError as exc:
                     await send_error(ws, exc.code, exc.message)
                     continue
@@ -256,9 +258,9 @@ def _make_analyzer(svc, params):
     return VideoAnalyzer(opts, recognizer=svc.recognizer)
 
 
-def _analyse(svc, analyzer, data: bytes, ts: float, index: int):
+def _analyse(svc, analyzer, state_lock, data: bytes, ts: float, index: int):
     from affectlens.imageio import decode_image
 
     bgr = decode_image(data, f"frame {index}", svc.recognizer.options.max_pixels)
-    with svc.model_lock:
+    with state_lock:
         return analyzer.process(bgr, ts, frame_index=index, source="stream")

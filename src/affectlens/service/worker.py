@@ -87,8 +87,10 @@ class WorkerPool:
 
     def __init__(self, store: JobStore, *, max_workers: int = 1, max_attempts: int = 2, ttl_s: float = 86400.0,
                  job_timeout_s: float = 3600.0, log_dir: str | Path, poll_s: float = 0.2,
-                 cleanup_interval_s: float = 300.0, lease_s: float = 30.0, owner: str | None = None):
+                 cleanup_interval_s: float = 300.0, lease_s: float = 30.0, owner: str | None = None,
+                 threads: int = 0):
         self.store = store
+        self.threads = threads
         self.lease_s = lease_s
         #: this server instance: the owner recorded on the jobs it runs (host, pid and a random part)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -182,7 +184,7 @@ class WorkerPool:
             log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
             db_arg, env = worker_database_arg(self.store)
             cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s),
-                   "--token", job.lease_token, "--parent-pid", str(os.getpid())]
+                   "--token", job.lease_token, "--parent-pid", str(os.getpid()), "--threads", str(self.threads)]
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             except OSError as exc:
@@ -320,13 +322,14 @@ class LeaseLost(Exception):
 EXIT_NOT_OURS = 75
 
 
-def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None) -> int:
+def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None, threads: int = 0) -> int:
     """Run one claimed job to its end and record the outcome. Returns the process exit code.
 
     With ``token`` (the claim's lease token) every write is conditional on still holding the job:
     a worker whose lease was lost stops without recording anything (exit code 75).
     """
     from affectlens.errors import AffectLensError
+    from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoOptions
     from affectlens.video.session import RunOptions, run_video
 
@@ -375,7 +378,8 @@ def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None
 
     try:
         try:  # absolute paths, no chdir; outputs name the upload "video.mp4", never a server path
-            result = run_video(str(media), out, options=VideoOptions(**video_kw),
+            result = run_video(str(media), out, options=VideoOptions(recognizer=RecognizerOptions(threads=threads),
+                                                                     **video_kw),
                                run=RunOptions(resume=resume, **opts), progress=progress, source_name=media.name)
         except LeaseLost:
             raise
@@ -419,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ttl-s", type=float, default=86400.0)
     p.add_argument("--token", default=None, help="the claim's lease token (writes only while it holds the job)")
     p.add_argument("--parent-pid", type=int, default=None, help="stop when this process (the server) is gone")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per session (0 = its default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     os.umask(0o077)  # results are personal data: files 0600, folders 0700
@@ -430,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent(args.parent_pid)
     store = JobStore(db)
     try:
-        return run_job(store, args.job_id, args.ttl_s, token=args.token)
+        return run_job(store, args.job_id, args.ttl_s, token=args.token, threads=args.threads)
     finally:
         store.close()
 

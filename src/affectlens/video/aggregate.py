@@ -5,7 +5,13 @@ Input is what :class:`~affectlens.video.analyzer.VideoAnalyzer` yields: one
 order, with ``info.timestamp_ms`` set, ``track_id`` (``>= 1`` confirmed, ``-1`` not yet
 confirmed), smoothed ``probs`` and raw ``data["probs_raw"]`` (optional, defaults to ``probs``).
 Only confirmed tracks enter intervals and summaries; :func:`frame_rows` lists every face.
-Every analysed frame weighs the same (frames are assumed to be sampled evenly).
+
+**Duration weighting.** Every average over time weighs each analysed frame by the time it
+stands for, so denser stretches (a variable frame rate, a burst of frames) do not count more:
+``duration[i] = timestamp[i + 1] - timestamp[i]``, the last frame taking the median step, each
+capped at :data:`MAX_STEP_FACTOR` times the median step or :data:`MAX_STEP_MS`, whichever is
+longer (a stalled stream or a long cut does not let one frame dominate). With evenly spaced frames this is the plain mean. Frame *counts*
+(``frames_with_face`` ...) stay counts.
 
 Definitions (the same words appear in the HTML report, see :data:`DEFINITIONS`):
 
@@ -78,6 +84,11 @@ VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
     "neutral": (0.0, 0.0), "sad": (-0.63, -0.27), "surprise": (0.40, 0.67), "contempt": (-0.55, 0.25),
 }
 
+#: A frame stands for at most this many median frame steps of time (see "Duration weighting").
+MAX_STEP_FACTOR = 5.0
+#: ... or at most this many milliseconds, whichever is longer.
+MAX_STEP_MS = 1000.0
+
 #: Nose position between eye line (0) and mouth line (1) of a frontal face (ArcFace 5-point template).
 FRONTAL_NOSE_RATIO = 0.495
 #: |yaw| and |pitch| up to which a face counts as fully facing the camera.
@@ -105,9 +116,11 @@ DEFINITIONS: dict[str, str] = {
                   "from the centre between the eyes (turning left/right) and between eyes and mouth (tilting up/"
                   "down). Attention is 1 for small deviations (up to about 10 degrees) and reaches 0 at about 35 "
                   "degrees. It is a rough proxy: it does not track the eyes' gaze."),
-    "shares": ("Share of an emotion: the fraction of frames with the face in which that emotion was the most "
+    "shares": ("Share of an emotion: the fraction of the time with the face in which that emotion was the most "
                "probable. The main emotion is the one with the highest average probability."),
-    "intervals": ("Intervals are fixed windows of video time starting at 0 s; each analysed frame counts the same."),
+    "intervals": ("Intervals are fixed windows of video time starting at 0 s. Averages weigh each analysed frame by "
+                  "the time it stands for (until the next analysed frame), so stretches with more frames do not "
+                  "count more."),
 }
 
 
@@ -245,6 +258,7 @@ def _metrics(landmarks: np.ndarray, probs: np.ndarray, labels: Sequence[str]) ->
 class _Table:
     labels: tuple[str, ...]
     frame_ts: np.ndarray     # (F,) ms of every analysed frame
+    frame_dur: np.ndarray    # (F,) ms each analysed frame stands for (duration weights)
     pos: np.ndarray          # (N,) position of each face's frame in the sequence
     frame_index: np.ndarray  # (N,)
     track_id: np.ndarray     # (N,)
@@ -296,11 +310,43 @@ def _collect(frames: Sequence[Faces]) -> _Table:
                     np.int64)
     probs = cat(lambda f: f.probs, (c,), np.float64)
     landmarks = cat(lambda f: f.landmarks, (5, 2), np.float64)
-    return _Table(labels, ts, pos, fidx[pos] if len(frames) else np.zeros(0, np.int64),
+    return _Table(labels, ts, frame_durations(ts), pos, fidx[pos] if len(frames) else np.zeros(0, np.int64),
                   cat(lambda f: f.track_id, (), np.int64), cat(lambda f: f.xyxy, (4,), np.float64),
                   cat(lambda f: f.det_score, (), np.float64), landmarks, probs,
                   cat(lambda f: f.data.get("probs_raw", f.probs), (c,), np.float64),
                   _metrics(landmarks, probs, labels))
+
+
+def frame_durations(timestamps_ms: Sequence[float], max_step_factor: float = MAX_STEP_FACTOR,
+                    max_step_ms: float = MAX_STEP_MS) -> np.ndarray:
+    """The time each analysed frame stands for: until the next frame, the last one the median step.
+
+    Args:
+        timestamps_ms: frame times in milliseconds, in order.
+        max_step_factor, max_step_ms: each duration is capped at the longer of
+            ``max_step_factor`` median steps and ``max_step_ms``.
+
+    Returns:
+        ``(F,)`` float64 milliseconds, all > 0 (1 ms each for a single frame or no elapsed time).
+
+    Example:
+        >>> frame_durations([0, 10, 40, 50])
+        array([10., 30., 10., 10.])
+    """
+    ts = np.asarray(timestamps_ms, np.float64)
+    if len(ts) < 2:
+        return np.ones(len(ts))
+    d = np.diff(ts)
+    step = float(np.median(d))
+    if step <= 0:
+        return np.ones(len(ts))
+    return np.clip(np.append(d, step), 1e-3, max(max_step_factor * step, max_step_ms))
+
+
+def _wmean(a: np.ndarray, w: np.ndarray) -> float | None:
+    """Weighted mean of the non-NaN entries, ``None`` when none."""
+    ok = ~np.isnan(a)
+    return _r(np.average(a[ok], weights=w[ok])) if ok.any() and w[ok].sum() > 0 else None
 
 
 def _r(x: Any, nd: int = 6) -> float | None:
@@ -317,16 +363,24 @@ def _mean(a: np.ndarray) -> float | None:
 
 
 def _face_stats(t: _Table, idx: np.ndarray) -> dict[str, Any]:
-    """Means over the given faces: probabilities, dominant, shares, valence, arousal, attention."""
+    """Duration-weighted means over the given faces: probabilities, dominant, shares, valence,
+    arousal, attention."""
     c, n = len(t.labels), len(idx)
     if n == 0:
         return {"mean": [None] * c, "dominant": None, "shares": [0.0] * c,
                 "valence": None, "arousal": None, "attention": None}
-    mean = t.probs[idx].mean(0)
-    shares = np.bincount(t.probs[idx].argmax(1), minlength=c) / n
+    w = t.frame_dur[t.pos[idx]]
+    mean = np.average(t.probs[idx], axis=0, weights=w)
+    shares = np.bincount(t.probs[idx].argmax(1), weights=w, minlength=c) / w.sum()
     return {"mean": [_r(v) for v in mean], "dominant": t.labels[int(mean.argmax())],
-            "shares": [_r(v) for v in shares], "valence": _mean(t.m["valence"][idx]),
-            "arousal": _mean(t.m["arousal"][idx]), "attention": _mean(t.m["attention"][idx])}
+            "shares": [_r(v) for v in shares], "valence": _wmean(t.m["valence"][idx], w),
+            "arousal": _wmean(t.m["arousal"][idx], w), "attention": _wmean(t.m["attention"][idx], w)}
+
+
+def _engagement(t: _Table, idx: np.ndarray, life_pos: np.ndarray) -> float | None:
+    """Duration-weighted mean engagement over the frames ``life_pos`` (missing face = 0)."""
+    total = t.frame_dur[life_pos].sum()
+    return _r((t.m["engagement"][idx] * t.frame_dur[t.pos[idx]]).sum() / total) if total > 0 else 0.0
 
 
 # ----- public aggregations -----------------------------------------------------------------
@@ -341,14 +395,16 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     """One row per confirmed track and interval of video time (see the module docstring).
 
     Columns (in :func:`interval_fields` order): ``track_id``, ``interval`` (k), ``start_ms`` and
-    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``), ``frames_analysed`` (all analysed
+    ``end_ms`` (``k * interval`` and ``(k + 1) * interval``, the last one cut at the end of the
+    analysed video time: last timestamp plus the median frame step), ``frames_analysed`` (all analysed
     frames in the interval), ``frames_in_lifespan`` (those between the track's first and last
-    appearance), ``frames_with_face``, ``face_present_ratio`` (``frames_with_face /
-    frames_analysed``), ``mean_<label>`` (smoothed probabilities averaged over frames with the
-    face), ``dominant`` (label of the largest mean), ``share_<label>`` (fraction of frames with
-    the face whose smoothed top label it is; they sum to 1), ``valence``, ``arousal`` and
-    ``attention`` (means over frames with the face), ``engagement`` (mean over
-    ``frames_in_lifespan``, missing face = 0).
+    appearance), ``frames_with_face``, ``face_present_ratio`` (time of the frames with the face /
+    time of all analysed frames of the interval), ``mean_<label>`` (smoothed probabilities
+    averaged over frames with the face), ``dominant`` (label of the largest mean),
+    ``share_<label>`` (fraction of the face's time in which it is the smoothed top label; they sum
+    to 1), ``valence``, ``arousal`` and ``attention`` (means over frames with the face),
+    ``engagement`` (mean over ``frames_in_lifespan``, missing face = 0). Every mean and ratio is
+    weighted by frame duration (see "Duration weighting" in the module docstring).
 
     Args:
         frames: one :class:`Faces` per analysed frame, in time order.
@@ -369,24 +425,37 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     face_k = frame_k[t.pos]
     ks, counts = np.unique(frame_k, return_counts=True)
     per_k = dict(zip(ks.tolist(), counts.tolist()))
+    clip_end_ms = _clip_end_ms(t.frame_ts)
+    dur_k = {int(k): float(t.frame_dur[frame_k == k].sum()) for k in ks}
     rows = []
     for tid in t.track_ids:
         sel = np.flatnonzero(t.track_id == tid)
-        life_k = frame_k[t.pos[sel].min():t.pos[sel].max() + 1]
+        first, last = int(t.pos[sel].min()), int(t.pos[sel].max())
+        life_pos = np.arange(first, last + 1)
+        life_k = frame_k[first:last + 1]
         for k, n_life in zip(*np.unique(life_k, return_counts=True)):
             idx = sel[face_k[sel] == k]
             s = _face_stats(t, idx)
             n_all = per_k[int(k)]
+            present = t.frame_dur[np.unique(t.pos[idx])].sum() / dur_k[int(k)]
             row = {"track_id": tid, "interval": int(k), "start_ms": _r(k * step_ms, 3),
-                   "end_ms": _r((k + 1) * step_ms, 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
-                   "frames_with_face": len(idx), "face_present_ratio": _r(min(1.0, len(idx) / n_all))}
+                   "end_ms": _r(min((k + 1) * step_ms, clip_end_ms), 3), "frames_analysed": n_all, "frames_in_lifespan": int(n_life),
+                   "frames_with_face": len(idx), "face_present_ratio": _r(min(1.0, present))}
             row.update({f"mean_{k_}": v for k_, v in zip(t.labels, s["mean"])})
             row["dominant"] = s["dominant"]
             row.update({f"share_{k_}": v for k_, v in zip(t.labels, s["shares"])})
             row.update({"valence": s["valence"], "arousal": s["arousal"], "attention": s["attention"],
-                        "engagement": _r(t.m["engagement"][idx].sum() / n_life)})
+                        "engagement": _engagement(t, idx, life_pos[life_k == k])})
             rows.append(row)
     return rows
+
+
+def _clip_end_ms(frame_ts: np.ndarray) -> float:
+    """End of the analysed video time: the last frame's timestamp plus the median frame step."""
+    if not len(frame_ts):
+        return 0.0
+    step = float(np.median(np.diff(frame_ts))) if len(frame_ts) > 1 else 0.0
+    return float(frame_ts[-1]) + step
 
 
 def _switches(top: np.ndarray) -> int:
@@ -402,7 +471,7 @@ def summarize(frames: Sequence[Faces], intervals: Sequence[dict[str, Any]] | Non
     ``unconfirmed_faces`` (track id -1, left out of per-track figures), ``track_count``, and
     ``tracks``: a list with, per confirmed track, ``track_id``, ``first_ms``, ``last_ms``,
     ``frames_with_face``, ``lifespan_frames`` (analysed frames from first to last appearance),
-    ``presence_ratio`` (``frames_with_face / lifespan_frames``), ``mean_probs`` and ``shares``
+    ``presence_ratio`` (time with the face / lifespan time), ``mean_probs`` and ``shares``
     (label → value), ``dominant``, ``valence``, ``arousal``, ``attention`` (means over frames
     with the face), ``engagement`` (mean over the lifespan, missing face = 0),
     ``switches_raw`` / ``switches_smoothed`` (changes of top label between consecutive
@@ -442,10 +511,11 @@ def summarize(frames: Sequence[Faces], intervals: Sequence[dict[str, Any]] | Non
         sw_raw, sw_smooth = _switches(t.raw[sel].argmax(1)), _switches(t.probs[sel].argmax(1))
         entry = {"track_id": tid, "first_ms": _r(t.frame_ts[first], 3), "last_ms": _r(t.frame_ts[last], 3),
                  "frames_with_face": len(sel), "lifespan_frames": life,
-                 "presence_ratio": _r(min(1.0, len(sel) / life)),
+                 "presence_ratio": _r(min(1.0, t.frame_dur[np.unique(t.pos[sel])].sum()
+                                          / t.frame_dur[first:last + 1].sum())),
                  "mean_probs": dict(zip(t.labels, s["mean"])), "dominant": s["dominant"],
                  "shares": dict(zip(t.labels, s["shares"])), "valence": s["valence"], "arousal": s["arousal"],
-                 "attention": s["attention"], "engagement": _r(t.m["engagement"][sel].sum() / life),
+                 "attention": s["attention"], "engagement": _engagement(t, sel, np.arange(first, last + 1)),
                  "switches_raw": sw_raw, "switches_smoothed": sw_smooth,
                  "switches_per_min_raw": _r(sw_raw / span_min, 3) if span_min > 0 else None,
                  "switches_per_min_smoothed": _r(sw_smooth / span_min, 3) if span_min > 0 else None}
@@ -458,7 +528,9 @@ def summarize(frames: Sequence[Faces], intervals: Sequence[dict[str, Any]] | Non
         tracks.append(entry)
     out["tracks"] = tracks
     if intervals:
-        out["interval_s"] = _r((intervals[0]["end_ms"] - intervals[0]["start_ms"]) / 1000.0, 6)
+        later = [r for r in intervals if r["interval"] > 0]  # the last interval may be cut at the clip end
+        out["interval_s"] = _r(later[0]["start_ms"] / later[0]["interval"] / 1000.0 if later else
+                               max(r["end_ms"] - r["start_ms"] for r in intervals) / 1000.0, 6)
     return out
 
 

@@ -11,9 +11,10 @@ from affectlens.faces import Faces, FrameInfo
 from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
+from affectlens.video.scenecut import SceneCutDetector
 from affectlens.video.source import VideoSource
 
-SMOOTHERS = ("none", "moving-average", "ema", "hmm")
+SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
 
 
 @dataclass(frozen=True)
@@ -23,38 +24,61 @@ class VideoOptions:
     Attributes:
         recognizer: detector + emotion model options (see :class:`RecognizerOptions`).
         tracker: :class:`TrackerOptions`.
-        smooth: ``"none"``, ``"moving-average"``, ``"ema"`` or ``"hmm"``.
-        window: moving-average window in analysed frames (10–30 recommended; default 15).
-        ema_alpha: weight of the newest frame for ``"ema"``.
-        hmm_stay_prob: probability of keeping the same emotion between frames for ``"hmm"``.
+        smooth: ``"none"``, ``"moving-average"``, ``"ema"``, ``"hmm"`` (default: the best
+            hand-tuned smoother in docs/temporal.md) or ``"learned"``.
+        window_s: moving-average window in seconds of video time (default 0.5).
+        window: moving-average window in analysed frames instead (a frame-count alias, 10-30).
+        ema_tau_s: time constant of ``"ema"`` in seconds (default 0.3).
+        ema_alpha: a fixed weight of the newest frame for ``"ema"`` instead (frame-count alias).
+        hmm_hold_s: mean time in seconds ``"hmm"`` expects an expression to be held (default 0.8).
+        hmm_stay_prob: a fixed probability of keeping the emotion between frames instead (alias).
+        temporal_model: the ``"learned"`` smoother's model (shipped name or path; ``None`` = the
+            shipped one); its labels must equal the emotion model's.
         detect_every: run the detector on every k-th analysed frame only; in between, faces
             come from the tracks' motion model (boxes predicted, landmarks moved with them) and
             are still classified. Faster; new faces appear up to k-1 frames later
             (``benchmarks/bench_video.py`` measures the cost).
+        scene_cut_distance: end every track at a hard cut between two analysed frames whose
+            colour histograms differ by at least this Bhattacharyya distance (see
+            :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
 
     Raises:
-        ValueError: unknown smoother or a window outside 1..300.
+        ValueError: unknown smoother, a window outside 1..300 or a scene-cut distance outside (0, 1].
     """
 
     recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
-    smooth: str = "moving-average"
-    window: int = 15
-    ema_alpha: float = 0.2
-    hmm_stay_prob: float = 0.95
+    smooth: str = "hmm"
+    window_s: float = 0.5
+    window: int | None = None
+    ema_tau_s: float = 0.3
+    ema_alpha: float | None = None
+    hmm_hold_s: float = 0.8
+    hmm_stay_prob: float | None = None
+    temporal_model: str | None = None
     detect_every: int = 1
+    scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
             raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
-        if not 1 <= self.window <= 300:
+        if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
+        if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
+            raise ValueError(f"scene_cut_distance must be in (0, 1] or None, got {self.scene_cut_distance}")
+        if not 0 < self.window_s <= 60:
+            raise ValueError(f"window_s must be in (0, 60] seconds (0.3-1 recommended), got {self.window_s}")
 
-    def smoother_kwargs(self) -> dict:
-        return {"moving-average": {"window": self.window}, "ema": {"alpha": self.ema_alpha},
-                "hmm": {"stay_prob": self.hmm_stay_prob}}.get(self.smooth, {})
+    def smoother_kwargs(self, labels: tuple[str, ...] | None = None) -> dict:
+        """Keyword arguments of :func:`~affectlens.smoothing.create_smoother` for ``smooth``
+        (frame-count aliases win when set)."""
+        ma = {"window": self.window} if self.window is not None else {"window_s": self.window_s}
+        ema = {"alpha": self.ema_alpha} if self.ema_alpha is not None else {"tau_s": self.ema_tau_s}
+        hmm = {"stay_prob": self.hmm_stay_prob} if self.hmm_stay_prob is not None else {"hold_s": self.hmm_hold_s}
+        learned = {"model": self.temporal_model, "labels": labels}
+        return {"moving-average": ma, "ema": ema, "hmm": hmm, "learned": learned}.get(self.smooth, {})
 
 
 class VideoAnalyzer:
@@ -75,10 +99,14 @@ class VideoAnalyzer:
         self.options = options or VideoOptions()
         self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
         self.tracker = FaceTracker(self.options.tracker)
-        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs())
+        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(self.recognizer.labels))
         self._last_ts: float | None = None
         self._frames = 0
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
+        d = self.options.scene_cut_distance
+        self.scene_cuts = None if d is None else SceneCutDetector(d)
+        #: Timestamps (ms) of the frames that started a new shot; every track ended there.
+        self.scene_cuts_ms: list[float] = []
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -91,6 +119,9 @@ class VideoAnalyzer:
         self._last_ts = None
         self._frames = 0
         self._held = {}
+        self.scene_cuts_ms = []
+        if self.scene_cuts is not None:
+            self.scene_cuts.reset()
 
     def process(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None = None,
                 source: str | None = None) -> Faces:
@@ -108,6 +139,7 @@ class VideoAnalyzer:
                              "call reset() to start a new stream")
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
+        cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
         k = self.options.detect_every
         detect = k <= 1 or self._frames % k == 0 or not self._held
         self._frames += 1
@@ -120,7 +152,7 @@ class VideoAnalyzer:
                               for i, t in enumerate(faces.track_id) if t > 0}
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
-        ended = list(self.tracker.ended_track_ids) if detect else []
+        ended = cut_ended + (list(self.tracker.ended_track_ids) if detect else [])
         if ended:
             self.smoother.forget(ended)
         faces = self.recognizer.classify(image_bgr, faces)
@@ -128,6 +160,17 @@ class VideoAnalyzer:
         if "probs_raw" not in faces.data:
             faces = faces.with_data(probs_raw=faces.probs.copy())
         return faces
+
+    def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
+        """At a scene cut: end every track (new faces get new ids) and return the ended ids."""
+        if self.scene_cuts is None or not self.scene_cuts.update(image_bgr):
+            return []
+        self.scene_cuts_ms.append(timestamp_ms)
+        ended = self.tracker.finish()
+        self.tracker.reset()  # ids keep increasing
+        self._held = {}
+        self._frames = 0      # detect on this frame
+        return ended
 
     def _predicted_faces(self, timestamp_ms: float, info: FrameInfo) -> Faces:
         """Faces of the held tracks at their predicted boxes; landmarks follow the box (scale and shift)."""

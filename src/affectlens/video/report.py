@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from affectlens.annotate import EMOTION_COLORS
 from affectlens.faces import Faces
-from affectlens.labels import EMOTIONS
+from affectlens.labels import EMOTIONS, display_order, emotion_color
 from affectlens.video.aggregate import DEFINITIONS, NOTICE, VALENCE_AROUSAL, summarize
 
 _W, _H = 720, 210                      # chart size in SVG units
@@ -28,14 +28,38 @@ _ML, _MR, _MT, _MB = 58, 14, 24, 40    # margins: left, right, top, bottom
 _MAX_BINS = 400                        # time bins of the emotion timeline
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the report treats many people and short tracks.
+
+    Attributes:
+        min_track_s: tracks whose face is visible for less than this (seconds of video time, and
+            less than a fifth of the clip) are folded into one compact "short tracks" list.
+        min_rate_s: label-change rates per minute are shown only for tracks spanning at least this
+            many seconds (shorter spans give meaningless rates such as 600 changes per minute).
+        max_sections: people (ranked by time on screen) who get a full section with charts; the
+            others are listed in the summary table and the overview chart only.
+
+    Raises:
+        ValueError: negative durations or ``max_sections < 0``.
+    """
+
+    min_track_s: float = 2.0
+    min_rate_s: float = 10.0
+    max_sections: int = 12
+
+    def __post_init__(self):
+        if self.min_track_s < 0 or self.min_rate_s < 0 or self.max_sections < 0:
+            raise ValueError(f"expected min_track_s >= 0, min_rate_s >= 0 and max_sections >= 0, got {self}")
+
+
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
 def _hex(label: str) -> str:
-    """EMOTION_COLORS (BGR) as ``#rrggbb``; grey for unknown labels."""
-    b, g, r = EMOTION_COLORS.get(label, (150, 150, 150))
-    return f"#{r:02x}{g:02x}{b:02x}"
+    """The palette colour of ``label`` as ``#rrggbb`` (see :mod:`affectlens.labels`)."""
+    return emotion_color(label)
 
 
 def _pct(x: float | None) -> str:
@@ -64,11 +88,11 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
 class _Plot:
     """Maps data coordinates to SVG units and draws axes."""
 
-    def __init__(self, x0: float, x1: float, y0: float, y1: float, h: int = _H):
-        self.x0, self.x1, self.y0, self.y1, self.h = x0, x1, y0, y1, h
+    def __init__(self, x0: float, x1: float, y0: float, y1: float, h: int = _H, ml: int = _ML):
+        self.x0, self.x1, self.y0, self.y1, self.h, self.ml = x0, x1, y0, y1, h, ml
 
     def x(self, v: float) -> float:
-        return _ML + (v - self.x0) / (self.x1 - self.x0) * (_W - _ML - _MR)
+        return self.ml + (v - self.x0) / (self.x1 - self.x0) * (_W - self.ml - _MR)
 
     def y(self, v: float) -> float:
         return self.h - _MB - (v - self.y0) / (self.y1 - self.y0) * (self.h - _MT - _MB)
@@ -81,15 +105,15 @@ class _Plot:
         out = []
         for v in yticks:
             y = self.y(v)
-            out.append(f'<line x1="{_ML}" x2="{_W - _MR}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                       f'<text x="{_ML - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(yfmt(v))}</text>')
+            out.append(f'<line x1="{self.ml}" x2="{_W - _MR}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                       f'<text x="{self.ml - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(yfmt(v))}</text>')
         base = self.h - _MB
         for v in _nice_ticks(self.x0, self.x1):
             x = self.x(v)
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" class="axis"/>'
                        f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{v:g}</text>')
-        out.append(f'<line x1="{_ML}" x2="{_W - _MR}" y1="{base}" y2="{base}" class="axis"/>'
-                   f'<text x="{(_ML + _W - _MR) / 2:.0f}" y="{self.h - 6}" text-anchor="middle">{_e(xlabel)}</text>'
+        out.append(f'<line x1="{self.ml}" x2="{_W - _MR}" y1="{base}" y2="{base}" class="axis"/>'
+                   f'<text x="{(self.ml + _W - _MR) / 2:.0f}" y="{self.h - 6}" text-anchor="middle">{_e(xlabel)}</text>'
                    f'<text transform="translate(14 {(_MT + base) / 2:.0f}) rotate(-90)" '
                    f'text-anchor="middle">{_e(ylabel)}</text>')
         return "".join(out)
@@ -130,6 +154,15 @@ def _timeline_svg(tid: int, pos: np.ndarray, probs: np.ndarray, raw_top: np.ndar
         out.append(f'<rect x="{x0:.1f}" y="{_MT - 16}" width="{max(0.6, x1 - x0):.1f}" height="9" '
                    f'fill="{_hex(name)}"><title>{_e(f"{centers_s[b]:.1f} s: {name} (raw)")}</title></rect>')
     return "".join(out) + "</svg>"
+
+
+def _episodes_html(tid: int, episodes: Sequence[dict] | None, xr: tuple[float, float]) -> str:
+    """The track's expression episodes under its timeline (empty without episodes)."""
+    from affectlens.video.episodes import episodes_svg
+
+    svg = episodes_svg(tid, [e for e in episodes or [] if e["track_id"] == tid], xr, _hex)
+    return svg and ("<p>Expression episodes: bars from when an emotion rose above the threshold to when it fell "
+                    "back (episodes.csv); the dark tick marks its peak.</p>" + svg)
 
 
 def _hbars_svg(tid: int, shares: dict[str, float], labels: Sequence[str]) -> str:
@@ -203,10 +236,14 @@ text-align:left}th{background:#f3f3f3}
 .swatch{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 .8em;vertical-align:middle;
 border:1px solid #888}
 svg text{font-size:11px;fill:#333}svg .small{font-size:9px}
-.grid{stroke:#e4e4e4}.axis{stroke:#888}.track{fill:#f0f0f0}.eng{fill:#4a7ab8}
+.grid{stroke:#e4e4e4}.cut{stroke:#333;stroke-width:1.5;stroke-dasharray:4 3}.axis{stroke:#888}.track{fill:#f0f0f0}.eng{fill:#4a7ab8}
 .val{stroke:#1b4f8a;fill:#1b4f8a;stroke-width:2}.aro{stroke:#c0392b;fill:#c0392b;stroke-width:2;
 stroke-dasharray:5 3}polyline.val,polyline.aro{fill:none}
 .track-section{margin-top:1.5em;padding-top:.5em;border-top:2px solid #eee}
+.scroll{overflow-x:auto}.people td{vertical-align:middle;white-space:nowrap}.small{font-size:.85em;color:#555}
+.thumb{width:56px;height:56px;object-fit:cover;border-radius:4px;display:block}
+.nothumb{font-size:.75em;color:#888}.who{display:flex;gap:1em;align-items:center}
+.who .thumb{width:96px;height:96px}details.short{margin:.8em 0}
 """
 
 
@@ -251,14 +288,64 @@ def _table(head: Sequence[str] | None, rows: Sequence[Sequence[Any]]) -> str:
     return f"<table>{th}<tbody>{body}</tbody></table>"
 
 
+_DETAIL_NAMES = {
+    ("source", "source"): "video", ("source", "kind"): "kind of source", ("source", "fps_nominal"): "frame rate",
+    ("source", "frames_announced"): "frames in the file", ("source", "frames_decoded"): "frames decoded",
+    ("source", "frames_yielded"): "frames analysed", ("source", "last_timestamp_ms"): "last frame at",
+    ("source", "stopped_early"): "stopped before the announced end",
+    ("options", "smooth"): "smoothing", ("options", "window"): "smoothing window",
+    ("options", "ema_alpha"): "EMA weight of the newest frame", ("options", "hmm_stay_prob"): "HMM stay probability",
+    ("options", "interval_s"): "interval length", ("options", "every"): "analyse every n-th frame",
+    ("options", "fps"): "analysis frame rate", ("options", "start_s"): "start", ("options", "end_s"): "end",
+    ("options", "detect_every"): "run the detector every n-th frame",
+    ("options", "scene_cut_distance"): "scene cuts: colour change from",
+    ("processing", "seconds"): "processing time", ("processing", "frames_this_run"): "frames analysed in this run",
+    ("processing", "fps"): "processing speed", ("processing", "interrupted"): "interrupted",
+    ("processing", "complete"): "complete",
+}
+_SMOOTHER_KEYS = {"moving-average": "window", "ema": "ema_alpha", "hmm": "hmm_stay_prob"}
+
+
+def _human(section: str, key: str, v: Any, d: dict) -> str | None:
+    """A run-details value as people read it; ``None`` to leave the row out."""
+    if v is None:
+        return {("options", "fps"): "every frame", ("options", "start_s"): "from the beginning",
+                ("options", "end_s"): "to the end", ("options", "scene_cut_distance"): "off"}.get((section, key), "–")
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if section == "options" and key in ("window", "ema_alpha", "hmm_stay_prob") and \
+            _SMOOTHER_KEYS.get(d.get("smooth")) != key:
+        return None  # a setting of a smoother that was not used
+    if key == "source" and section == "source":
+        return Path(str(v)).name or str(v)
+    if key.endswith("_ms"):
+        return f"{float(v) / 1000:.1f} s"
+    if key in ("seconds", "interval_s", "start_s", "end_s"):
+        return f"{float(v):.3g} s" if float(v) < 100 else f"{float(v):.0f} s"
+    if key == "window":
+        return f"{v} frames"
+    if key in ("fps_nominal", "fps"):
+        return f"{float(v):.4g} frames per second"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
 def _details(summary: dict) -> str:
     """Run details that a session may have added (source, options, processing, problems)."""
     rows = []
     for section in ("source", "options", "processing"):
         d = summary.get(section)
-        if isinstance(d, dict):
-            rows += [(f"{section}: {k}", "–" if v is None else v) for k, v in d.items()
-                     if not isinstance(v, (dict, list))]
+        if not isinstance(d, dict):
+            continue
+        if section == "source" and d.get("width") and d.get("height"):
+            rows.append(("frame size", f"{d['width']} × {d['height']} pixels"))
+        for k, v in d.items():
+            if isinstance(v, (dict, list)) or (section == "source" and k in ("width", "height", "problems")):
+                continue
+            text = _human(section, k, v, d)
+            if text is not None:
+                rows.append((_DETAIL_NAMES.get((section, k), k.replace("_", " ")), text))
     problems = summary.get("problems") or []
     out = _table(["setting", "value"], rows) if rows else ""
     if problems:
@@ -267,15 +354,145 @@ def _details(summary: dict) -> str:
     return out and f"<h2>Run details</h2>{out}"
 
 
+def _rank_people(tracks: Sequence[dict], step_s: float, duration_s: float,
+                 opts: ReportOptions) -> tuple[list[dict], list[dict]]:
+    """Tracks ranked by time on screen, split into people shown and short tracks folded away."""
+    ranked = sorted(tracks, key=lambda t: (-int(t["frames_with_face"]), t["first_ms"], t["track_id"]))
+    cut = min(opts.min_track_s, 0.2 * duration_s)
+    people = [t for t in ranked if t["frames_with_face"] * step_s >= cut]
+    return people, [t for t in ranked if t["frames_with_face"] * step_s < cut]
+
+
+def _overview_svg(people: Sequence[dict], names: dict[int, str], series: dict, labels: Sequence[str],
+                  frame_bin: np.ndarray, centers_s: np.ndarray, half_s: float, xr: tuple[float, float],
+                  cuts_ms: Sequence[float] = ()) -> str:
+    """All people on one time axis: one row each, coloured by the smoothed top emotion, gaps where unseen."""
+    row = 18
+    h = _MT + row * len(people) + _MB
+    p = _Plot(*xr, 0.0, float(len(people)), h=h, ml=76)
+    out = [p.open("Overview: when each person was visible and their most probable emotion"),
+           p.axes("time (seconds)", "", [], str)]
+    for c in cuts_ms:
+        x = p.x(min(max(c / 1000.0, xr[0]), xr[1]))
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_MT - 4}" y2="{h - _MB}" class="cut">'
+                   f'<title>{_e(f"scene cut at {c / 1000:.1f} s")}</title></line>')
+    for r, t in enumerate(people):
+        tid = int(t["track_id"])
+        y = _MT + r * row
+        out.append(f'<text x="{p.ml - 6}" y="{y + row - 5}" text-anchor="end">{_e(names[tid])}</text>'
+                   f'<line x1="{p.ml}" x2="{_W - _MR}" y1="{y + row / 2:.1f}" y2="{y + row / 2:.1f}" class="grid"/>')
+        if tid not in series:
+            continue
+        pos, probs, _raw = series[tid]
+        bins, inv = np.unique(frame_bin[pos], return_inverse=True)
+        mean = np.zeros((len(bins), len(labels)))
+        np.add.at(mean, inv, probs)
+        top = mean.argmax(1)
+        start = 0
+        for k in range(1, len(bins) + 1):  # merge runs of adjacent bins with the same label into one rect
+            if k < len(bins) and bins[k] == bins[k - 1] + 1 and top[k] == top[start]:
+                continue
+            a = max(xr[0], centers_s[bins[start]] - half_s)
+            b = min(xr[1], centers_s[bins[k - 1]] + half_s)
+            name = labels[int(top[start])]
+            out.append(f'<rect x="{p.x(a):.1f}" y="{y + 2}" width="{max(0.8, p.x(b) - p.x(a)):.1f}" '
+                       f'height="{row - 4}" fill="{_hex(name)}"><title>'
+                       f'{_e(f"{names[tid]}: {name}, {a:.1f}–{b:.1f} s")}</title></rect>')
+            start = k
+    return "".join(out) + "</svg>"
+
+
+_PEOPLE_HEAD = ("", "person", "on screen", "visible from–to", "main emotion", "engagement", "facing camera",
+                "valence", "arousal", "label changes per minute (raw → smoothed)")
+
+
+def _rate(t: dict, opts: ReportOptions) -> str:
+    span_s = (float(t["last_ms"]) - float(t["first_ms"])) / 1000.0
+    if t.get("switches_per_min_raw") is None or span_s < opts.min_rate_s:
+        return "– (too short)"
+    return f"{t['switches_per_min_raw']:.1f} → {t['switches_per_min_smoothed']:.1f}"
+
+
+def _thumb(uri: str | None, name: str) -> str:
+    if not uri or not uri.startswith("data:image/"):
+        return '<span class="nothumb">no image</span>'
+    return f'<img class="thumb" src="{_e(uri)}" alt="{_e(f"face of {name}")}">'
+
+
+def _people_table(people: Sequence[dict], names: dict[int, str], step_s: float, thumbs: dict[int, str],
+                  opts: ReportOptions) -> str:
+    head = "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in _PEOPLE_HEAD) + "</tr></thead>"
+    rows = []
+    for t in people:
+        tid = int(t["track_id"])
+        cells = [f'<a href="#track-{tid}">{_e(names[tid])}</a>' if tid in names.get("_sections", ())
+                 else _e(names[tid]),
+                 _e(_sec(t["frames_with_face"] * step_s * 1000)), _e(f"{_sec(t['first_ms'])} – {_sec(t['last_ms'])}"),
+                 _e(t.get("dominant") or "–"), _e(_pct(t.get("engagement"))), _e(_pct(t.get("attention"))),
+                 _e(_num(t.get("valence"))), _e(_num(t.get("arousal"))), _e(_rate(t, opts))]
+        rows.append(f"<tr><td>{_thumb(thumbs.get(tid), names[tid])}</td><td>" + "</td><td>".join(cells)
+                    + "</td></tr>")
+    return f'<div class="scroll"><table class="people">{head}<tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _short_list(short: Sequence[dict], step_s: float, cut_s: float) -> str:
+    if not short:
+        return ""
+    items = ", ".join(f"track {t['track_id']} ({_sec(t['frames_with_face'] * step_s * 1000)} at "
+                      f"{_sec(t['first_ms'])}, {t.get('dominant') or '–'})" for t in short)
+    return (f'<details class="short" id="short-tracks"><summary>{len(short)} short track(s), each visible for '
+            f"less than {cut_s:.1f} s, not shown separately</summary><p>{_e(items)}. Short tracks are often "
+            "the same person again after the tracker lost them (occlusion, a turn of the head), or faces at the "
+            "edge of the picture.</p></details>")
+
+
+def _section(t: dict, name: str, thumb: str | None, series: dict, labels: Sequence[str], rows: list[dict],
+             frame_bin, centers, half, xr, step_s: float, opts: ReportOptions,
+             episodes: Sequence[dict] | None = None) -> str:
+    tid = int(t["track_id"])
+    parts = [f'<section class="track-section" id="track-{tid}"><h2>{_e(name)} <small>(track {tid})</small></h2>'
+             f'<div class="who">{_thumb(thumb, name)}<p>Visible from {_sec(t["first_ms"])} to {_sec(t["last_ms"])}, '
+             f"on screen for {_sec(t['frames_with_face'] * step_s * 1000)} ({t['frames_with_face']} frames, "
+             f"{_pct(t.get('presence_ratio'))} of that time). Average engagement {_pct(t.get('engagement'))}. "
+             f"Label changes per minute (raw → smoothed): {_e(_rate(t, opts))}.</p></div>"]
+    if tid in series:
+        parts.append("<h3>Emotions over time</h3><p>Coloured areas: smoothed probability of each emotion "
+                     "(together 100%). Gaps: the face was not visible. Thin strip on top: the most "
+                     "probable emotion of each single frame before smoothing.</p>"
+                     + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr)
+                     + _episodes_html(tid, episodes, xr))
+    parts.append("<h3>How often each emotion was the most probable</h3>"
+                 + _hbars_svg(tid, t.get("shares") or {}, labels))
+    if rows:
+        parts.append("<h3>Engagement per interval</h3>" + _engagement_svg(tid, rows, xr)
+                     + "<h3>Valence and arousal per interval</h3><p>Valence: unpleasant (−1) to pleasant "
+                     "(+1). Arousal: calm (−1) to excited (+1).</p>" + _va_svg(tid, rows, xr))
+    else:
+        parts.append("<p>No interval data for this track.</p>")
+    return "".join(parts) + "</section>"
+
+
 def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summary: dict | None = None,
-                       title: str = "AffectLens video report") -> str:
+                       title: str = "AffectLens video report", options: ReportOptions | None = None,
+                       thumbnails: dict[int, str] | None = None) -> str:
     """The report as one HTML string (see :func:`write_html_report`)."""
+    opts = options or ReportOptions()
+    thumbs = {int(k): v for k, v in (thumbnails or {}).items()}
     frames = list(frames)
     intervals = list(intervals or [])
     summary = summary or summarize(frames, intervals)
     labels = tuple(summary.get("labels") or (frames[0].labels if frames else EMOTIONS))
+    labels = tuple(display_order(labels))
     tracks = summary.get("tracks") or []
     notice = summary.get("notice") or NOTICE
+    ts = np.array([f.info.timestamp_ms for f in frames], np.float64)
+    duration_s = float(summary.get("duration_ms") or 0.0) / 1000.0
+    step_s = duration_s / len(ts) if len(ts) and duration_s > 0 else 1.0  # every analysed frame weighs the same
+    people, short = _rank_people(tracks, step_s, duration_s, opts)
+    names: dict = {int(t["track_id"]): f"Person {i}" for i, t in enumerate(people, 1)}
+    names.update({int(t["track_id"]): f"Track {t['track_id']}" for t in short})
+    sections = people[:opts.max_sections]
+    names["_sections"] = {int(t["track_id"]) for t in sections}
     parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
@@ -283,55 +500,47 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
              "<li>The charts show what faces <em>looked like</em> to a computer model, not what people felt.</li>"
              "<li>How emotions show on faces differs between people, cultures and situations; lighting, head pose, "
              "glasses or masks also change the results, and models are less accurate for some groups of people.</li>"
-             "<li>Tracks are numbered faces followed over time; they do not identify anyone.</li>"
+             "<li>People are numbered faces followed over time (Person 1 is the one on screen longest); the "
+             "numbers do not identify anyone, and one person may appear as several tracks.</li>"
              "<li>Only analyse people who agreed to it, and do not use these numbers alone to judge or decide "
              "about anyone.</li></ul></div>"]
     parts.append("<h2>Overview</h2>" + _table(None, [
         ("frames analysed", summary.get("frames_analysed", len(frames))),
         ("video time covered", _sec(summary.get("duration_ms"))),
-        ("people (face tracks)", len(tracks)),
+        ("people (face tracks)", f"{len(people)}" + (f" (and {len(short)} short tracks)" if short else "")),
         ("faces per frame, on average", f"{summary.get('faces_per_frame_mean') or 0.0:.2f}"),
+        *([("scene cuts", ", ".join(_sec(c) for c in summary["scene_cuts_ms"]))] if summary.get("scene_cuts_ms") else []),
         ("interval length", f"{summary['interval_s']:g} s" if summary.get("interval_s") else "–")]))
     parts.append('<p>Colours:' + "".join(f'<span class="swatch" style="background:{_hex(n)}"></span>{_e(n)}'
                                          for n in labels) + "</p>")
     if not tracks:
         parts.append('<p class="empty">No faces found: no face was followed long enough to form a track.</p>')
     else:
-        parts.append("<h2>Summary per person</h2>" + _table(
-            ["track", "visible from–to", "face visible", "main emotion", "engagement", "facing camera",
-             "valence", "arousal", "label changes per minute (raw → smoothed)"],
-            [(f"Track {t['track_id']}", f"{_sec(t['first_ms'])} – {_sec(t['last_ms'])}",
-              _pct(t.get("presence_ratio")), t.get("dominant") or "–", _pct(t.get("engagement")),
-              _pct(t.get("attention")), _num(t.get("valence")), _num(t.get("arousal")),
-              "–" if t.get("switches_per_min_raw") is None else
-              f"{t['switches_per_min_raw']:.1f} → {t['switches_per_min_smoothed']:.1f}") for t in tracks]))
-        ts = np.array([f.info.timestamp_ms for f in frames], np.float64)
         frame_bin, centers, half, xr = _bins(ts) if len(ts) else (np.zeros(0, np.int64), np.zeros(0), 0.5, (0, 1))
         series = _track_series(frames, {int(t["track_id"]) for t in tracks})
+        if people:
+            parts.append('<h2>Everyone on one time axis</h2><p>One row per person, ranked by time on screen; the '
+                         "colour is the most probable emotion (smoothed), blank where the face was not visible."
+                         + (" Dashed lines: scene cuts, where every track ends (a person seen in two shots "
+                            "appears twice)." if summary.get("scene_cuts_ms") else "") + "</p>"
+                         + '<div id="overview">' + _overview_svg(people, names, series, labels, frame_bin, centers,
+                                                                half, xr, summary.get("scene_cuts_ms") or ())
+                         + "</div>")
+            parts.append("<h2>Summary per person</h2>" + _people_table(people, names, step_s, thumbs, opts)
+                         + f"<p class=\"small\">Label-change rates are shown for people seen over at least "
+                         f"{opts.min_rate_s:g} s.</p>")
+        parts.append(_short_list(short, step_s, min(opts.min_track_s, 0.2 * duration_s)))
+        if len(people) > len(sections):
+            parts.append(f"<p>Detailed charts follow for the {len(sections)} people on screen longest; the other "
+                         f"{len(people) - len(sections)} appear in the table and the overview above.</p>")
         by_track: dict[int, list[dict]] = {}
         for r in intervals:
             by_track.setdefault(int(r["track_id"]), []).append(r)
-        for t in tracks:
+        for t in sections:
             tid = int(t["track_id"])
-            parts.append(f'<section class="track-section" id="track-{tid}"><h2>Track {tid}</h2>'
-                         f"<p>Visible from {_sec(t['first_ms'])} to {_sec(t['last_ms'])}, face seen in "
-                         f"{t['frames_with_face']} frames ({_pct(t.get('presence_ratio'))} of that time). "
-                         f"Average engagement {_pct(t.get('engagement'))}.</p>")
-            if tid in series:
-                parts.append("<h3>Emotions over time</h3><p>Coloured areas: smoothed probability of each emotion "
-                             "(together 100%). Gaps: the face was not visible. Thin strip on top: the most "
-                             "probable emotion of each single frame before smoothing.</p>"
-                             + _timeline_svg(tid, *series[tid], labels, frame_bin, centers, half, xr))
-            parts.append("<h3>How often each emotion was the most probable</h3>"
-                         + _hbars_svg(tid, t.get("shares") or {}, labels))
-            rows = by_track.get(tid, [])
-            if rows:
-                parts.append("<h3>Engagement per interval</h3>" + _engagement_svg(tid, rows, xr)
-                             + "<h3>Valence and arousal per interval</h3><p>Valence: unpleasant (−1) to pleasant "
-                             "(+1). Arousal: calm (−1) to excited (+1).</p>" + _va_svg(tid, rows, xr))
-            else:
-                parts.append("<p>No interval data for this track.</p>")
-            parts.append("</section>")
+            parts.append(_section(t, names[tid], thumbs.get(tid), series, labels, by_track.get(tid, []),
+                                  frame_bin, centers, half, xr, step_s, opts,
+                                  (summary or {}).get("episodes")))
     parts.append("<h2>How the numbers are computed</h2>"
                  f"<h3>Engagement</h3><p>{_e(DEFINITIONS['engagement'])}</p>"
                  f"<h3>Facing the camera</h3><p>{_e(DEFINITIONS['attention'])}</p>"
@@ -345,7 +554,8 @@ def render_html_report(frames: Sequence[Faces], intervals: Sequence[dict], summa
 
 
 def write_html_report(path: str | Path, frames: Sequence[Faces], intervals: Sequence[dict],
-                      summary: dict | None = None, title: str = "AffectLens video report") -> Path:
+                      summary: dict | None = None, title: str = "AffectLens video report",
+                      options: ReportOptions | None = None, thumbnails: dict[int, str] | None = None) -> Path:
     """Write the self-contained HTML report of a video run.
 
     Args:
@@ -356,6 +566,9 @@ def write_html_report(path: str | Path, frames: Sequence[Faces], intervals: Sequ
             ``source``, ``options``, ``processing`` and ``problems`` keys, when present, are listed
             under "Run details".
         title: page title.
+        options: :class:`ReportOptions` (short tracks, rates, how many detailed sections).
+        thumbnails: track id → ``data:image/jpeg;base64,...`` face thumbnail (blurred when the run
+            blurs faces); people without one show "no image".
 
     Returns:
         The written path.
@@ -366,7 +579,7 @@ def write_html_report(path: str | Path, frames: Sequence[Faces], intervals: Sequ
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html_report(frames, intervals, summary, title)
+    text = render_html_report(frames, intervals, summary, title, options, thumbnails)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

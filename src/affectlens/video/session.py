@@ -7,13 +7,17 @@ Outputs in ``out_dir``:
 - ``frames.csv`` — the same, one row per face per frame (see :func:`frame_rows`).
 - ``intervals.csv`` — per track and interval: mean probabilities, dominant emotion, shares,
   presence, valence/arousal, attention, engagement.
+- ``episodes.csv`` — per track, the spans where an emotion rose above a threshold: start, peak
+  time and probability, end, duration, onset and offset (see :mod:`affectlens.video.episodes`).
 - ``summary.json`` — session and per-track summary, options, source report, timings.
 - ``report.html`` — self-contained report with plots.
-- ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars).
+- ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars), H.264
+  when PyAV is installed so that browsers play it (see :mod:`affectlens.video.writer`).
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import logging
@@ -26,14 +30,17 @@ import cv2
 import numpy as np
 
 from affectlens import __version__
-from affectlens.annotate import AnnotatorOptions, annotate
+from affectlens.annotate import AnnotatorOptions, annotate, blur_region
 from affectlens.faces import Faces
+from affectlens.labels import EMOTIONS
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
                                         summarize)
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
-from affectlens.video.report import write_html_report
+from affectlens.video.episodes import EPISODE_FIELDS, EpisodeOptions, find_episodes
+from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
 from affectlens.video.store import FrameWriter, read_frames
+from affectlens.video.writer import CODECS, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,13 @@ class RunOptions:
         live: show a window while processing (only when a display is available).
         resume: continue an interrupted run in the same ``out_dir``.
         flush_every: frames between flushes of ``frames.jsonl``.
+        thumbnails: put one small face picture per person in ``report.html`` (blurred when
+            ``blur_faces``); ``False`` keeps faces out of the report.
+        min_track_s: tracks visible for less than this many seconds are folded into one
+            compact list in the report (see :class:`~affectlens.video.report.ReportOptions`).
+        codec: codec of ``annotated.mp4``: ``"auto"`` (H.264 with PyAV, else ``mp4v``),
+            ``"h264"``, ``"vp9"`` or ``"mp4v"`` (see :mod:`affectlens.video.writer`).
+        episodes: thresholds of ``episodes.csv`` (see :class:`EpisodeOptions`).
     """
 
     every: int = 1
@@ -63,10 +77,18 @@ class RunOptions:
     live: bool = False
     resume: bool = False
     flush_every: int = 25
+    thumbnails: bool = True
+    min_track_s: float = 2.0
+    codec: str = "auto"
+    episodes: EpisodeOptions = field(default_factory=EpisodeOptions)
 
     def __post_init__(self):
         if self.interval_s <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval_s}")
+        if self.min_track_s < 0:
+            raise ValueError(f"min_track_s must be >= 0 seconds, got {self.min_track_s}")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
 
 
 @dataclass
@@ -90,6 +112,44 @@ class RunResult:
     files: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
 
+    def to_pandas(self, table: str = "frames"):
+        """``frames.csv`` (one row per face per frame) or ``intervals.csv`` as a :class:`pandas.DataFrame`.
+
+        Args:
+            table: ``"frames"`` or ``"intervals"``.
+
+        Raises:
+            ValueError: another table name.
+            ImportError: pandas is not installed (``pip install 'affectlens[dataframe]'``).
+        """
+        if table not in ("frames", "intervals"):
+            raise ValueError(f"table: expected 'frames' or 'intervals', got {table!r}")
+        pd = _pandas()
+        return pd.read_csv(self.files[f"{table}_csv"])
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("DataFrames need pandas: pip install 'affectlens[dataframe]'") from None
+    return pd
+
+
+def frames_to_pandas(frames: list[Faces]):
+    """Analysed frames (from :meth:`VideoAnalyzer.analyze` or ``process``) as a :class:`pandas.DataFrame`.
+
+    The columns of ``frames.csv`` (:func:`~affectlens.video.aggregate.frame_rows`): one row per
+    face per frame, with raw and smoothed probabilities and the per-face metrics.
+
+    Raises:
+        ImportError: pandas is not installed (``pip install 'affectlens[dataframe]'``).
+    """
+    pd = _pandas()
+    frames = list(frames)
+    labels = next((f.labels for f in frames if len(f)), frames[0].labels if frames else EMOTIONS)
+    return pd.DataFrame(frame_rows(frames), columns=frame_row_fields(labels))
+
 
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -102,14 +162,24 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     Args:
         source: file, folder of frames, camera index or URL.
         out_dir: output folder (created).
-        progress: optional callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
+        options / run / analyzer: analysis options, run options, or a ready analyzer.
+        progress: ``True`` for a progress bar on standard error (seconds of video, speed as a
+            multiple of real time), or a callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
         source_name: how the outputs name the source (default ``str(source)``); the service passes
             ``"video.mp4"`` so that no server path reaches results, without changing directory.
+
+    Returns:
+        :class:`RunResult`; ``result.to_pandas()`` gives the frames as a DataFrame.
 
     Raises:
         InvalidVideoError: the source cannot be opened or has no decodable frame.
     """
     run = run or RunOptions()
+    if progress is True:
+        from affectlens.video.progress import VideoProgress
+
+        with VideoProgress() as bar:
+            return run_video(source, out_dir, options, run, analyzer, progress=bar)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "frames.jsonl"
@@ -132,6 +202,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     writer_video = None
     ann_name = "annotated.mp4" if not done else f"annotated-from-{done[-1].info.frame_index + 1}.mp4"
     frames: list[Faces] = list(done)
+    thumbs = ThumbnailKeeper(blur=run.blur_faces)
     interrupted = False
     t0 = time.perf_counter()
     total_ms = (src.report.frames_announced / src.report.fps_nominal * 1000.0
@@ -145,14 +216,15 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                     faces = faces.replace(track_id=np.where(tid > 0, tid + id_offset, tid))
                 fw.write(faces)
                 frames.append(faces)
+                if run.thumbnails:
+                    thumbs.offer(frame.image, faces)
                 if run.annotate or live:
                     drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
                     if run.annotate:
                         if writer_video is None:
                             h, w = drawn.shape[:2]
                             fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
-                            writer_video = cv2.VideoWriter(str(out / ann_name), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                           float(fps_out), (w, h))
+                            writer_video = VideoWriter(out / ann_name, float(fps_out), (w, h), run.codec)
                         writer_video.write(drawn)
                     if live:
                         cv2.imshow("AffectLens", drawn)
@@ -164,7 +236,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         interrupted = True
     finally:
         if writer_video is not None:
-            writer_video.release()
+            writer_video.close()
         if live:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - t0
@@ -173,39 +245,93 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         report["source"] = name
         report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
     result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
-                            len(frames) - len(done), va.labels)
+                            len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
+                            getattr(va, "scene_cuts_ms", None))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     return result
 
 
 def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoOptions, source_report: dict,
-                   seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...]) -> RunResult:
-    """Write frames.csv, intervals.csv, summary.json and report.html from the analysed frames."""
+                   seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...],
+                   thumbnails: dict[int, str] | None = None, scene_cuts_ms: list[float] | None = None) -> RunResult:
+    """Write frames.csv, intervals.csv, episodes.csv, summary.json and report.html from the analysed frames."""
     intervals = aggregate_intervals(frames, run.interval_s)
     summary = summarize(frames, intervals)
+    episodes = find_episodes(frames, run.episodes)
     problems = list(source_report.get("problems") or [])
     summary.update({
+        "interval_s": run.interval_s,
+        "scene_cuts_ms": [round(float(t), 3) for t in scene_cuts_ms or []],
         "affectlens_version": __version__,
         "source": source_report,
-        "options": {"smooth": opts.smooth, "window": opts.window, "ema_alpha": opts.ema_alpha,
-                    "hmm_stay_prob": opts.hmm_stay_prob, "interval_s": run.interval_s, "every": run.every,
+        "options": {"smooth": opts.smooth,
+                    **{k: v for k, v in opts.smoother_kwargs(labels).items() if k != "labels"},
+                    "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
+                    "interval_s": run.interval_s, "every": run.every,
                     "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s},
         "processing": {"seconds": round(seconds, 3), "frames_this_run": new_frames,
                        "fps": round(new_frames / seconds, 2) if seconds > 0 else None,
                        "interrupted": interrupted, "complete": not interrupted and not source_report.get("stopped_early")},
         "problems": problems,
+        "episodes": episodes,
     })
     _write_csv(out / "frames.csv", frame_rows(frames), frame_row_fields(labels))
     _write_csv(out / "intervals.csv", intervals, interval_fields(labels))
+    _write_csv(out / "episodes.csv", episodes, EPISODE_FIELDS)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     title = f"AffectLens report — {Path(str(source_report.get('source', 'video'))).name}"
-    write_html_report(out / "report.html", frames, intervals, summary, title=title)
+    write_html_report(out / "report.html", frames, intervals, summary, title=title,
+                      options=ReportOptions(min_track_s=run.min_track_s), thumbnails=thumbnails)
     files = {k: str(out / v) for k, v in (("frames_jsonl", "frames.jsonl"), ("frames_csv", "frames.csv"),
-                                          ("intervals_csv", "intervals.csv"), ("summary", "summary.json"),
+                                          ("intervals_csv", "intervals.csv"),
+                                          ("episodes_csv", "episodes.csv"), ("summary", "summary.json"),
                                           ("report", "report.html"))}
     n_tracks = int(summary.get("track_count", len(summary.get("tracks", []))))
     return RunResult(out, len(frames), n_tracks, interrupted, problems, files, summary)
+
+
+class ThumbnailKeeper:
+    """Keeps one small picture per confirmed track: its largest, most confidently detected face.
+
+    Args:
+        blur: blur each picture as the annotated video does (privacy).
+        size_px: height and width of the pictures.
+    """
+
+    def __init__(self, blur: bool = False, size_px: int = 96):
+        self.blur, self.size_px = blur, size_px
+        self._best: dict[int, tuple[float, np.ndarray]] = {}
+
+    def offer(self, image_bgr: np.ndarray, faces: Faces) -> None:
+        """Keep a crop of each tracked face of this frame that beats the track's current picture."""
+        h, w = image_bgr.shape[:2]
+        for i, tid in enumerate(faces.track_id.tolist()):
+            if tid < 1:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in faces.xyxy[i])
+            score = float(faces.det_score[i]) * max(0.0, (x2 - x1) * (y2 - y1)) ** 0.5
+            if tid in self._best and self._best[tid][0] >= score:
+                continue
+            side = 1.3 * max(x2 - x1, y2 - y1)   # a square around the face with some margin
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+            c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+            if c - a < 4 or d - b < 4:
+                continue
+            crop = image_bgr[b:d, a:c].copy()
+            if self.blur:
+                blur_region(crop, (x1 - a, y1 - b, x2 - a, y2 - b))
+            self._best[tid] = (score, cv2.resize(crop, (self.size_px, self.size_px), interpolation=cv2.INTER_AREA))
+
+    def data_uris(self) -> dict[int, str]:
+        """Track id → ``data:image/jpeg;base64,...``."""
+        out = {}
+        for tid, (_, img) in self._best.items():
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                out[tid] = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+        return out
 
 
 def _json_default(o):

@@ -1,7 +1,9 @@
 """Frames from video files, folders of frames, webcams and streams, with container timestamps.
 
 Timestamps come from the container (``CAP_PROP_POS_MSEC``), not from frame counts, so
-variable-frame-rate files stay in sync. Rotation metadata is applied by OpenCV. A file that
+variable-frame-rate files stay in sync. Cameras and streams keep real time too: the container's
+times when the stream carries increasing ones, else a monotonic clock read as each frame arrives
+(:class:`LiveTimestamps`); never ``last + 1000 / fps``. Rotation metadata is applied by OpenCV. A file that
 stops decoding early is not an error: iteration ends and :attr:`VideoSource.report` says where
 and why.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -71,6 +74,53 @@ class SourceReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class LiveTimestamps:
+    """Timestamps of a camera or stream, in milliseconds from its first frame.
+
+    The first two frames decide: when the container reports finite, increasing times
+    (``CAP_PROP_POS_MSEC`` of an RTSP/HTTP stream with timestamps), those are used, relative to
+    the first frame; otherwise (a webcam that reports 0 or nothing) a monotonic clock read when
+    each frame is grabbed. A container time that stops increasing later falls back to the clock
+    for that frame. Times always increase (by at least 1 microsecond).
+
+    Args:
+        clock: seconds from a monotonic clock (``time.monotonic``; replaceable in tests).
+
+    Example:
+        >>> stamps = LiveTimestamps()
+        >>> ts = stamps(cap.get(cv2.CAP_PROP_POS_MSEC))   # right after cap.grab()
+    """
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.source: str | None = None  # "container" or "clock", once decided
+        self._t0_clock: float | None = None
+        self._first_pos: float | None = None
+        self._last_pos: float | None = None
+        self._last: float | None = None
+
+    def __call__(self, pos_ms: float) -> float:
+        now_ms = 1000.0 * self.clock()
+        pos_ok = pos_ms is not None and math.isfinite(pos_ms) and pos_ms >= 0
+        if self._last is None:
+            self._t0_clock, self._first_pos = now_ms, (pos_ms if pos_ok else None)
+            self._last_pos = self._first_pos
+            self._last = 0.0
+            return 0.0
+        increasing = pos_ok and self._last_pos is not None and pos_ms > self._last_pos
+        if self.source is None:
+            self.source = "container" if increasing else "clock"
+        if self.source == "container" and increasing:
+            ts = pos_ms - self._first_pos
+        else:
+            ts = now_ms - self._t0_clock
+        if pos_ok:
+            self._last_pos = pos_ms
+        ts = max(ts, self._last + 1e-3)
+        self._last = ts
+        return ts
 
 
 def source_kind(source: str | int | Path) -> str:
@@ -166,11 +216,14 @@ class VideoSource:
             return
         cap = self._cap
         fallback_dt = 1000.0 / self.report.fps_nominal if self.report.fps_nominal > 0 else 1000.0 / 30
+        live = LiveTimestamps() if self.kind in ("camera", "stream") else None
         i, last_ts = 0, None
         while cap.grab():
             ts = float(cap.get(cv2.CAP_PROP_POS_MSEC))
-            if self.kind != "file" or not math.isfinite(ts) or (last_ts is not None and ts <= last_ts):
-                # cameras/streams report wall-clock-ish or no times; keep them increasing
+            if live is not None:
+                ts = live(ts)
+            elif not math.isfinite(ts) or (last_ts is not None and ts <= last_ts):
+                # a file frame without a usable time: one nominal step after the previous one
                 ts = (last_ts + fallback_dt) if last_ts is not None else max(0.0, ts if math.isfinite(ts) else 0.0)
             last_ts = ts
 

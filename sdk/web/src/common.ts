@@ -1,0 +1,13 @@
+/** Exports shared by the browser and Node entries. */
+export { EmotionRecognizer } from "./recognizer.js";
+export type { RecognizerOptions, Manifest } from "./recognizer.js";
+export type { Face, FacesResult, FrameInfo } from "./faces.js";
+export type { DetectorOptions } from "./detector.js";
+export type { TrackerOptions } from "./tracking.js";
+export type { SmoothingOptions } from "./smoothing.js";
+export type { ModelSpec, InputSpec, AlignmentSpec } from "./spec.js";
+export type { RawImage } from "./input.js";
+export { AffectLensError, InvalidImageError, ModelLoadError, ValueError } from "./errors.js";
+export { PALETTE, emotionColor } from "./palette.js";
+export { resizeArea, warpAffineLinear, bgrToGray } from "./imageops.js";
+export { similarityTransform, alignFace } from "./align.js";

@@ -1,0 +1,269 @@
+/**
+ * `EmotionRecognizer`: detect → align → classify (→ track → smooth in video mode), in the style
+ * of MediaPipe Tasks. The same ONNX files and constants as the Python library.
+ */
+import type { InferenceSession, Tensor } from "onnxruntime-common";
+import { EmotionClassifier } from "./classifier.js";
+import { checkDetectorOptions, DEFAULT_DETECTOR_OPTIONS, DetectorOptions, RetinaFaceDetector } from "./detector.js";
+import { InvalidImageError, ModelLoadError, ValueError } from "./errors.js";
+import { FacesResult, FrameInfo, makeFace } from "./faces.js";
+import { Image8 } from "./imageops.js";
+import { createSmoother, SmoothingOptions, TrackSmoother } from "./smoothing.js";
+import { ModelSpec, parseSpec } from "./spec.js";
+import { DEFAULT_TRACKER_OPTIONS, FaceTracker, TrackerOptions } from "./tracking.js";
+
+/** What the build writes beside the models (`models/manifest.json`), read from Python's registry. */
+export interface Manifest {
+  default_model: string;
+  /** The browser's default: the fp32 reference of an int8 default (WASM and native int8 kernels differ). */
+  web_default_model?: string;
+  models: { name: string; spec: string; file: string; sha256: string; bytes: number }[];
+  detector: { name: string; file: string; sha256: string; bytes: number; source: string };
+  notice: string;
+}
+
+/** How the environment (browser or Node) loads files, runs ONNX and reads images. */
+export interface Environment {
+  ort: {
+    InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+    Tensor: new (type: "float32", data: Float32Array, dims: number[]) => Tensor;
+  };
+  defaultModelBase(): string;
+  join(base: string, file: string): string;
+  readBytes(ref: string): Promise<Uint8Array>;
+  sha256(bytes: Uint8Array): Promise<string | null>;
+  toImage(input: unknown): Promise<Image8>;
+  sessionOptions(threads: number): InferenceSession.SessionOptions;
+  /** Which manifest entry `"default"` means here. */
+  defaultKey: "default_model" | "web_default_model";
+}
+
+/** Options of `EmotionRecognizer.create` (every field optional). */
+export interface RecognizerOptions {
+  /**
+   * Emotion model: a shipped name or a path/URL of a spec JSON. `"default"` (or none) is the Python
+   * library's default in Node, and in the browser its fp32 reference when that default is int8.
+   */
+  model?: string;
+  /** Folder or URL holding `manifest.json`, the specs and ONNX files (default: the package's `models/`). */
+  modelBaseUrl?: string;
+  /** Detector options (Python's names in camelCase) and optionally `model`, a path/URL of another RetinaFace ONNX. */
+  detector?: Partial<DetectorOptions> & { model?: string };
+  /** `"image"` (default): `detect()`; `"video"`: `detectForVideo()` with tracks and smoothing. */
+  runningMode?: "image" | "video";
+  /** Video mode: per-track smoothing (default `{ method: "moving-average", window: 15 }`, as Python's video CLI). */
+  smoothing?: SmoothingOptions;
+  /** Video mode: tracker options (Python's `TrackerOptions` in camelCase). */
+  tracker?: Partial<TrackerOptions>;
+  /** ONNX Runtime threads (0 = its default). */
+  threads?: number;
+}
+
+let ENV: Environment | null = null;
+
+/** Set by the package entry (`node.ts` / `browser.ts`). */
+export function setEnvironment(env: Environment): void {
+  ENV = env;
+}
+
+const isRef = (s: string) => s.includes("/") || s.includes("\\") || s.endsWith(".json");
+
+async function readJson(env: Environment, ref: string, what: string): Promise<unknown> {
+  const bytes = await env.readBytes(ref);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new ModelLoadError(`${ref}: unreadable ${what} (${(e as Error).message})`);
+  }
+}
+
+async function loadSession(env: Environment, ref: string, sha256: string | null, threads: number): Promise<InferenceSession> {
+  const bytes = await env.readBytes(ref);
+  if (sha256) {
+    const got = await env.sha256(bytes);
+    if (got !== null && got !== sha256) {
+      throw new ModelLoadError(`${ref}: sha256 mismatch: the spec expects ${sha256.slice(0, 12)}…, the file has ${got.slice(0, 12)}…; ` +
+        "the file is corrupt or not the model this spec describes");
+    }
+  }
+  try {
+    return await env.ort.InferenceSession.create(bytes, env.sessionOptions(threads));
+  } catch (e) {
+    throw new ModelLoadError(`${ref}: ONNX Runtime cannot load the model (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Finds every face in an image and reads its expression into the model's labels.
+ *
+ * @example
+ *   const rec = await EmotionRecognizer.create({ model: "default" });
+ *   const result = await rec.detect(canvas);
+ *   result.faces[0].emotion, result.faces[0].scores.happy
+ *   rec.close();
+ */
+export class EmotionRecognizer {
+  /** The notice every result display should show (the Python library's wording). */
+  readonly notice: string;
+  private closed = false;
+  private lastTs: number | null = null;
+  private frameIndex = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly tracker: FaceTracker;
+  private readonly smoother: TrackSmoother;
+
+  private constructor(
+    readonly detector: RetinaFaceDetector,
+    readonly classifier: EmotionClassifier,
+    readonly manifest: Manifest,
+    readonly runningMode: "image" | "video",
+    private readonly env: Environment,
+    tracker: TrackerOptions,
+    smoothing: SmoothingOptions,
+    private readonly sessions: InferenceSession[],
+  ) {
+    this.notice = manifest.notice;
+    this.tracker = new FaceTracker(tracker);
+    this.smoother = createSmoother(smoothing);
+  }
+
+  /**
+   * Load the detector and the emotion model.
+   *
+   * @throws ModelLoadError unknown model name, missing file, bad spec, sha256 mismatch, or a graph that does not match its spec.
+   * @throws ValueError options out of range.
+   */
+  static async create(options: RecognizerOptions = {}): Promise<EmotionRecognizer> {
+    const env = ENV;
+    if (!env) throw new ModelLoadError("no runtime: import the package through its browser or node entry");
+    const mode = options.runningMode ?? "image";
+    if (mode !== "image" && mode !== "video") throw new ValueError(`runningMode must be "image" or "video", got '${mode}'`);
+    const { model: detModel, ...detOpts } = options.detector ?? {};
+    const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts });
+    const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
+    const smoothing = options.smoothing ?? { method: "moving-average", window: 15 };
+    createSmoother(smoothing); // validate before loading anything
+    const threads = options.threads ?? 0;
+    const base = options.modelBaseUrl ?? env.defaultModelBase();
+    const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
+
+    const name = !options.model || options.model === "default"
+      ? manifest[env.defaultKey] ?? manifest.default_model : options.model;
+    let specRef: string;
+    if (isRef(name)) specRef = name;
+    else {
+      const known = manifest.models.find((m) => m.name === name);
+      if (!known) {
+        throw new ModelLoadError(`${name}: unknown model; shipped models: ${manifest.models.map((m) => m.name).join(", ")}; ` +
+          "or give a path/URL of a spec .json");
+      }
+      specRef = env.join(base, known.spec);
+    }
+    const spec: ModelSpec = parseSpec(await readJson(env, specRef, "model spec"), specRef);
+    const modelRef = env.join(specRef.replace(/[^/\\]*$/, "") || "./", spec.file);
+    const detRef = detModel ?? env.join(base, manifest.detector.file);
+    const detSha = detModel ? null : manifest.detector.sha256;
+    const [detSession, clfSession] = await Promise.all([
+      loadSession(env, detRef, detSha, threads), loadSession(env, modelRef, spec.sha256, threads),
+    ]);
+    const detector = new RetinaFaceDetector(detSession, env.ort.Tensor, detectorOptions);
+    const classifier = new EmotionClassifier(clfSession, env.ort.Tensor, spec, modelRef);
+    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, [detSession, clfSession]);
+  }
+
+  /** Label names of the probability columns (from the model's spec). */
+  get labels(): string[] {
+    return this.classifier.labels;
+  }
+
+  /** The emotion model's spec (input size, colour, normalisation, template, labels, metrics). */
+  get spec(): ModelSpec {
+    return this.classifier.spec;
+  }
+
+  /**
+   * Analyse one still image (running mode "image").
+   *
+   * @param image HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, ImageBitmap, VideoFrame,
+   *   HTMLVideoElement, ImageData or `{ data, width, height, format? }` (Node: the last two).
+   * @throws ValueError wrong running mode or a closed recognizer.
+   * @throws InvalidImageError an unsupported or malformed input.
+   */
+  detect(image: unknown): Promise<FacesResult> {
+    this.check("image", "detect", "detectForVideo");
+    return this.serial(async () => {
+      const bgr = await this.env.toImage(image);
+      return this.analyse(bgr, { source: null, frame_index: null, timestamp_ms: null, image_size_hw: [bgr.height, bgr.width] }, false);
+    });
+  }
+
+  /**
+   * Analyse one video frame (running mode "video"): faces get track ids, and tracked faces'
+   * `scores` are smoothed over time (`scores_raw` holds the frame's own).
+   *
+   * @param timestampMs presentation time in milliseconds; must increase from call to call.
+   * @throws ValueError wrong running mode, a closed recognizer, or a timestamp not after the previous one.
+   */
+  detectForVideo(frame: unknown, timestampMs: number): Promise<FacesResult> {
+    this.check("video", "detectForVideo", "detect");
+    if (!Number.isFinite(timestampMs)) throw new ValueError(`expected a finite timestampMs, got ${timestampMs}`);
+    if (this.lastTs !== null && timestampMs <= this.lastTs) {
+      throw new ValueError(`timestamps must increase: got ${timestampMs} ms after ${this.lastTs} ms; call reset() to start a new stream`);
+    }
+    this.lastTs = timestampMs;
+    const index = this.frameIndex++;
+    return this.serial(async () => {
+      const bgr = await this.env.toImage(frame);
+      return this.analyse(bgr, { source: null, frame_index: index, timestamp_ms: timestampMs, image_size_hw: [bgr.height, bgr.width] }, true);
+    });
+  }
+
+  /** Forget tracks and smoothing state (before a new stream). */
+  reset(): void {
+    this.tracker.reset();
+    this.smoother.reset();
+    this.lastTs = null;
+    this.frameIndex = 0;
+  }
+
+  /** Release the ONNX sessions; the recognizer cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => undefined);
+    await Promise.all(this.sessions.map((s) => s.release?.()));
+  }
+
+  private check(mode: "image" | "video", method: string, other: string): void {
+    if (this.closed) throw new ValueError(`${method}() called after close(); create a new EmotionRecognizer`);
+    if (this.runningMode !== mode) {
+      throw new ValueError(`${method}() needs runningMode "${mode}", this recognizer was created with "${this.runningMode}"; ` +
+        `use ${other}() or create it with { runningMode: "${mode}" }`);
+    }
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async analyse(bgr: Image8, info: FrameInfo, video: boolean): Promise<FacesResult> {
+    const found = await this.detector.detect(bgr);
+    const labels = this.labels;
+    let ids: number[] = found.scores.map(() => -1);
+    if (video) {
+      ids = this.tracker.update(found.xyxy, found.scores, info.timestamp_ms as number);
+      this.smoother.forget(this.tracker.endedTrackIds);
+    }
+    const probs = found.scores.length ? await this.classifier.classify(bgr, found.landmarks) : [];
+    const faces = found.xyxy.map((box, i) => {
+      if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null);
+      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i]) : probs[i];
+      return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, probs[i]);
+    });
+    return { info, labels: [...labels], faces };
+  }
+}
+
+export { InvalidImageError };

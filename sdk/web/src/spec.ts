@@ -1,0 +1,92 @@
+/**
+ * Model specs: the JSON written beside every ONNX file by the Python library
+ * (src/affectlens/models/spec.py). Every preprocessing constant is read from it at run time.
+ */
+import { ModelLoadError } from "./errors.js";
+
+export interface InputSpec {
+  name: string;
+  size_hw: [number, number];
+  color: "gray" | "rgb" | "bgr";
+  scale: number;
+  mean: number[];
+  std: number[];
+  layout: "NCHW";
+}
+
+export interface AlignmentSpec {
+  /** Five (x, y) template points as fractions of the crop width and height. */
+  points_norm: [number, number][];
+  source?: string;
+}
+
+export interface ModelSpec {
+  name: string;
+  file: string;
+  sha256: string;
+  labels: string[];
+  input: InputSpec;
+  alignment: AlignmentSpec;
+  output_name: string;
+  output_kind: "probabilities" | "logits";
+  temperature?: number;
+  tta?: string[];
+  metrics?: Record<string, unknown>;
+  description?: string;
+  license?: string;
+  format_version?: number;
+}
+
+/** Number of input channels the spec's colour implies. */
+export function channelsOf(spec: ModelSpec): number {
+  return spec.input.color === "gray" ? 1 : 3;
+}
+
+/**
+ * Validate a parsed spec JSON (the same checks as Python's `load_spec`).
+ *
+ * @param raw parsed JSON.
+ * @param where the file or URL it came from, for error messages.
+ * @throws ModelLoadError missing or malformed fields.
+ */
+export function parseSpec(raw: unknown, where: string): ModelSpec {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ModelLoadError(`${where}: expected a JSON object as model spec, got ${Array.isArray(raw) ? "array" : typeof raw}`);
+  }
+  const d = raw as Record<string, any>;
+  for (const key of ["name", "file", "sha256", "labels", "input", "alignment"]) {
+    if (!(key in d)) throw new ModelLoadError(`${where}: model spec lacks the field '${key}'`);
+  }
+  const inp = d.input;
+  const ok =
+    inp && typeof inp.name === "string" && Array.isArray(inp.size_hw) && inp.size_hw.length === 2 &&
+    typeof inp.scale === "number" && Array.isArray(inp.mean) && Array.isArray(inp.std);
+  if (!ok) throw new ModelLoadError(`${where}: malformed input section of the model spec`);
+  if (!["gray", "rgb", "bgr"].includes(inp.color)) {
+    throw new ModelLoadError(`${where}: input.color must be gray, rgb or bgr, got '${inp.color}'`);
+  }
+  const channels = inp.color === "gray" ? 1 : 3;
+  if (inp.mean.length !== channels || inp.std.length !== channels) {
+    throw new ModelLoadError(`${where}: input.mean/std need ${channels} values for color '${inp.color}'`);
+  }
+  if ((inp.layout ?? "NCHW") !== "NCHW") {
+    throw new ModelLoadError(`${where}: only NCHW input layout is supported, got '${inp.layout}'`);
+  }
+  const pts = d.alignment?.points_norm;
+  if (!Array.isArray(pts) || pts.length !== 5 || pts.some((p: unknown) => !Array.isArray(p) || p.length !== 2)) {
+    throw new ModelLoadError(`${where}: alignment.points_norm must hold 5 (x, y) pairs`);
+  }
+  if (!Array.isArray(d.labels) || d.labels.length < 2) {
+    throw new ModelLoadError(`${where}: labels must list at least 2 class names`);
+  }
+  const kind = d.output_kind ?? "probabilities";
+  if (kind !== "probabilities" && kind !== "logits") {
+    throw new ModelLoadError(`${where}: output_kind must be probabilities or logits, got '${kind}'`);
+  }
+  return {
+    ...d,
+    input: { ...inp, layout: "NCHW" },
+    output_name: d.output_name ?? "probs",
+    output_kind: kind,
+  } as ModelSpec;
+}

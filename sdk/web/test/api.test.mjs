@@ -1,0 +1,181 @@
+// The SDK's public surface in Node: errors that say what is wrong, running modes, the
+// contract of every shipped model, and the pure functions the pipeline is built from.
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  EmotionRecognizer, InvalidImageError, ModelLoadError, PALETTE, ValueError, emotionColor, readImage, similarityTransform,
+} from "../dist/node.mjs";
+import { PKG, SHARED, SKIP_SHARED } from "./helpers.mjs";
+
+const MODELS = path.join(PKG, "dist/models");
+const manifest = JSON.parse(readFileSync(path.join(MODELS, "manifest.json"), "utf8"));
+const tmp = mkdtempSync(path.join(os.tmpdir(), "affectlens-api-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A model folder with the manifest, detector and one model, whose files a test may then break. */
+function modelFolder(name, model = manifest.default_model) {
+  const dir = path.join(tmp, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const m = manifest.models.find((x) => x.name === model);
+  for (const f of ["manifest.json", manifest.detector.file, m.spec, m.file]) {
+    copyFileSync(path.join(MODELS, f), path.join(dir, f));
+  }
+  return { dir, spec: path.join(dir, m.spec), onnx: path.join(dir, m.file) };
+}
+
+describe("model loading errors", () => {
+  test("an unknown model name lists the shipped models", async () => {
+    await assert.rejects(EmotionRecognizer.create({ model: "no-such-model" }),
+      (e) => e instanceof ModelLoadError && /no-such-model: unknown model/.test(e.message) && e.message.includes(manifest.default_model));
+  });
+  test("a missing spec file is named", async () => {
+    await assert.rejects(EmotionRecognizer.create({ model: path.join(tmp, "absent.json") }),
+      (e) => e instanceof ModelLoadError && /absent\.json: file not found/.test(e.message));
+  });
+  test("a spec without labels is refused", async () => {
+    const { spec } = modelFolder("nolabels");
+    const raw = JSON.parse(readFileSync(spec, "utf8"));
+    delete raw.labels;
+    writeFileSync(spec, JSON.stringify(raw));
+    await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /lacks the field 'labels'/.test(e.message));
+  });
+  test("a spec whose colour does not match its mean/std is refused", async () => {
+    const { spec } = modelFolder("badcolor");
+    const raw = JSON.parse(readFileSync(spec, "utf8"));
+    raw.input.color = raw.input.color === "gray" ? "rgb" : "gray";
+    writeFileSync(spec, JSON.stringify(raw));
+    await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /mean\/std need/.test(e.message));
+  });
+  test("a model file that is not the one its spec describes fails the sha256 check", async () => {
+    const { spec, onnx } = modelFolder("corrupt");
+    const bytes = readFileSync(onnx);
+    bytes[bytes.length - 10] ^= 0xff;
+    writeFileSync(onnx, bytes);
+    await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /sha256 mismatch/.test(e.message));
+  });
+  test("a spec naming an output the graph lacks is refused", async () => {
+    const { spec } = modelFolder("badoutput");
+    const raw = JSON.parse(readFileSync(spec, "utf8"));
+    raw.output_name = "logits_missing";
+    writeFileSync(spec, JSON.stringify(raw));
+    await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /names output 'logits_missing'/.test(e.message));
+  });
+  test("a model folder without a build is explained", async () => {
+    await assert.rejects(EmotionRecognizer.create({ modelBaseUrl: path.join(tmp, "nothing") }),
+      (e) => e instanceof ModelLoadError && /manifest\.json: file not found.*npm run build/.test(e.message));
+  });
+});
+
+describe("options and running modes", () => {
+  for (const [what, opts, re] of [
+    ["detector minScore above 1", { detector: { minScore: 1.5 } }, /minScore must be in \[0, 1\]/],
+    ["unknown smoothing", { smoothing: { method: "kalman" } }, /smoothing.method must be one of/],
+    ["moving-average window 0", { smoothing: { method: "moving-average", window: 0 } }, /window of 1\.\.300/],
+    ["unknown running mode", { runningMode: "live" }, /runningMode must be/],
+    ["tracker minIou 1", { tracker: { minIou: 1 } }, /minIou in \(0, 1\)/],
+  ]) {
+    test(`rejected: ${what}`, async () => {
+      await assert.rejects(EmotionRecognizer.create(opts), (e) => e instanceof ValueError && re.test(e.message));
+    });
+  }
+
+  let image, video;
+  before(async () => {
+    image = await EmotionRecognizer.create({ threads: 1 });
+    video = await EmotionRecognizer.create({ runningMode: "video", threads: 1 });
+  });
+  after(async () => { await image.close(); await video.close(); });
+  const gray = (w, h, v = 128) => ({ data: new Uint8Array(w * h).fill(v), width: w, height: h });
+
+  test("detect() on a video recognizer and detectForVideo() on an image one are refused", () => {
+    assert.throws(() => video.detect(gray(64, 64)), (e) => e instanceof ValueError && /runningMode "image"/.test(e.message));
+    assert.throws(() => image.detectForVideo(gray(64, 64), 0), (e) => e instanceof ValueError && /runningMode "video"/.test(e.message));
+  });
+  test("timestamps must increase", async () => {
+    await video.detectForVideo(gray(64, 64), 100);
+    assert.throws(() => video.detectForVideo(gray(64, 64), 100), (e) => e instanceof ValueError && /timestamps must increase: got 100 ms after 100 ms/.test(e.message));
+    assert.throws(() => video.detectForVideo(gray(64, 64), NaN), ValueError);
+    video.reset();
+    const r = await video.detectForVideo(gray(64, 64), 5);
+    assert.equal(r.info.frame_index, 0);
+  });
+  for (const [what, input, re] of [
+    ["a string", "photo.jpg", /got string/],
+    ["null", null, /got null/],
+    ["a buffer of the wrong length", { data: new Uint8Array(10), width: 64, height: 64 }, /got 10 values/],
+    ["an image too small for a face", gray(4, 30), /at least 8x8/],
+  ]) {
+    test(`unsupported input: ${what}`, async () => {
+      await assert.rejects(image.detect(input), (e) => e instanceof InvalidImageError && re.test(e.message));
+    });
+  }
+  test("an image without faces gives an empty, well-formed result", async () => {
+    const r = await image.detect(gray(120, 90));
+    assert.deepEqual(r.faces, []);
+    assert.deepEqual(r.labels, image.labels);
+    assert.deepEqual(r.info.image_size_hw, [90, 120]);
+  });
+  test("close() ends the recognizer", async () => {
+    const rec = await EmotionRecognizer.create({ threads: 1 });
+    await rec.close();
+    assert.throws(() => rec.detect(gray(64, 64)), (e) => e instanceof ValueError && /after close\(\)/.test(e.message));
+  });
+});
+
+describe("every shipped model on a real face", { skip: SKIP_SHARED }, () => {
+  let face;
+  before(async () => { face = await readImage(path.join(SHARED, "media/images/single_face.jpg")); });
+  for (const m of manifest.models) {
+    test(`${m.name}: labels from its spec, probabilities sum to 1, a colour per label`, async () => {
+      const spec = JSON.parse(readFileSync(path.join(MODELS, m.spec), "utf8"));
+      const rec = await EmotionRecognizer.create({ model: m.name, threads: 1 });
+      try {
+        const r = await rec.detect(face);
+        assert.deepEqual(r.labels, spec.labels);
+        assert.equal(r.faces.length, 1);
+        const p = r.labels.map((l) => r.faces[0].scores[l]);
+        assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4, `sum ${p}`);
+        assert.equal(r.faces[0].emotion, r.labels[p.indexOf(Math.max(...p))]);
+        for (const l of spec.labels) assert.ok(PALETTE.colors[l], `palette lacks ${l}`);
+      } finally {
+        await rec.close();
+      }
+    });
+  }
+  test("the default is the Python registry's (manifest written from it)", async () => {
+    const rec = await EmotionRecognizer.create({ model: "default", threads: 1 });
+    assert.equal(rec.spec.name, manifest.default_model);
+    await rec.close();
+  });
+});
+
+describe("readImage", () => {
+  test("a missing file and empty bytes are named", async () => {
+    await assert.rejects(readImage(path.join(tmp, "nope.jpg")), (e) => e instanceof InvalidImageError && /nope\.jpg/.test(e.message));
+    await assert.rejects(readImage(new Uint8Array(0)), (e) => e instanceof InvalidImageError && /empty/.test(e.message));
+  });
+  test("a truncated JPEG is refused", { skip: SKIP_SHARED }, async () => {
+    const bytes = readFileSync(path.join(SHARED, "media/images/single_face.jpg"));
+    await assert.rejects(readImage(new Uint8Array(bytes.subarray(0, bytes.length >> 1))), InvalidImageError);
+  });
+});
+
+describe("building blocks", () => {
+  test("similarityTransform recovers a known rotation, scale and shift", () => {
+    const a = 0.3, s = 1.7, tx = 12, ty = -5;
+    const src = [[0, 0], [10, 0], [0, 10], [7, 3], [2, 9]];
+    const dst = src.map(([x, y]) => [s * (Math.cos(a) * x - Math.sin(a) * y) + tx, s * (Math.sin(a) * x + Math.cos(a) * y) + ty]);
+    const m = similarityTransform(src, dst);
+    const want = [s * Math.cos(a), -s * Math.sin(a), tx, s * Math.sin(a), s * Math.cos(a), ty];
+    m.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-9, `${m} vs ${want}`));
+    assert.throws(() => similarityTransform([[1, 1], [1, 1]], [[0, 0], [1, 1]]), /coincide/);
+  });
+  test("emotionColor reads the project palette", () => {
+    assert.equal(emotionColor("happy"), PALETTE.colors.happy);
+    assert.deepEqual(PALETTE.order.slice(0, 3), ["angry", "disgust", "fear"]);
+  });
+});

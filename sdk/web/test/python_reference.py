@@ -1,0 +1,113 @@
+"""Reference results from the Python library, computed in the test run (never stored in git).
+
+  python python_reference.py images OUT.json IMG...          Faces.to_dict() per image
+  python python_reference.py video OUT_DIR VIDEO N [STEP]    N frames (every STEP-th) through
+      VideoAnalyzer.process: writes OUT_DIR/frames.json (per-frame Faces dicts with raw scores)
+      and OUT_DIR/frame_XXXX.rgb (the decoded frames as RGB bytes, so JS sees the same pixels)
+
+  python python_reference.py frames DIR                     DIR/frames.json + RGB files recorded by
+      the browser through VideoAnalyzer.process -> DIR/python.json
+  python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
+
+Options (environment): AFFECTLENS_MODEL (model name), AFFECTLENS_SMOOTH (video smoother).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+
+from affectlens import EmotionRecognizer
+from affectlens.recognizer import RecognizerOptions
+
+
+def images(out: str, paths: list[str]) -> None:
+    rec = EmotionRecognizer(model=os.environ.get("AFFECTLENS_MODEL") or None, threads=1)
+    result = {"labels": list(rec.labels), "model": rec.classifier.spec.name,
+              "images": {Path(p).name: rec.predict(p).to_dict() for p in paths}}
+    Path(out).write_text(json.dumps(result))
+
+
+def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    smooth = os.environ.get("AFFECTLENS_SMOOTH", "moving-average")
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
+                                                                 threads=1), smooth=smooth))
+    cap = cv2.VideoCapture(path)
+    frames, index = [], 0
+    while len(frames) < n:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            ts = round(index * 1000.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0), 3)
+            faces = va.process(bgr, ts, frame_index=len(frames))
+            d = faces.to_dict()
+            raw = faces.data.get("probs_raw")
+            for k, rec in enumerate(d["faces"]):
+                rec["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, raw[k])}
+            name = f"frame_{len(frames):04d}.rgb"
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).tofile(out / name)
+            frames.append({"file": name, "width": bgr.shape[1], "height": bgr.shape[0], "timestamp_ms": ts, "faces": d})
+        index += 1
+    (out / "frames.json").write_text(json.dumps({"labels": list(va.labels), "smooth": smooth, "frames": frames}))
+
+
+
+
+def frames(folder: str) -> None:
+    """Frames recorded by the browser (``frames.json`` + RGB files) through VideoAnalyzer.process."""
+    import numpy as np
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    d = Path(folder)
+    meta = json.loads((d / "frames.json").read_text())
+    model = os.environ.get("AFFECTLENS_MODEL") or None
+    from affectlens.tracking import TrackerOptions
+
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), smooth="moving-average",
+                                    window=int(meta.get("window", 15)),
+                                    tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0)))))
+    out = []
+    for i, fr in enumerate(meta["frames"]):
+        rgb = np.fromfile(d / fr["file"], np.uint8).reshape(fr["height"], fr["width"], 3)
+        faces = va.process(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), fr["timestamp_ms"], frame_index=i)
+        rec = faces.to_dict()
+        for k, f in enumerate(rec["faces"]):
+            f["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, faces.data["probs_raw"][k])}
+        out.append(rec)
+    (d / "python.json").write_text(json.dumps({"labels": list(va.labels), "frames": out}))
+
+
+def y4m(out: str, path: str, n: int) -> None:
+    """The first ``n`` frames of a video as a Y4M file (I420), for Chromium's fake camera."""
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    with open(out, "wb") as fh:
+        for i in range(n):
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            h, w = bgr.shape[:2]
+            if i == 0:
+                fh.write(f"YUV4MPEG2 W{w} H{h} F{round(fps * 1000)}:1000 Ip A1:1 C420jpeg\n".encode())
+            fh.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    if mode == "images":
+        images(args[0], args[1:])
+    elif mode == "video":
+        video(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
+    elif mode == "frames":
+        frames(args[0])
+    elif mode == "y4m":
+        y4m(args[0], args[1], int(args[2]))
+    else:
+        sys.exit(f"unknown mode {mode!r}; expected images, video, frames or y4m")
