@@ -95,7 +95,8 @@ def cmd_train_custom(args) -> int:
 
     if not args.out:
         return _die("--data needs --out MODEL_DIR")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # onnxruntime's quantiser logs at INFO
+    logging.getLogger("affectlens").setLevel(logging.INFO)
     try:
         folds = args.folds if args.folds == "auto" else int(args.folds)
         opts = CustomTrainOptions(base=args.base, labels=tuple(s.strip() for s in args.labels.split(",")) if args.labels
