@@ -95,7 +95,8 @@ def cmd_train_custom(args) -> int:
 
     if not args.out:
         return _die("--data needs --out MODEL_DIR")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # onnxruntime's quantiser logs at INFO
+    logging.getLogger("affectlens").setLevel(logging.INFO)
     try:
         folds = args.folds if args.folds == "auto" else int(args.folds)
         opts = CustomTrainOptions(base=args.base, labels=tuple(s.strip() for s in args.labels.split(",")) if args.labels
@@ -104,7 +105,8 @@ def cmd_train_custom(args) -> int:
                                   threads=args.threads)
     except ValueError as exc:
         return _die(f"--folds must be a number or auto ({exc})")
-    bar = tqdm(unit="epoch", file=sys.stderr, dynamic_ncols=True, desc="training")
+    runs = 1 + (folds if isinstance(folds, int) else 0)  # early stopping can end runs sooner: an upper bound
+    bar = tqdm(total=args.epochs * runs, unit="epoch", file=sys.stderr, dynamic_ncols=True, desc="training")
 
     def progress(row):
         bar.set_postfix(run=row["run"], val_f1=row["val_macro_f1"], refresh=False)

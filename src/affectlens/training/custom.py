@@ -221,18 +221,17 @@ def _val_within(ts: TrainingSet, idx: np.ndarray, opts: CustomTrainOptions) -> t
 
 
 def cross_validate(ts: TrainingSet, spec: ModelSpec, pretrained: bool, k: int, opts: CustomTrainOptions,
-                   work: Path, base_clf=None, on_epoch=None) -> dict:
+                   work: Path, base_clf=None, on_epoch=None, only: list[int] | None = None) -> dict:
     """Subject-disjoint k-fold: per fold, fine-tune on the other folds (validation subjects
     carved out of them), score the held-out fold through the exported ONNX graph's maths, and
-    the base model zero-shot on the same faces. Finished folds are kept in ``work``."""
+    the base model zero-shot on the same faces. Finished folds are kept in ``work``, so a run
+    resumes, and separate processes can share the folds (``only``: the folds this one runs)."""
     from affectlens.training.model_folder import onnx_probs
 
     fold = grouped_folds(ts.subjects, ts.y, k, opts.seed)
-    rows = []
-    for f in range(k):
+    for f in (range(k) if only is None else only):
         done = work / f"fold{f}.json"
         if done.is_file():
-            rows.append(json.loads(done.read_text()))
             continue
         test_idx = np.flatnonzero(fold == f)
         tr, va = _val_within(ts, np.flatnonzero(fold != f), opts)
@@ -248,9 +247,11 @@ def cross_validate(ts: TrainingSet, spec: ModelSpec, pretrained: bool, k: int, o
             if b:
                 row["base"] = {"accuracy": b["accuracy"], "macro_f1": b["macro_f1"], "n": b["n"], "classes": b["classes"]}
         done.write_text(json.dumps(row))
-        rows.append(row)
         logger.info("fold %d/%d: accuracy %.4f (base %s)", f + 1, k, row["accuracy"],
                     f"{row['base']['accuracy']:.4f}" if "base" in row else "n/a")
+    rows = [json.loads((work / f"fold{f}.json").read_text()) for f in range(k) if (work / f"fold{f}.json").is_file()]
+    if len(rows) < k:
+        return {"folds": k, "finished": len(rows), "per_fold": rows}
     acc = np.array([r["accuracy"] for r in rows])
     out = {"folds": k, "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std(ddof=1)),
            "macro_f1_mean": float(np.mean([r["macro_f1"] for r in rows])), "per_fold": rows}
