@@ -393,6 +393,16 @@ def _train_set_keys() -> str:
     return "--set keys (default values):\n  " + "\n  ".join(lines) if lines else ""
 
 
+def _add_face_and_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The detector and emotion-model options that ``image``, ``video`` and ``batch`` share."""
+    p.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels")
+    p.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
+    p.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
+    p.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
+    p.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                   help="int8 or fp32 variant of the model (auto: chosen for this CPU, see 'affectlens models')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectlens", description="Facial emotion recognition. " + RESPONSIBLE_USE)
     p.add_argument("--version", action="version", version=f"affectlens {__version__}")
@@ -403,12 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--json", metavar="OUT", help="write one record per image to OUT ('-' = stdout)")
     im.add_argument("--annotate", metavar="DIR", help="write annotated copies to DIR")
     im.add_argument("--blur-faces", action="store_true", help="blur the faces in the annotated copies (privacy)")
-    im.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels")
-    im.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
-    im.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
-    im.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
-    im.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
-                    help="int8 or fp32 variant of the model (auto: chosen for this CPU, see 'affectlens models')")
+    _add_face_and_model_arguments(im)
     im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
@@ -494,12 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    vi.add_argument("--max-faces", type=int, default=0, metavar="N")
-    vi.add_argument("--min-face", type=float, default=0.0, metavar="PX")
-    vi.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
-    vi.add_argument("--model", default=None, metavar="NAME_OR_PATH")
-    vi.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
-                    help="int8 or fp32 variant of the model (auto: chosen for this CPU)")
+    _add_face_and_model_arguments(vi)
     vi.add_argument("--threads", type=int, default=0)
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
@@ -529,12 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
-    ba.add_argument("--max-faces", type=int, default=0, metavar="N")
-    ba.add_argument("--min-face", type=float, default=0.0, metavar="PX")
-    ba.add_argument("--det-threshold", type=float, default=0.6, metavar="P")
-    ba.add_argument("--model", default=None, metavar="NAME_OR_PATH")
-    ba.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
-                    help="int8 or fp32 variant of the model (auto: chosen for the driver's CPU)")
+    _add_face_and_model_arguments(ba)
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 
