@@ -108,3 +108,24 @@ def test_small_faces_down_to_about_20_px(detector):
     found = detector.detect(small)
     assert len(found) == n
     assert (found.xyxy[:, 2] - found.xyxy[:, 0]).min() < 22
+
+
+def test_windows_around_known_faces_find_the_same_faces(detector):
+    img = load_image(need(IMAGES / "multi_face.jpg"))
+    full = detector.detect(img)
+    moved = full.xyxy + np.array([6.0, -5.0, 6.0, -5.0], np.float32)  # a tracker's slightly-off prediction
+    for rows, tolerance in ((slice(0, 2), 0.03), (slice(None), 0.08)):  # few windows keep more pixels per face
+        near = detector.detect_regions(img, moved[rows])
+        assert len(near) >= len(full.xyxy[rows])  # a neighbour inside a window is a real face too
+        for box, pts in zip(full.xyxy[rows], full.landmarks[rows]):
+            j = int(np.abs(near.xyxy - box).sum(1).argmin())
+            side = float(box[2] - box[0])
+            assert np.abs(near.xyxy[j] - box).max() < 0.2 * side
+            assert np.abs(near.landmarks[j] - pts).mean() < tolerance * side
+    # a window at the image corner (partly outside) and one on empty wall find nothing wrong
+    h, w = img.shape[:2]
+    edge = detector.detect_regions(img, np.array([[-40.0, -40.0, 20.0, 20.0], [w - 30.0, h - 30.0, w + 10.0, h + 10.0]]))
+    assert len(edge) == 0
+    assert len(detector.detect_regions(img, np.zeros((0, 4)))) == 0
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect_regions(img.astype(np.float32), moved)

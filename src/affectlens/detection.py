@@ -29,6 +29,9 @@ _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 _STRIDES = (8, 16, 32)
 _ANCHOR_SIZES = ((16, 32), (64, 128), (256, 512))
 _VARIANCE = (0.1, 0.2)
+#: Largest window side of :meth:`RetinaFaceDetector.detect_regions` (pixels at the network input)
+#: by the number of windows in the call: few faces keep their resolution, many share a budget.
+REGION_MAX_PX = ((2, 256), (4, 192), (1 << 30, 128))
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,7 @@ class RetinaFaceDetector:
         Raises:
             ValueError: not an ``(h, w, 3)`` uint8 array.
         """
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 \
-                or image_bgr.dtype != np.uint8:
-            got = image_bgr.shape if isinstance(image_bgr, np.ndarray) else type(image_bgr).__name__
-            raise ValueError(f"expected an (h, w, 3) uint8 BGR image, got {got}")
+        _check_image(image_bgr)
         h, w = image_bgr.shape[:2]
         opts = self.options
         fine = min(1.0, opts.max_side_px / max(h, w))
@@ -193,6 +193,94 @@ class RetinaFaceDetector:
             # only faces too big for the fine pass's anchors (over 3/4 of the largest, 512 px)
             big = np.maximum(c_xyxy[:, 2] - c_xyxy[:, 0], c_xyxy[:, 3] - c_xyxy[:, 1]) * fine >= 384
             parts.append((c_xyxy[big], c_scores[big], c_pts[big]))
+        return self._finish((h, w), parts)
+
+    def detect_regions(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray, context: float = 2.2,
+                       min_score: float | None = None) -> Detections:
+        """Detect faces only near known boxes (e.g. a tracker's predicted faces): square windows
+        of side ``context`` × the box's longer side, centred on each box, resized to 128, 192 or
+        256 px (the smallest that keeps the face's resolution, up to ``256 / context`` px with one
+        or two windows, ``192 / context`` with up to four, ``128 / context`` with more:
+        :data:`REGION_MAX_PX`), one batched
+        pass per size — a few milliseconds per face instead of a full-frame pass. Landmarks then
+        differ from a full-frame pass by about 1-2% of the face's side with one or two windows
+        and 3-6% with many (the detector's own scale dependence: fewer pixels per face).
+
+        Args:
+            image_bgr: ``(h, w, 3)`` uint8 BGR image.
+            boxes_xyxy: ``(n, 4)`` boxes in image pixels to look around.
+            context: window side over the box's longer side (room for the face to have moved).
+            min_score: score threshold for this call (default ``options.min_score``); a tracker
+                may keep following a face with a lower score than it takes to start one.
+
+        Returns:
+            :class:`Detections` in image pixels (NMS over all windows, the ``min_score``,
+            ``min_face_px`` and ``max_faces`` options applied), highest score first.
+
+        Raises:
+            ValueError: not an ``(h, w, 3)`` uint8 array.
+        """
+        _check_image(image_bgr)
+        boxes = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return _empty()
+        threshold = self.options.min_score if min_score is None else float(min_score)
+        sides = np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 8.0) * context
+        largest = next(px for n, px in REGION_MAX_PX if len(boxes) <= n)
+        buckets = np.clip(64 * np.ceil(sides / 64), 128, largest).astype(int)
+        parts = []
+        for size_px in np.unique(buckets):
+            windows, maps = [], []
+            for box, side in zip(boxes[buckets == size_px], sides[buckets == size_px]):
+                window, mapping = _window(image_bgr, (box[0] + box[2] - side) / 2, (box[1] + box[3] - side) / 2,
+                                          float(side), int(size_px))
+                windows.append(window)
+                maps.append(mapping)
+            blob = (np.stack(windows).astype(np.float32) - _MEAN_BGR).transpose(0, 3, 1, 2)
+            loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+            for i, (u0, v0, sx, sy, cx0, cy0) in enumerate(maps):
+                xyxy, scores, pts = self._decode(loc[i], conf[i], landm[i], int(size_px), int(size_px), threshold)
+                origin, scale = np.array([u0, v0], np.float32), np.array([sx, sy], np.float32)
+                shift = np.array([cx0, cy0], np.float32)
+                xyxy = np.concatenate([(xyxy[:, :2] - origin) / scale + shift, (xyxy[:, 2:] - origin) / scale + shift], 1)
+                parts.append((xyxy, scores, (pts - origin) / scale + shift))
+        return self._finish(image_bgr.shape[:2], parts)
+
+    def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and landmarks (original pixels) from one pass at ``scale``; not NMS-ed."""
+        h, w = image_bgr.shape[:2]
+        if scale < 1.0:
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            work = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+        else:
+            nh, nw, work = h, w, image_bgr
+        sx, sy = nw / w, nh / h
+        blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
+        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+        xyxy, scores, pts = self._decode(loc[0], conf[0], landm[0], nh, nw, self.options.min_score)
+        return xyxy / np.array([sx, sy, sx, sy], np.float32), scores, pts / np.array([sx, sy], np.float32)
+
+    @staticmethod
+    def _decode(loc: np.ndarray, conf: np.ndarray, landm: np.ndarray, height: int, width: int,
+                min_score: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One image's network outputs → boxes, scores and landmarks with a score of at least
+        ``min_score``, in pixels of the ``height`` × ``width`` network input."""
+        scores = conf[:, 1]
+        keep = np.flatnonzero(scores >= min_score)
+        priors = _priors(height, width)[keep]
+        loc, landm, scores = loc[keep], landm[keep], scores[keep]
+        v0, v1 = _VARIANCE
+        centers = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
+        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * v1)
+        xyxy = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
+        pts = priors[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * priors[:, None, 2:]
+        return xyxy.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32)
+
+    def _finish(self, image_hw: tuple[int, int], parts: list) -> Detections:
+        """NMS over the passes' detections, drop parts of larger faces, clip to the image and
+        apply ``min_face_px`` and ``max_faces``."""
+        h, w = image_hw
+        opts = self.options
         xyxy = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         pts = np.concatenate([p[2] for p in parts])
@@ -211,29 +299,37 @@ class RetinaFaceDetector:
             xyxy, scores, pts = xyxy[:opts.max_faces], scores[:opts.max_faces], pts[:opts.max_faces]
         return Detections(xyxy.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32))
 
-    def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes, scores and landmarks (original pixels) from one pass at ``scale``; not NMS-ed."""
-        h, w = image_bgr.shape[:2]
-        if scale < 1.0:
-            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-            work = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-        else:
-            nh, nw, work = h, w, image_bgr
-        sx, sy = nw / w, nh / h
-        blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
-        scores = conf[0, :, 1]
-        keep = np.flatnonzero(scores >= self.options.min_score)
-        priors = _priors(nh, nw)[keep]
-        loc, landm, scores = loc[0, keep], landm[0, keep], scores[keep]
-        v0, v1 = _VARIANCE
-        centers = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
-        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * v1)
-        xyxy = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
-        pts = priors[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * priors[:, None, 2:]
-        xyxy = xyxy / np.array([sx, sy, sx, sy], np.float32)
-        pts = pts / np.array([sx, sy], np.float32)
-        return xyxy.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32)
+
+def _check_image(image_bgr) -> None:
+    """Raise ``ValueError`` unless ``image_bgr`` is an ``(h, w, 3)`` uint8 array."""
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 \
+            or image_bgr.dtype != np.uint8:
+        got = image_bgr.shape if isinstance(image_bgr, np.ndarray) else type(image_bgr).__name__
+        raise ValueError(f"expected an (h, w, 3) uint8 BGR image, got {got}")
+
+
+def _window(image_bgr: np.ndarray, x0: float, y0: float, side: float, size_px: int) -> tuple[np.ndarray, tuple]:
+    """The square ``side``-pixel window at ``(x0, y0)`` resized to ``size_px``; parts outside the
+    image are the detector's mean colour (zero after mean subtraction).
+
+    Returns:
+        ``(window, (u0, v0, sx, sy, cx0, cy0))``: an image point ``(x, y)`` is at
+        ``(u0 + (x - cx0) * sx, v0 + (y - cy0) * sy)`` in the window.
+    """
+    h, w = image_bgr.shape[:2]
+    s = size_px / side
+    cx0, cy0 = max(int(math.floor(x0)), 0), max(int(math.floor(y0)), 0)
+    cx1, cy1 = min(int(math.ceil(x0 + side)), w), min(int(math.ceil(y0 + side)), h)
+    out = np.empty((size_px, size_px, 3), np.uint8)
+    out[:] = _MEAN_BGR.astype(np.uint8)
+    u0, v0 = min(max(int(round((cx0 - x0) * s)), 0), size_px - 1), min(max(int(round((cy0 - y0) * s)), 0), size_px - 1)
+    u1, v1 = min(max(int(round((cx1 - x0) * s)), u0 + 1), size_px), min(max(int(round((cy1 - y0) * s)), v0 + 1), size_px)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return out, (u0, v0, s, s, cx0, cy0)
+    region = image_bgr[cy0:cy1, cx0:cx1]
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    out[v0:v1, u0:u1] = cv2.resize(region, (u1 - u0, v1 - v0), interpolation=interp)
+    return out, (u0, v0, (u1 - u0) / (cx1 - cx0), (v1 - v0) / (cy1 - cy0), cx0, cy0)
 
 
 def _inside_larger(xyxy: np.ndarray, min_area_ratio: float = 2.0, min_inside: float = 0.8) -> np.ndarray:

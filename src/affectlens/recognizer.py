@@ -137,11 +137,31 @@ class EmotionRecognizer:
             return Faces.empty(self.labels, info)
         return self.classify(bgr, Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info))
 
-    def classify(self, bgr: np.ndarray, faces: Faces) -> Faces:
+    def classify(self, bgr: np.ndarray, faces: Faces, keep: np.ndarray | None = None) -> Faces:
         """Classify already detected faces (e.g. from a tracker) → a copy with ``probs`` and the
-        quality columns (``quality``, ``quality_reason``, ``reliable``) set."""
+        quality columns (``quality``, ``quality_reason``, ``reliable``) set.
+
+        Args:
+            bgr: the ``(h, w, 3)`` uint8 BGR frame the faces were found in.
+            faces: the faces; with ``keep``, their ``probs`` must already be classified.
+            keep: optional ``(n,)`` bool mask of faces whose given ``probs`` are kept (not run
+                through the model again); quality is measured for every face.
+
+        Raises:
+            ValueError: ``keep`` of the wrong shape, or kept rows without probabilities.
+        """
         if len(faces) == 0:
             return faces.replace(probs=np.zeros((0, len(self.labels)), np.float32), labels=self.labels)
         crops = self.classifier.align(bgr, faces.landmarks)
-        faces = faces.replace(probs=self.classifier.classify_crops(crops), labels=self.labels)
+        if keep is None or not np.any(keep):
+            probs = self.classifier.classify_crops(crops)
+        else:
+            keep = np.asarray(keep, bool)
+            if keep.shape != (len(faces),) or faces.probs.shape != (len(faces), len(self.labels)):
+                raise ValueError(f"keep must be a ({len(faces)},) mask over classified faces; got keep "
+                                 f"{keep.shape} and probs {faces.probs.shape}")
+            probs = faces.probs.astype(np.float32, copy=True)
+            if not keep.all():
+                probs[~keep] = self.classifier.classify_crops(crops[~keep])
+        faces = faces.replace(probs=probs, labels=self.labels)
         return assess(faces, crops, self.options.min_quality)

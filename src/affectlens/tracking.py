@@ -187,6 +187,24 @@ class FaceTracker:
         boxes = np.array([t.box for t in live], np.float32).reshape(-1, 4)
         return ids, boxes
 
+    def search_boxes(self, timestamp_ms: float, max_missed_ms: float = 150.0) -> np.ndarray:
+        """Where to look for this frame's faces: the predicted ``(n, 4)`` boxes of every track
+        (tentative or confirmed) matched in the latest update or within the last ``max_missed_ms``, advanced to
+        ``timestamp_ms``. Used to run the detector on windows around them only; tracks lost for
+        longer wait for the next full-frame pass (until ``max_lost_ms`` ends them).
+
+        Raises:
+            ValueError: the timestamp is earlier than the previous one.
+        """
+        if self._last_ts is not None and timestamp_ms < self._last_ts:
+            raise ValueError(f"expected timestamps that do not go backwards, got {timestamp_ms} ms after "
+                             f"{self._last_ts} ms")
+        live = [t for t in self._tracks
+                if t.last_match_ts == self._last_ts or timestamp_ms - t.last_match_ts <= max_missed_ms]
+        for t in live:
+            t.predict(float(timestamp_ms))
+        return np.array([t.box for t in live], np.float32).reshape(-1, 4)
+
     def update(self, faces: Faces, timestamp_ms: float | None = None) -> Faces:
         """Associate one frame's faces with the tracks.
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from affectlens import EmotionRecognizer
+from affectlens.tracking import TrackerOptions
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 from affectlens.video.source import VideoSource
-from conftest import VIDEOS, need
+from conftest import IMAGES, VIDEOS, need
 
 
 @pytest.fixture(scope="module")
@@ -123,24 +124,50 @@ def test_detect_every_k_frames_tracks_in_between(recognizer):
 
 
 class _CountingDetector:
-    """The real detector, counting its calls."""
+    """The real detector, counting full-frame passes and window passes."""
 
     def __init__(self, detector):
-        self.detector, self.calls, self.name = detector, 0, detector.name
+        self.detector, self.full, self.regions, self.name = detector, 0, 0, detector.name
+        self.options = detector.options
 
     def detect(self, image):
-        self.calls += 1
+        self.full += 1
         return self.detector.detect(image)
 
+    def detect_regions(self, image, boxes, **kwargs):
+        self.regions += 1
+        return self.detector.detect_regions(image, boxes, **kwargs)
 
-def test_auto_detection_skips_frames_on_a_steady_face_and_keeps_the_boxes(recognizer):
+
+def test_auto_detection_scans_rarely_on_a_steady_face_and_keeps_the_boxes(recognizer):
     src = need(VIDEOS / "single_face.mp4")
     full = list(VideoAnalyzer(VideoOptions(detect_every=1), recognizer=recognizer).analyze(src, end_s=2.0))
     auto = VideoAnalyzer(VideoOptions(), recognizer=EmotionRecognizer())  # detect_every=0: auto
     counting = auto.recognizer.detector = _CountingDetector(auto.recognizer.detector)
     frames = list(auto.analyze(src, end_s=2.0))
-    assert len(frames) == len(full) and counting.calls < 0.6 * len(frames)
+    assert len(frames) == len(full) and counting.full <= 0.3 * len(frames) and counting.regions >= 0.3 * len(frames)
     assert all(len(f) == 1 for f in frames[2:])
     for a, b in zip(full[2:], frames[2:]):
         assert np.abs(a.xyxy - b.xyxy).max() < 0.15 * float(a.xyxy[0, 2] - a.xyxy[0, 0])
         assert a.emotions == b.emotions or abs(float(a.confidence[0]) - float(b.confidence[0])) < 0.3
+
+
+def test_classify_budget_reads_the_longest_unread_faces_and_holds_the_others(recognizer):
+    img = need(IMAGES / "multi_face.jpg")
+    frame = cv2.imread(str(img))
+    va = VideoAnalyzer(VideoOptions(classify_budget=2, detect_every=1, tracker=TrackerOptions(min_hits=1)),
+                       recognizer=recognizer)
+    out = [va.process(frame, 40.0 * i) for i in range(4)]
+    n = len(out[0])
+    assert n >= 4
+    assert out[0].data["classified"].all()  # faces without a reading are always read
+    read_counts = np.sum([f.data["classified"] for f in out[1:]], 0)
+    assert all(int(f.data["classified"].sum()) == 2 for f in out[1:])
+    assert read_counts.max() - read_counts.min() <= 1  # round robin, the longest unread first
+    held = ~out[1].data["classified"]
+    np.testing.assert_array_equal(out[1].data["probs_raw"][held], out[0].data["probs_raw"][held])
+    np.testing.assert_array_equal(out[1].probs[held], out[0].probs[held])  # the smoother is not fed twice
+    every = VideoAnalyzer(VideoOptions(classify_budget=0, detect_every=1), recognizer=recognizer)
+    assert all(every.process(frame, 40.0 * i).data["classified"].all() for i in range(2))
+    with pytest.raises(ValueError, match="classify_budget"):
+        VideoOptions(classify_budget=-1)

@@ -1,56 +1,41 @@
-"""Detector scheduling: fixed periods, and 'auto' from track stability."""
+"""Detector scheduling: fixed periods, and 'auto' (full scans every rescan_ms, windows between)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from affectlens.video.schedule import AUTO, DetectionScheduler
-
-BOX = np.array([[100.0, 100.0, 200.0, 220.0]])
+from affectlens.video.schedule import AUTO, FULL, PREDICT, REGIONS, DetectionScheduler
 
 
-def _run(s: DetectionScheduler, n: int, step_ms: float = 40.0, have_tracks: bool = True) -> list[bool]:
-    return [s.should_detect(i * step_ms, have_tracks) for i in range(n)]
+def _run(s: DetectionScheduler, n: int, step_ms: float = 40.0, have_tracks: bool = True) -> list[str]:
+    return [s.plan(i * step_ms, have_tracks) for i in range(n)]
 
 
-@pytest.mark.parametrize("every, expected", [(1, [True] * 6), (2, [True, False] * 3),
-                                             (3, [True, False, False] * 2)])
+@pytest.mark.parametrize("every, expected", [(1, [FULL] * 6), (2, [FULL, PREDICT] * 3),
+                                             (3, [FULL, PREDICT, PREDICT] * 2)])
 def test_fixed_period(every, expected):
     assert _run(DetectionScheduler(every), 6) == expected
 
 
-def test_without_tracks_every_frame_is_detected():
-    assert _run(DetectionScheduler(3), 5, have_tracks=False) == [True] * 5
+def test_without_tracks_every_frame_is_scanned():
+    assert _run(DetectionScheduler(3), 5, have_tracks=False) == [FULL] * 5
+    assert _run(DetectionScheduler(AUTO), 5, have_tracks=False) == [FULL] * 5
 
 
-def test_auto_grows_with_stable_tracks_and_resets_when_they_jump():
-    s = DetectionScheduler(AUTO, max_every=3, max_gap_ms=1e9)
-    ids = np.array([1])
-    for _ in range(4):  # every detection matched its prediction well
-        s.observe(ids, BOX, ids, BOX + 2, started_or_ended=False)
-    assert s.period == 3
-    assert _run(s, 6) == [True, False, False, True, False, False]
-    s.observe(ids, BOX, ids, BOX + 60, started_or_ended=False)  # the face jumped: IoU low
-    assert s.period == 1
-    s.observe(ids, BOX, ids, BOX, started_or_ended=True)  # a track started
-    assert s.period == 1
+def test_auto_scans_every_rescan_ms_and_looks_around_tracks_between():
+    s = DetectionScheduler(AUTO, rescan_ms=100)
+    # 0 ms full; 40, 80 ms windows; 120 >= 100 ms since the last scan -> full; ...
+    assert _run(s, 8, step_ms=40) == [FULL, REGIONS, REGIONS, FULL, REGIONS, REGIONS, FULL, REGIONS]
 
 
-def test_auto_detects_at_least_every_max_gap():
-    s = DetectionScheduler(AUTO, max_every=10, max_gap_ms=100)
-    s.period = 10
-    decisions = _run(s, 8, step_ms=40)  # 0, 40, 80 ms skipped; 120 >= 100 ms -> detect
-    assert decisions == [True, False, False, True, False, False, True, False]
+def test_reset_scans_the_next_frame():
+    s = DetectionScheduler(AUTO, rescan_ms=1e9)
+    assert _run(s, 3) == [FULL, REGIONS, REGIONS]
+    s.reset()
+    assert s.plan(200.0, True) == FULL
 
 
-def test_unconfirmed_or_unpredicted_tracks_are_not_stable():
-    s = DetectionScheduler(AUTO)
-    s.observe(np.array([2]), BOX, np.array([1]), BOX, started_or_ended=False)  # no prediction for track 1
-    assert s.period == 1
-
-
-@pytest.mark.parametrize("kwargs", [{"every": -1}, {"max_every": 0}, {"min_iou": 0.0}])
+@pytest.mark.parametrize("kwargs", [{"every": -1}, {"rescan_ms": 0.0}])
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError, match="expected every"):
         DetectionScheduler(**kwargs)

@@ -11,8 +11,9 @@ from affectlens.faces import Faces, FrameInfo
 from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
+from affectlens.video.prefetch import source_frames
 from affectlens.video.scenecut import SceneCutDetector
-from affectlens.video.schedule import AUTO, DetectionScheduler
+from affectlens.video.schedule import AUTO, FULL, REGIONS, DetectionScheduler
 from affectlens.video.source import VideoSource
 
 SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
@@ -35,13 +36,23 @@ class VideoOptions:
         hmm_stay_prob: a fixed probability of keeping the emotion between frames instead (alias).
         temporal_model: the ``"learned"`` smoother's model (shipped name or path; ``None`` = the
             shipped one); its labels must equal the emotion model's.
-        detect_every: ``0`` (default, "auto") runs the detector on every frame while tracks are
-            new or move unpredictably and on up to every ``max_detect_every``-th frame while they
-            are stable (:mod:`affectlens.video.schedule`); ``k >= 1`` runs it on every k-th
-            analysed frame (1 = every frame). In between, faces come from the tracks' motion model
-            (boxes predicted, landmarks moved with them) and are still classified
-            (``benchmarks/bench_video.py`` measures speed and agreement with every-frame detection).
-        max_detect_every: longest detector period ``auto`` may reach, in analysed frames.
+        detect_every: ``0`` (default, "auto") scans the whole frame for faces at least every
+            ``rescan_s`` seconds and, in between, runs the detector only on small windows around
+            the tracked faces (:mod:`affectlens.video.schedule`); ``k >= 1`` scans every k-th
+            analysed frame (1 = every frame) and, in between, takes the faces from the tracks'
+            motion model (boxes predicted, landmarks moved with them). ``benchmarks/bench_video.py``
+            measures speed and agreement with every-frame detection.
+        rescan_s: longest time between two full-frame scans with ``detect_every=0`` (new faces
+            are found within this delay).
+        regions_every: with ``detect_every=0``, look around the tracked faces on every this-many-th
+            frame between two scans and move them with the tracker's motion model on the others.
+        classify_budget: at most this many tracked faces are classified per analysed frame,
+            those left longest without a reading first; the others keep their latest reading
+            (``data["classified"]`` is False on those rows and the smoother is not fed twice
+            with one reading). New and untracked faces are always classified. ``0`` classifies
+            every face on every frame. With the default 2, a video of one or two people is read
+            on every frame and a crowd of eight about every fourth frame, which keeps it real
+            time on 2 cores (``benchmarks/bench_video.py``).
         scene_cut_distance: end every track at a hard cut between two analysed frames whose
             colour histograms differ by at least this Bhattacharyya distance (see
             :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
@@ -61,15 +72,22 @@ class VideoOptions:
     hmm_stay_prob: float | None = None
     temporal_model: str | None = None
     detect_every: int = AUTO
-    max_detect_every: int = 4
+    rescan_s: float = 0.5
+    regions_every: int = 2
+    classify_budget: int = 2
     scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
         if self.smooth not in SMOOTHERS:
             raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}; got {self.smooth!r}")
-        if self.detect_every < 0 or self.max_detect_every < 1:
-            raise ValueError(f"detect_every must be 0 (auto) or >= 1 and max_detect_every >= 1, got "
-                             f"{self.detect_every} and {self.max_detect_every}")
+        if self.detect_every < 0:
+            raise ValueError(f"detect_every must be 0 (auto) or >= 1, got {self.detect_every}")
+        if not 0 < self.rescan_s <= 60:
+            raise ValueError(f"rescan_s must be in (0, 60] seconds (0.25 recommended), got {self.rescan_s}")
+        if self.regions_every < 1:
+            raise ValueError(f"regions_every must be >= 1 frames, got {self.regions_every}")
+        if self.classify_budget < 0:
+            raise ValueError(f"classify_budget must be >= 0 faces per frame (0 = all), got {self.classify_budget}")
         if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
         if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
@@ -107,8 +125,10 @@ class VideoAnalyzer:
         self.tracker = FaceTracker(self.options.tracker)
         self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(self.recognizer.labels))
         self._last_ts: float | None = None
-        self.scheduler = DetectionScheduler(self.options.detect_every, self.options.max_detect_every)
+        self.scheduler = DetectionScheduler(self.options.detect_every, 1000.0 * self.options.rescan_s,
+                                            self.options.regions_every)
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
+        self._readings: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → raw, smoothed, time
         d = self.options.scene_cut_distance
         self.scene_cuts = None if d is None else SceneCutDetector(d)
         #: Timestamps (ms) of the frames that started a new shot; every track ended there.
@@ -125,6 +145,7 @@ class VideoAnalyzer:
         self._last_ts = None
         self.scheduler.reset()
         self._held = {}
+        self._readings = {}
         self.scene_cuts_ms = []
         if self.scene_cuts is not None:
             self.scene_cuts.reset()
@@ -146,32 +167,68 @@ class VideoAnalyzer:
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
         cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
-        detect = self.scheduler.should_detect(float(timestamp_ms), have_tracks=bool(self._held))
-        if detect:
+        plan = self.scheduler.plan(float(timestamp_ms), have_tracks=bool(self._held))
+        if plan == FULL:
             faces = self._detected_faces(image_bgr, float(timestamp_ms), info)
+        elif plan == REGIONS:
+            faces = self._detected_faces(image_bgr, float(timestamp_ms), info, near_tracks=True)
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
-        ended = cut_ended + (list(self.tracker.ended_track_ids) if detect else [])
+        ended = cut_ended + (list(self.tracker.ended_track_ids) if plan != "predict" else [])
         if ended:
             self.smoother.forget(ended)
-        faces = self.recognizer.classify(image_bgr, faces)
-        faces = self.smoother.update(faces)
-        if "probs_raw" not in faces.data:
-            faces = faces.with_data(probs_raw=faces.probs.copy())
-        return faces
+            for t in ended:
+                self._readings.pop(int(t), None)
+        return self._classify_and_smooth(image_bgr, faces, float(timestamp_ms))
 
-    def _detected_faces(self, image_bgr: np.ndarray, timestamp_ms: float, info: FrameInfo) -> Faces:
-        """Run the detector, update the tracks, and tell the scheduler how well the tracks'
-        predicted boxes matched the detections."""
-        pred_ids, pred_boxes = self.tracker.predict(timestamp_ms) if self._held else (np.zeros(0), np.zeros((0, 4)))
-        found = self.recognizer.detector.detect(image_bgr)
+    def _classify_and_smooth(self, image_bgr: np.ndarray, faces: Faces, timestamp_ms: float) -> Faces:
+        """Classify the faces chosen by ``classify_budget`` (the others keep their latest raw and
+        smoothed reading), smooth the fresh readings, and record them per track."""
+        keep = self._held_rows(faces, timestamp_ms)
+        held_raw = np.zeros((len(faces), len(self.labels)), np.float32)
+        for i in np.flatnonzero(keep):
+            held_raw[i] = self._readings[int(faces.track_id[i])][0]
+        faces = self.recognizer.classify(image_bgr, faces.replace(probs=held_raw), keep=keep)
+        fresh = np.flatnonzero(~keep)
+        raw = faces.probs.copy()
+        smoothed = faces.probs.copy()
+        if len(fresh):
+            smoothed[fresh] = self.smoother.update(faces[fresh]).probs
+        for i in np.flatnonzero(keep):
+            smoothed[i] = self._readings[int(faces.track_id[i])][1]
+        for i in fresh:
+            if faces.track_id[i] > 0:
+                self._readings[int(faces.track_id[i])] = (raw[i], smoothed[i], timestamp_ms)
+        return faces.replace(probs=smoothed).with_data(probs_raw=raw, classified=~keep)
+
+    def _held_rows(self, faces: Faces, timestamp_ms: float) -> np.ndarray:
+        """Mask of faces that keep their latest reading this frame: tracked faces beyond the
+        ``classify_budget`` most stale ones (faces without a reading are never held)."""
+        keep = np.zeros(len(faces), bool)
+        budget = self.options.classify_budget
+        known = [i for i, t in enumerate(faces.track_id) if int(t) in self._readings]
+        if budget <= 0 or len(known) <= budget:
+            return keep
+        by_age = sorted(known, key=lambda i: (self._readings[int(faces.track_id[i])][2], int(faces.track_id[i])))
+        keep[by_age[budget:]] = True
+        return keep
+
+    def _detected_faces(self, image_bgr: np.ndarray, timestamp_ms: float, info: FrameInfo,
+                        near_tracks: bool = False) -> Faces:
+        """Run the detector on the whole frame, or (``near_tracks``) on windows around the tracks'
+        predicted boxes, and update the tracks."""
+        detector = self.recognizer.detector
+        if near_tracks:  # low scores may continue a track (as in the tracker's second stage)
+            low = min(self.tracker.options.min_low_score, detector.options.min_score)
+            found = detector.detect_regions(image_bgr, self.tracker.search_boxes(timestamp_ms), min_score=low)
+        else:
+            found = detector.detect(image_bgr)
         faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
         faces = self.tracker.update(faces, timestamp_ms)
-        held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
-                for i, t in enumerate(faces.track_id) if t > 0}
-        changed = set(held) != set(self._held) or bool(self.tracker.ended_track_ids)
-        self.scheduler.observe(pred_ids, pred_boxes, faces.track_id, faces.xyxy, changed)
-        self._held = held
+        if near_tracks:  # a weak detection that continues no track is not reported
+            faces = faces[(faces.track_id > 0) | (faces.det_score >= detector.options.min_score)]
+        self._held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
+                      for i, t in enumerate(faces.track_id) if t > 0}
         return faces
 
     def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
@@ -211,5 +268,5 @@ class VideoAnalyzer:
         """
         src = video_source or VideoSource(source, every=every, fps=fps, start_s=start_s, end_s=end_s)
         with src:
-            for frame in src:
+            for frame in source_frames(src):
                 yield self.process(frame.image, frame.timestamp_ms, frame.index, src.source)

@@ -37,6 +37,7 @@ from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, f
                                         summarize)
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 from affectlens.video.episodes import EPISODE_FIELDS, EpisodeOptions, find_episodes
+from affectlens.video.prefetch import source_frames
 from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
 from affectlens.video.store import FrameWriter, read_frames
@@ -209,7 +210,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                 if src.report.fps_nominal and src.report.frames_announced else None)
     try:
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
-            for frame in src:
+            for frame in source_frames(src):
                 faces = va.process(frame.image, frame.timestamp_ms, frame.index, name)
                 if id_offset:
                     tid = faces.track_id
