@@ -105,6 +105,33 @@ def emotion_color(label: str | None, fmt: str = "hex"):
     raise ValueError(f"fmt: expected 'hex' or 'bgr', got {fmt!r}")
 
 
+def fallback_color(label: str) -> str:
+    """A deterministic ``#rrggbb`` for a label outside the palette (a custom model's own class).
+
+    FNV-1a (32 bit) of the label's UTF-8 bytes picks the hue; saturation 0.6 and lightness 0.45
+    keep it readable on light and dark backgrounds. The web SDK's ``fallbackColor`` is the same
+    function, so Python, the browser and an exported bundle's spec show one colour per label.
+
+    Example:
+        >>> fallback_color("boredom") == fallback_color("boredom")
+        True
+    """
+    h = 0x811C9DC5
+    for byte in str(label).encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    hue, sat, light = h % 360, 0.6, 0.45
+    c = (1 - abs(2 * light - 1)) * sat
+    x = c * (1 - abs((hue / 60) % 2 - 1))
+    m = light - c / 2
+    sector = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][hue // 60]
+    return "#" + "".join(f"{int((v + m) * 255 + 0.5):02x}" for v in sector)
+
+
+def label_colors(labels) -> dict[str, str]:
+    """``label → #rrggbb`` for a model's labels: the palette's colour, else :func:`fallback_color`."""
+    return {lab: EMOTION_COLORS_HEX.get(lab) or fallback_color(lab) for lab in labels}
+
+
 def display_order(labels) -> list[str]:
     """``labels`` sorted by :data:`EMOTION_ORDER`, labels outside it last in their given order."""
     rank = {k: i for i, k in enumerate(EMOTION_ORDER)}
