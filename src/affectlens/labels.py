@@ -67,7 +67,7 @@ EMOTION_ORDER: tuple[str, ...] = tuple(_PALETTE["order"])
 #: Label → ``#rrggbb``, the one palette of the annotator, report, dashboard and web SDK.
 EMOTION_COLORS_HEX: dict[str, str] = dict(_PALETTE["colors"])
 
-#: Colour of labels outside the palette (e.g. a custom model's classes, or "unreliable").
+#: Colour of "unreliable" faces and missing labels (a custom model's own classes get :func:`fallback_color`).
 OTHER_COLOR_HEX = "#bdbdbd"
 
 
@@ -81,7 +81,8 @@ EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {k: _hex_to_bgr(v) for k, 
 
 
 def emotion_color(label: str | None, fmt: str = "hex"):
-    """The palette colour of ``label`` (a light grey for labels outside the palette).
+    """The palette colour of ``label``; a custom label gets its :func:`fallback_color`, and
+    ``"unreliable"`` or no label a light grey.
 
     Args:
         label: emotion name, e.g. ``"happy"``.
@@ -97,7 +98,10 @@ def emotion_color(label: str | None, fmt: str = "hex"):
         >>> emotion_color("happy"), emotion_color("happy", "bgr")
         ('#fbc02d', (45, 192, 251))
     """
-    hexa = EMOTION_COLORS_HEX.get(label or "", OTHER_COLOR_HEX)
+    if not label or label == "unreliable":
+        hexa = OTHER_COLOR_HEX
+    else:
+        hexa = EMOTION_COLORS_HEX.get(label) or fallback_color(label)
     if fmt == "hex":
         return hexa
     if fmt == "bgr":
