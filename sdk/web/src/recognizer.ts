@@ -136,7 +136,14 @@ async function packageSources(env: Environment, options: RecognizerOptions): Pro
 async function bundleSources(env: Environment, ref: string, options: RecognizerOptions): Promise<Sources> {
   const isJson = /\.json$/i.test(ref);
   const manifestRef = isJson ? ref : env.join(ref, "manifest.json");
-  const raw = await readJson(env, manifestRef, isJson ? "bundle manifest or model spec" : "bundle manifest");
+  let raw: unknown;
+  try {
+    raw = await readJson(env, manifestRef, isJson ? "bundle manifest or model spec" : "bundle manifest");
+  } catch (e) {
+    if (isJson) throw e;
+    throw new ModelLoadError(`${ref}: no manifest.json, so not an export bundle (${(e as Error).message}); ` +
+      "export a model folder with: affectlens export --model MODEL_DIR --format onnx --out OUT, or give its spec (MODEL_DIR/model.json)");
+  }
   const fromBundle = (b: unknown, where: string, specRef?: string): Sources | null => {
     if (!isBundleManifest(b)) return null;
     const base = folderOf(where);
