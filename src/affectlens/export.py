@@ -258,7 +258,7 @@ def export_bundle(fmt: str, out: str | Path, model: str | Path | None = None, ve
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = _write_models(fmt, spec, out)
-    spec_file = f"{spec.name}.json"
+    spec_file = Path(names[1]).with_suffix(".json").name  # beside the model file: Python loads the folder too
     (out / spec_file).write_text(json.dumps(bundle_spec(spec, out / names[1], fmt), indent=2) + "\n")
     (out / "labels.txt").write_text("\n".join(spec.labels) + "\n")
     result = verify(out / names[0], out / names[1], spec, verify_faces)
@@ -298,8 +298,7 @@ def bundle_spec(spec: ModelSpec, model_file: Path, fmt: str) -> dict:
     ``#rrggbb`` per label; a deterministic colour for labels outside the project palette)."""
     from affectlens.labels import label_colors
 
-    src = spec.root / f"{spec.name}.json" if spec.root else None
-    d = json.loads(src.read_text()) if src and src.is_file() else spec.to_dict()
+    d = _source_spec_json(spec)
     d["input"] = {**d["input"], "layout": "NCHW", "channels": spec.input.channels}
     d["file"] = model_file.name
     d["sha256"] = _sha256(model_file)
@@ -307,6 +306,18 @@ def bundle_spec(spec: ModelSpec, model_file: Path, fmt: str) -> dict:
     d["thresholds"] = thresholds()
     d["palette"] = label_colors(spec.labels)
     return d
+
+
+def _source_spec_json(spec: ModelSpec) -> dict:
+    """The source spec JSON as written (with any fields this version does not model), else the
+    parsed spec: the JSON beside the model file (``model.json``) or named after the model."""
+    for name in (Path(spec.file).with_suffix(".json").name, f"{spec.name}.json"):
+        path = spec.root / name if spec.root else None
+        if path and path.is_file():
+            d = json.loads(path.read_text())
+            if d.get("file") == spec.file and d.get("sha256") == spec.sha256:
+                return d
+    return spec.to_dict()
 
 
 def _manifest(fmt: str, spec: ModelSpec, out: Path, names: list[str], spec_file: str, result: dict,
