@@ -73,3 +73,88 @@ def test_ort_bundle_has_the_operator_list_and_agrees(tmp_path):
 def test_refused_exports_say_why(tmp_path, args, code, message):
     r = run(*args, "--out", tmp_path / "b")
     assert r.returncode == code and message in r.stderr, r.stderr
+
+
+# ----- a customer's model folder (labels of its own) -------------------------------------------
+OWN_LABELS = ["angry", "boredom", "fear", "happy", "confusion", "sad", "surprise"]
+
+
+def _customer_folder(root, layout="NCHW", onnx_bytes=None):
+    """``root/model.onnx`` + ``model.json`` as `affectlens train --out` writes them: the shipped
+    `fer-vgg48s` graph (a real network, 7 outputs) under a spec with labels of a customer's own."""
+    src = resolve_spec("fer-vgg48s")
+    root.mkdir(parents=True)
+    (root / "model.onnx").write_bytes(onnx_bytes or src.model_path.read_bytes())
+    d = json.loads((src.root / "fer-vgg48s.json").read_text())
+    d.update(name="mine", file="model.onnx", labels=OWN_LABELS,
+             sha256=hashlib.sha256((root / "model.onnx").read_bytes()).hexdigest())
+    d["input"]["layout"] = layout
+    (root / "model.json").write_text(json.dumps(d))
+    return root
+
+
+def test_a_model_folder_with_its_own_labels_exports_to_a_bundle_every_runtime_reads(tmp_path):
+    need(IMAGES)
+    model = _customer_folder(tmp_path / "mine")
+    out = tmp_path / "bundle"
+    r = run("--format", "onnx", "--model", model, "--out", out, "--verify-faces", "0")
+    assert r.returncode == 0, r.stderr
+    assert "agreement 100.00%" in r.stdout
+    m = check_bundle(out, "onnx")
+    assert m["kind"] == "affectlens-bundle" and m["model"] == "mine" and m["labels"] == OWN_LABELS
+    assert m["source_model"]["sha256"] == json.loads((model / "model.json").read_text())["sha256"]
+    assert m["quality"]["default_min_quality"] == 0.3 and "not inner state" in m["notice"]
+    spec = json.loads((out / m["spec"]).read_text())
+    assert spec["input"]["channels"] == 1 and spec["input"]["layout"] == "NCHW"
+    assert spec["thresholds"] == {"min_quality": 0.3, "detector": {"min_score": 0.6, "nms_iou": 0.4,
+                                                                   "max_side_px": 1280, "coarse_side_px": 320}}
+    # one colour per label: the palette's, and a deterministic one for the customer's own labels
+    # (pinned in sdk/web/test/custom.test.mjs too: Python and the SDK compute the same colour)
+    assert spec["palette"]["happy"] == "#fbc02d" and spec["palette"]["boredom"] == "#2eb843"
+    assert spec["palette"]["confusion"] == "#b82ea8"
+    # the bundle is a model folder for Python as well
+    img = subprocess.run([sys.executable, "-m", "affectlens", "image", str(IMAGES / "single_face.jpg"), "--model",
+                          str(out), "--json", str(tmp_path / "faces.json")], capture_output=True, text=True, timeout=300)
+    assert img.returncode == 0, img.stderr
+    assert json.loads((tmp_path / "faces.json").read_text())["labels"] == OWN_LABELS
+
+
+def _nhwc_graph() -> bytes:
+    """A small float32 NHWC classifier (N, 48, 48, 1) → 7 probabilities."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((48 * 48, 7), 1e-3, np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 48 * 48], np.int64), "shape")
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["z"]),
+         helper.make_node("Softmax", ["z"], ["probs"], axis=-1)], "nhwc",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 48, 48, 1])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 7])], [w, shape])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _no_spec(root):
+    root.mkdir()
+    (root / "model.onnx").write_bytes(resolve_spec("fer-vgg48s").model_path.read_bytes())
+    return root
+
+
+def _sha_mismatch(root):
+    _customer_folder(root)
+    (root / "model.onnx").write_bytes(resolve_spec("ferplus-vgg48s").model_path.read_bytes())
+    return root
+
+
+@pytest.mark.parametrize("make, code, message", [
+    (_no_spec, 2, "no model spec (model.json) in this folder"),
+    (_sha_mismatch, 2, "sha256 mismatch"),
+    (lambda root: _customer_folder(root, layout="NHWC"), 1, "unsupported input layout 'NHWC'"),
+    (lambda root: _customer_folder(root, onnx_bytes=_nhwc_graph()), 1, "unsupported input tensor(float) ['N', 48, 48, 1]"),
+], ids=["folder-without-spec", "spec-onnx-sha-mismatch", "nhwc-in-spec", "nhwc-graph"])
+def test_a_model_folder_that_cannot_be_exported_is_refused_naming_the_fix(tmp_path, make, code, message):
+    model = make(tmp_path / "mine")
+    r = run("--format", "onnx", "--model", model, "--out", tmp_path / "bundle")
+    assert r.returncode == code and message in r.stderr, r.stderr
+    assert not (tmp_path / "bundle").exists(), "nothing is written for a refused export"

@@ -58,3 +58,14 @@ def test_annotator_report_and_dashboard_use_the_palette():
     assert block, "dashboard.js: COLORS block not found"
     assert json.loads(block.group(1)) == EMOTION_COLORS_HEX, (
         "dashboard.js COLORS differ from src/affectlens/palette.json: paste the file's 'colors' object")
+
+
+def test_custom_labels_get_a_deterministic_colour_of_their_own():
+    from affectlens.labels import fallback_color, label_colors
+
+    # pinned in sdk/web/test/custom.test.mjs too (the SDK's fallbackColor is the same function)
+    assert fallback_color("boredom") == "#2eb843" and fallback_color("confusion") == "#b82ea8"
+    assert emotion_color("boredom") == "#2eb843" and emotion_color("boredom", "bgr") == (0x43, 0xb8, 0x2e)
+    assert label_colors(["happy", "boredom"]) == {"happy": "#fbc02d", "boredom": "#2eb843"}
+    colors = [fallback_color(f"class{i}") for i in range(20)]
+    assert len(set(colors)) >= 15 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colors)

@@ -349,7 +349,8 @@ def cmd_export(args) -> int:
     from affectlens.export import ExportError, export_bundle
 
     try:
-        manifest = export_bundle(args.format, args.out, model=args.model, verify_faces=args.verify_faces)
+        manifest = export_bundle(args.format, args.out, model=args.model, verify_faces=args.verify_faces,
+                                 min_agreement=args.min_agreement)
     except ExportError as exc:
         return _die(str(exc), 1)
     except ModelLoadError as exc:
@@ -539,12 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 
-    ex = sub.add_parser("export", help="write the detector and an emotion model for on-device apps (Android, iOS)")
+    ex = sub.add_parser("export", help="write the detector and an emotion model (shipped or a --model MODEL_DIR) "
+                                       "for on-device apps (web/Node SDK, Android, iOS)")
     ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
                     help="ort: ONNX Runtime Mobile (+ operator list for a reduced build); onnx: plain ONNX")
     ex.add_argument("--out", required=True, metavar="DIR", help="bundle folder")
     ex.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                    help="emotion model (default: the fp32 reference of the default model; see docs/mobile.md)")
+                    help="emotion model: a shipped name, a spec/ONNX path or a model folder from `affectlens train "
+                         "--out MODEL_DIR` (default: the fp32 reference of the default model; see docs/mobile.md)")
+    ex.add_argument("--min-agreement", type=float, default=0.99, metavar="SHARE",
+                    help="lowest top-emotion agreement of the exported files with the source model on real faces")
     ex.add_argument("--verify-faces", type=int, default=1000, metavar="N",
                     help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
     ex.set_defaults(func=cmd_export)

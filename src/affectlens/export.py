@@ -8,10 +8,17 @@ run with ONNX Runtime on real faces and compared with this library (top-emotion 
 reach ``min_agreement``). TFLite is not offered: no ONNX→TFLite converter installs from the
 registries without TensorFlow.
 
+The model may be a shipped name or a customer's model folder (``affectlens train --data ...
+--out MODEL_DIR``) with labels of its own: the bundle's spec is the contract every runtime reads
+(labels, input size, channels, preprocessing constants, sha256, the thresholds and a colour per
+label), and the web/Node SDK loads the same folder (``EmotionRecognizer.create({ modelPath })``).
+
 Example:
     >>> manifest = export_bundle("ort", "out/mobile")
     >>> manifest["verification"]["agreement"]
     1.0
+    >>> export_bundle("onnx", "out/mine-web", model="models/mine")["labels"][-1]
+    'contempt'
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ import onnxruntime as ort
 
 from affectlens.classifier import EmotionClassifier
 from affectlens.detection import DetectorOptions, RetinaFaceDetector, retinaface_onnx_bytes
-from affectlens.errors import AffectLensError
+from affectlens.errors import AffectLensError, ModelLoadError
 from affectlens.imageio import load_image
 from affectlens.models.registry import DEFAULT_MODEL, available_models, resolve_spec
+from affectlens.models.spec import ModelSpec, verify_model_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +64,79 @@ def portable_default() -> str:
     measure the int8 file on."""
     fp32 = DEFAULT_MODEL.removesuffix("-int8")
     return fp32 if fp32 in available_models() else DEFAULT_MODEL
+
+
+def quality_constants() -> dict:
+    """The face-quality constants (:mod:`affectlens.quality`) the SDK and mobile ports use, as
+    written into the SDK's ``models/manifest.json`` and into every bundle's manifest."""
+    from affectlens import quality
+    from affectlens.faces import UNRELIABLE
+    from affectlens.video.aggregate import FRONTAL_NOSE_RATIO
+
+    return {"min_face_px": quality.MIN_FACE_PX, "good_face_px": quality.GOOD_FACE_PX,
+            "good_sharpness": quality.GOOD_SHARPNESS, "pose_tolerance": quality.POSE_TOLERANCE,
+            "pose_limit": quality.POSE_LIMIT, "frontal_nose_ratio": FRONTAL_NOSE_RATIO,
+            "default_min_quality": quality.DEFAULT_MIN_QUALITY, "signals": list(quality.SIGNALS),
+            "unreliable": UNRELIABLE}
+
+
+def thresholds() -> dict:
+    """The thresholds a bundle's spec carries: the library's defaults for face detection and for
+    the quality below which a face reads "unreliable" (the SDK reads them from the spec)."""
+    from affectlens.quality import DEFAULT_MIN_QUALITY
+
+    d = DetectorOptions()
+    return {"min_quality": DEFAULT_MIN_QUALITY,
+            "detector": {"min_score": d.min_score, "nms_iou": d.nms_iou, "max_side_px": d.max_side_px,
+                         "coarse_side_px": d.coarse_side_px}}
+
+
+def source_spec(model: str | Path | None) -> ModelSpec:
+    """The spec of the model to export, checked: spec present, model file matching its sha256,
+    NCHW input whose graph agrees with the spec.
+
+    Raises:
+        ModelLoadError: unknown model, a folder without a spec, or a sha256 mismatch.
+        ExportError: an input layout or graph the bundle's runtimes cannot feed.
+    """
+    ref = Path(str(model)) if model is not None else None
+    if ref is not None and ref.is_dir() and not any(ref.glob("*.json")):
+        raise ModelLoadError(f"{ref}: no model spec (model.json) in this folder; a model folder is what "
+                             "`affectlens train --data DATASET --out MODEL_DIR` writes, and an ONNX file needs the "
+                             "spec JSON beside it (it says how to feed the model and cannot be guessed)")
+    spec = resolve_spec(model or portable_default())
+    try:
+        verify_model_file(spec)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}; re-run `affectlens train` or restore the file the spec was written for "
+                             "(nothing was exported)") from None
+    _check_layout(spec)
+    return spec
+
+
+def _check_layout(spec: ModelSpec) -> None:
+    """The SDK and the mobile code feed float32 NCHW ``(N, C, H, W)``; refuse anything else."""
+    fix = "export the network with an NCHW float32 input and its spec with input.layout 'NCHW'"
+    if spec.input.layout != "NCHW":
+        raise ExportError(f"{spec.model_path}: unsupported input layout {spec.input.layout!r} in the spec; "
+                          f"expected 'NCHW'; {fix}")
+    sess = _session(spec.model_path)
+    inputs = {i.name: i for i in sess.get_inputs()}
+    if spec.input.name not in inputs:
+        raise ExportError(f"{spec.model_path}: the spec names input {spec.input.name!r}, the graph has "
+                          f"{sorted(inputs)}; fix input.name in the spec")
+    inp = inputs[spec.input.name]
+    want = (spec.input.channels, *spec.input.size_hw)
+    shape = list(inp.shape)
+    if inp.type != "tensor(float)" or len(shape) != 4 or any(
+            isinstance(g, int) and g != w for g, w in zip(shape[1:], want)):
+        raise ExportError(f"{spec.model_path}: unsupported input {inp.type} {shape}; expected float32 "
+                          f"(N, {', '.join(map(str, want))}) (NCHW, {spec.input.color}); {fix}")
+    outs = {o.name: o for o in sess.get_outputs()}
+    width = outs[spec.output_name].shape[-1] if spec.output_name in outs else None
+    if spec.output_name not in outs or (isinstance(width, int) and width != len(spec.labels)):
+        raise ExportError(f"{spec.model_path}: expected output {spec.output_name!r} with {len(spec.labels)} "
+                          f"columns (one per label), the graph has {[(o.name, o.shape) for o in outs.values()]}")
 
 
 def _sha256(path: Path) -> str:
@@ -144,14 +225,14 @@ def _fer_crops(n: int, size_hw) -> np.ndarray:
     return images
 
 
-def export_bundle(fmt: str, out: str | Path, model: str | None = None, verify_faces: int = 1000,
+def export_bundle(fmt: str, out: str | Path, model: str | Path | None = None, verify_faces: int = 1000,
                   min_agreement: float = 0.99) -> dict:
     """Write a bundle and verify it.
 
     Args:
-        fmt: ``"ort"`` (ONNX Runtime Mobile) or ``"onnx"``.
+        fmt: ``"ort"`` (ONNX Runtime Mobile) or ``"onnx"`` (also what the web/Node SDK loads).
         out: output folder (created; existing bundle files are replaced).
-        model: emotion model name or path (default: :func:`portable_default`).
+        model: emotion model name, spec/ONNX path or model folder (default: :func:`portable_default`).
         verify_faces: FER-2013 crops used in the verification besides the photos (0 = photos only).
         min_agreement: lowest top-emotion agreement with this library that passes.
 
@@ -159,15 +240,39 @@ def export_bundle(fmt: str, out: str | Path, model: str | None = None, verify_fa
         The manifest written to ``out/manifest.json``.
 
     Raises:
-        ExportError: unknown format, failed conversion or verification below ``min_agreement``.
-        ModelLoadError: unknown model.
+        ExportError: unknown format, unsupported input layout, failed conversion or verification
+            below ``min_agreement``.
+        ModelLoadError: unknown model, a folder without a spec, or a spec/ONNX sha256 mismatch.
+
+    Example:
+        >>> m = export_bundle("onnx", "out/mine-web", model="models/mine", verify_faces=0)
+        >>> m["spec"], m["emotion_model"], m["verification"]["passed"]
+        ('model.json', 'model.onnx', True)
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)} "
                           "(tflite: no offline converter without TensorFlow; see docs/mobile.md)")
-    spec = resolve_spec(model or portable_default())
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ExportError(f"min_agreement must be in [0, 1], got {min_agreement}")
+    spec = source_spec(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    names = _write_models(fmt, spec, out)
+    spec_file = Path(names[1]).with_suffix(".json").name  # beside the model file: Python loads the folder too
+    (out / spec_file).write_text(json.dumps(bundle_spec(spec, out / names[1], fmt), indent=2) + "\n")
+    (out / "labels.txt").write_text("\n".join(spec.labels) + "\n")
+    result = verify(out / names[0], out / names[1], spec, verify_faces)
+    manifest = _manifest(fmt, spec, out, names, spec_file, result, min_agreement)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if not manifest["verification"]["passed"]:
+        raise ExportError(f"{out}: the exported model agrees with the library on {result['agreement']} of "
+                          f"{result['faces']} faces, below {min_agreement}; see manifest.json")
+    return manifest
+
+
+def _write_models(fmt: str, spec: ModelSpec, out: Path) -> list[str]:
+    """Detector and emotion model into ``out`` (converted for ORT); returns the bundle's file
+    names: detector, emotion model, then (ORT) the operator list."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "onnx"
         src.mkdir()
@@ -177,33 +282,62 @@ def export_bundle(fmt: str, out: str | Path, model: str | None = None, verify_fa
             names = [DETECTOR_FILE, spec.file]
             for f in names:
                 shutil.copyfile(src / f, out / f)
-        else:
-            _convert_to_ort(src, Path(tmp) / "ort")
-            names = [Path(DETECTOR_FILE).with_suffix(".ort").name, Path(spec.file).with_suffix(".ort").name]
-            for f in [*names, "required_operators.config"]:
-                shutil.copyfile(Path(tmp) / "ort" / f, out / f)
-            names.append("required_operators.config")
-    spec_json = json.loads((spec.root / f"{spec.name}.json").read_text()) if spec.root else spec.to_dict()
-    spec_json["file"] = names[1]
-    spec_json["sha256"] = _sha256(out / names[1])
-    spec_json["exported_from"] = {"file": spec.file, "sha256": spec.sha256, "format": fmt}
-    (out / f"{spec.name}.json").write_text(json.dumps(spec_json, indent=2) + "\n")
-    (out / "labels.txt").write_text("\n".join(spec.labels) + "\n")
-    result = verify(out / names[0], out / names[1], spec, verify_faces)
-    files = [*names, f"{spec.name}.json", "labels.txt"]
-    manifest = {
-        "format": fmt, "model": spec.name, "detector": names[0], "emotion_model": names[1], "spec": f"{spec.name}.json",
+            return names
+        _convert_to_ort(src, Path(tmp) / "ort")
+        names = [Path(DETECTOR_FILE).with_suffix(".ort").name, Path(spec.file).with_suffix(".ort").name,
+                 "required_operators.config"]
+        for f in names:
+            shutil.copyfile(Path(tmp) / "ort" / f, out / f)
+        return names
+
+
+def bundle_spec(spec: ModelSpec, model_file: Path, fmt: str) -> dict:
+    """The bundle's spec JSON: the source spec as written (labels, input, alignment, metrics, ...)
+    with ``file``/``sha256`` naming the exported file, ``exported_from`` the original, and what
+    every runtime needs spelled out: ``input.channels``, ``thresholds`` and ``palette`` (one
+    ``#rrggbb`` per label; a deterministic colour for labels outside the project palette)."""
+    from affectlens.labels import label_colors
+
+    d = _source_spec_json(spec)
+    d["input"] = {**d["input"], "layout": "NCHW", "channels": spec.input.channels}
+    d["file"] = model_file.name
+    d["sha256"] = _sha256(model_file)
+    d["exported_from"] = {"file": spec.file, "sha256": spec.sha256, "format": fmt}
+    d["thresholds"] = thresholds()
+    d["palette"] = label_colors(spec.labels)
+    return d
+
+
+def _source_spec_json(spec: ModelSpec) -> dict:
+    """The source spec JSON as written (with any fields this version does not model), else the
+    parsed spec: the JSON beside the model file (``model.json``) or named after the model."""
+    for name in (Path(spec.file).with_suffix(".json").name, f"{spec.name}.json"):
+        path = spec.root / name if spec.root else None
+        if path and path.is_file():
+            d = json.loads(path.read_text())
+            if d.get("file") == spec.file and d.get("sha256") == spec.sha256:
+                return d
+    return spec.to_dict()
+
+
+def _manifest(fmt: str, spec: ModelSpec, out: Path, names: list[str], spec_file: str, result: dict,
+              min_agreement: float) -> dict:
+    from affectlens.video.aggregate import NOTICE
+
+    files = [*names, spec_file, "labels.txt"]
+    passed = bool(result["agreement"] is not None and result["agreement"] >= min_agreement)
+    return {
+        "kind": "affectlens-bundle", "bundle_version": 1,
+        "format": fmt, "model": spec.name, "detector": names[0], "emotion_model": names[1], "spec": spec_file,
         "labels": list(spec.labels),
-        "platforms": ["android (onnxruntime-android)", "ios (onnxruntime-objc / onnxruntime-c)"],
+        "source_model": {"path": str(spec.model_path.resolve()), "sha256": spec.sha256},
+        "platforms": ["web (onnxruntime-web, onnx format)", "node (onnxruntime-node)", "android (onnxruntime-android)",
+                      "ios (onnxruntime-objc / onnxruntime-c)"],
         "onnxruntime_version": ort.__version__,
         "files": {f: {"sha256": _sha256(out / f), "bytes": (out / f).stat().st_size} for f in files},
         "verification": {**result, "min_agreement": min_agreement, "machine": "this export's host (x86 CPU); "
-                         "not run on a phone", "passed": bool(result["agreement"] is not None
-                                                              and result["agreement"] >= min_agreement)},
-        "notice": "Reads facial appearance, not inner state; analyse people only with their informed consent.",
+                         "not run on a phone", "passed": passed},
+        "quality": quality_constants(),
+        "notice": NOTICE,
+        "consent": "Analyse people only with their informed consent; frames stay on the device.",
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if not manifest["verification"]["passed"]:
-        raise ExportError(f"{out}: the exported model agrees with the library on {result['agreement']} of "
-                          f"{result['faces']} faces, below {min_agreement}; see manifest.json")
-    return manifest

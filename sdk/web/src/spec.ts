@@ -12,6 +12,16 @@ export interface InputSpec {
   mean: number[];
   std: number[];
   layout: "NCHW";
+  /** Written by `affectlens export` (1 for gray, 3 for rgb/bgr); checked against `color`. */
+  channels?: number;
+}
+
+/** Thresholds an exported bundle's spec carries (the Python library's defaults at export time). */
+export interface SpecThresholds {
+  /** Faces whose quality is below this read "unreliable". */
+  min_quality?: number;
+  /** Face detector options (Python's names). */
+  detector?: { min_score?: number; nms_iou?: number; max_side_px?: number; coarse_side_px?: number };
 }
 
 export interface AlignmentSpec {
@@ -35,6 +45,12 @@ export interface ModelSpec {
   description?: string;
   license?: string;
   format_version?: number;
+  /** Bundle specs: detection and quality thresholds. */
+  thresholds?: SpecThresholds;
+  /** Bundle specs: `#rrggbb` per label (labels outside the project palette get a deterministic colour). */
+  palette?: Record<string, string>;
+  /** Bundle specs: the file and sha256 the exported file was made from. */
+  exported_from?: { file: string; sha256: string; format: string };
 }
 
 /** Number of input channels the spec's colour implies. */
@@ -70,7 +86,11 @@ export function parseSpec(raw: unknown, where: string): ModelSpec {
     throw new ModelLoadError(`${where}: input.mean/std need ${channels} values for color '${inp.color}'`);
   }
   if ((inp.layout ?? "NCHW") !== "NCHW") {
-    throw new ModelLoadError(`${where}: only NCHW input layout is supported, got '${inp.layout}'`);
+    throw new ModelLoadError(`${where}: unsupported input layout '${inp.layout}'; the SDK feeds NCHW float32: ` +
+      "export the network with an NCHW input (affectlens export checks this)");
+  }
+  if (inp.channels !== undefined && inp.channels !== channels) {
+    throw new ModelLoadError(`${where}: input.channels is ${inp.channels}, but color '${inp.color}' means ${channels}`);
   }
   const pts = d.alignment?.points_norm;
   if (!Array.isArray(pts) || pts.length !== 5 || pts.some((p: unknown) => !Array.isArray(p) || p.length !== 2)) {
@@ -79,6 +99,7 @@ export function parseSpec(raw: unknown, where: string): ModelSpec {
   if (!Array.isArray(d.labels) || d.labels.length < 2) {
     throw new ModelLoadError(`${where}: labels must list at least 2 class names`);
   }
+  checkBundleFields(d, where);
   const kind = d.output_kind ?? "probabilities";
   if (kind !== "probabilities" && kind !== "logits") {
     throw new ModelLoadError(`${where}: output_kind must be probabilities or logits, got '${kind}'`);
@@ -89,4 +110,23 @@ export function parseSpec(raw: unknown, where: string): ModelSpec {
     output_name: d.output_name ?? "probs",
     output_kind: kind,
   } as ModelSpec;
+}
+
+/** The fields `affectlens export` adds: thresholds in range, a colour string per palette entry. */
+function checkBundleFields(d: Record<string, any>, where: string): void {
+  const t = d.thresholds;
+  if (t !== undefined) {
+    const q = t?.min_quality;
+    if (q !== undefined && !(typeof q === "number" && q >= 0 && q <= 1)) {
+      throw new ModelLoadError(`${where}: thresholds.min_quality must be a number in [0, 1], got ${JSON.stringify(q)}`);
+    }
+    for (const [k, v] of Object.entries(t?.detector ?? {})) {
+      if (typeof v !== "number") throw new ModelLoadError(`${where}: thresholds.detector.${k} must be a number, got ${JSON.stringify(v)}`);
+    }
+  }
+  const pal = d.palette;
+  if (pal !== undefined) {
+    const bad = typeof pal !== "object" || pal === null || Object.values(pal).some((c) => typeof c !== "string" || !/^#[0-9a-fA-F]{6}$/.test(c));
+    if (bad) throw new ModelLoadError(`${where}: palette must map labels to "#rrggbb" colours`);
+  }
 }
