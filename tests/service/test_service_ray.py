@@ -124,20 +124,24 @@ def test_bad_video_is_reported_failed(ray_server, tmp_path):
     assert ray_server.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
 
 
-def test_killed_ray_worker_is_requeued_and_the_job_resumes(ray_server):
-    clip = need(VIDEOS / "single_face.mp4").read_bytes()
-    job_id = ray_server.http.post("/v1/videos", content=clip).json()["id"]
-    store = JobStore(ray_server.data / "affectlens.db")
+def _kill_task_when_running(store: JobStore, job_id: str, attempt: int) -> None:
+    """SIGKILL the Ray worker process running ``attempt`` of a job once it has reported progress."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < 30:
         row = store.get(job_id)
-        if row.state == "running" and row.frames > 0 and row.worker_pid:
-            break
+        if row.state == "running" and row.attempts == attempt and row.frames > 0 and row.worker_pid:
+            os.kill(row.worker_pid, signal.SIGKILL)  # the Ray worker process running the task
+            return
         assert row.state in ("queued", "running"), row
         time.sleep(0.02)
-    else:
-        raise AssertionError("the Ray task never reported progress")
-    os.kill(row.worker_pid, signal.SIGKILL)  # the Ray worker process running the task
+    raise AssertionError(f"attempt {attempt} of the Ray task never reported progress")
+
+
+def test_killed_ray_worker_is_requeued_and_the_job_resumes_then_fails_when_out_of_attempts(ray_server):
+    clip = need(VIDEOS / "single_face.mp4").read_bytes()
+    store = JobStore(ray_server.data / "affectlens.db")
+    job_id = ray_server.http.post("/v1/videos", content=clip).json()["id"]
+    _kill_task_when_running(store, job_id, 1)
     job = _wait_job(ray_server.http, job_id)
     assert job["state"] == "done" and job["attempts"] == 2, job
     requeue = [a for a in store.audit_log() if a["action"] == "job.requeue" and a["job_id"] == job_id]
@@ -145,4 +149,14 @@ def test_killed_ray_worker_is_requeued_and_the_job_resumes(ray_server):
     idx = [f["info"]["frame_index"] for f in ray_server.http.get(f"/v1/jobs/{job_id}/results").json()["frames"]]
     assert idx == sorted(set(idx)) and len(idx) >= 60  # resumed, no duplicate frames
     assert ray_server.http.delete(f"/v1/jobs/{job_id}").status_code == 204
+
+    job_id = ray_server.http.post("/v1/videos", content=clip).json()["id"]  # killed on both attempts (max 2)
+    _kill_task_when_running(store, job_id, 1)
+    _kill_task_when_running(store, job_id, 2)
+    job = _wait_job(ray_server.http, job_id)
+    assert job["state"] == "failed" and job["attempts"] == 2, job
+    assert "Ray task failed" in job["error"] and "attempt 2 of 2" in job["error"] and "not retried" in job["error"]
+    assert not (ray_server.data / "uploads" / job_id).exists()  # the upload goes when the job ends
+    assert ray_server.http.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert not (ray_server.data / "jobs" / job_id).exists()
     store.close()
