@@ -32,7 +32,7 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                          "affectlens.db in --data-dir) or postgresql+psycopg://USER:PASSWORD@HOST/DBNAME (needs "
                          "the 'postgres' extra); server processes sharing one database share its rate limits")
     sv.add_argument("--api-key-file", default=None, metavar="FILE",
-                    help="hashed API keys, one 'name:sha256[:rate_per_minute]' per line; without keys the "
+                    help="hashed API keys, one 'name:sha256[:rate_per_minute][:model=NAME]' per line; without keys the "
                          "server runs in open mode, allowed on loopback only")
     sv.add_argument("--new-key", metavar="NAME", help="create an API key in --api-key-file, print it and exit")
     sv.add_argument("--key-model", metavar="MODEL", default=None,
