@@ -83,7 +83,8 @@ class ServiceState:
         self.jobs_dir = config.data_dir / "jobs"
         self.store: JobStore | None = None
         self.pool: WorkerPool | None = None
-        self.recognizer = None  # the default model's, shared by every request: ONNX Runtime sessions accept concurrent runs
+        # the default model's recognizer, shared by every request (ONNX Runtime sessions accept concurrent runs)
+        self.recognizer = None
         self.models = None  # ModelCatalog: the models clients may name (built by create_app)
         self._inflight = 0
         self._inflight_lock = threading.Lock()
