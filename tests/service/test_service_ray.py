@@ -87,6 +87,8 @@ def test_ray_job_gives_the_local_engines_results(ray_server, tmp_path):
     # same storage rules: upload gone at the end, results only under the data folder, gone on delete
     assert not (ray_server.data / "uploads" / job["id"]).exists()
     assert (ray_server.data / "jobs" / job["id"] / "frames.jsonl").exists()
+    log = ray_server.data / "logs" / f"{job['id']}.log"  # the task's log records: in the data folder
+    assert "attempt 1 started" in log.read_text()
     assert ray_server.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert not (ray_server.data / "jobs" / job["id"]).exists()
     assert not (ray_server.data / "logs" / f"{job['id']}.log").exists()

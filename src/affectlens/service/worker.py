@@ -208,7 +208,7 @@ class WorkerPool:
                     self._after(job.id, audit=True)
                 continue
             if self._ray is not None:
-                proc = self._ray.submit(job, self.ttl_s, model)
+                proc = self._ray.submit(job, self.ttl_s, model, self.log_dir / f"{job.id}.log")
             else:
                 proc = self._spawn(job, model)
                 if proc is None:
@@ -419,10 +419,11 @@ class RayJobs:
         sha, obj = self._models[ref]
         return sha, [obj]  # in a list: Ray hands the task the reference, not the bytes
 
-    def submit(self, job: Job, ttl_s: float, model=None) -> _RayRun:
+    def submit(self, job: Job, ttl_s: float, model=None, log_path: str | Path | None = None) -> _RayRun:
         sha, box = self._model(None if model is None else model.ref)
         db = self.store.url.render_as_string(hide_password=False)  # task arguments, never a command line
-        ref = self._task.remote(db, job.id, ttl_s, job.lease_token, self.threads, sha, box)
+        ref = self._task.remote(db, job.id, ttl_s, job.lease_token, self.threads, sha, box,
+                                None if log_path is None else str(log_path))
         return _RayRun(ref, job.id)
 
     def close(self) -> None:
@@ -437,24 +438,40 @@ _RAY_STATE: dict = {}  # per Ray worker process: open job stores and loaded reco
 
 
 def run_ray_job(db: str, job_id: str, ttl_s: float, token: str, threads: int, model_sha256: str,
-                model_box: list) -> int:
+                model_box: list, log_path: str | None = None) -> int:
     """The Ray task of a video job: :func:`run_job` on the shipped model, in a Ray worker process.
 
     The job store and the recognizer stay open in the Ray worker process for its next jobs
-    (one model load per process and model). Returns :func:`run_job`'s exit code.
+    (one model load per process and model). While the job runs, AffectLens's log records go to
+    ``log_path`` (the job's log in the data folder, deleted with the job), not to Ray's own logs.
+    Returns :func:`run_job`'s exit code.
     """
     from affectlens.batch.ray_engine import unpack_model
     from affectlens.recognizer import EmotionRecognizer
 
     os.umask(0o077)  # results are personal data: files 0600, folders 0700
-    store = _RAY_STATE.get(("store", db))
-    if store is None:
-        store = _RAY_STATE[("store", db)] = JobStore(db)
-    store.set_pid(job_id, os.getpid())
-    key = ("recognizer", model_sha256, threads)
-    if key not in _RAY_STATE:
-        _RAY_STATE[key] = EmotionRecognizer(model=unpack_model(model_sha256, model_box), threads=threads)
-    return run_job(store, job_id, ttl_s, token=token, threads=threads, recognizer=_RAY_STATE[key])
+    lg = logging.getLogger("affectlens")
+    handler = None
+    if log_path is not None:
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s ray worker %(process)d %(levelname)s %(message)s"))
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        store = _RAY_STATE.get(("store", db))
+        if store is None:
+            store = _RAY_STATE[("store", db)] = JobStore(db)
+        store.set_pid(job_id, os.getpid())
+        key = ("recognizer", model_sha256, threads)
+        if key not in _RAY_STATE:
+            _RAY_STATE[key] = EmotionRecognizer(model=unpack_model(model_sha256, model_box), threads=threads)
+        return run_job(store, job_id, ttl_s, token=token, threads=threads, recognizer=_RAY_STATE[key])
+    finally:
+        if handler is not None:
+            lg.removeHandler(handler)
+            handler.close()
+            lg.propagate = True
 
 
 def worker_database_arg(store: JobStore) -> tuple[str, dict[str, str] | None]:
