@@ -172,3 +172,14 @@ def test_key_file_model_field_and_a_key_naming_an_unserved_model(live, tmp_path)
         create_app(ServiceConfig(data_dir=tmp_path / "d", api_key_file=keys, allowed_models=(str(live.model_dir),)))
     with pytest.raises(ValueError, match="no-such-folder"):
         create_app(ServiceConfig(data_dir=tmp_path / "d", allowed_models=(str(tmp_path / "no-such-folder"),)))
+
+
+def test_loaded_models_are_cached_and_bounded(live):
+    from affectlens.service.models import ModelCatalog
+
+    cat = ModelCatalog.from_config(ServiceConfig(allowed_models=(str(live.model_dir),), max_loaded_models=1))
+    first = cat.recognizer(cat.default)
+    assert cat.recognizer(cat.entry("default")) is first  # loaded once
+    ck = cat.recognizer(cat.entry("ckplus-ft"))
+    assert cat.loaded() == ["ckplus-ft"] and set(ck.labels) == CK_LABELS  # the least recently used went
+    assert cat.recognizer(cat.default) is not first and cat.loaded() == [cat.default.name]
