@@ -340,7 +340,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ images
     @app.post("/v1/images:analyze", response_model=ImageAnalysis, responses=_ERRORS, tags=["analysis"],
-              openapi_extra=_upload_body("the image (JPEG, PNG, WebP, BMP, GIF, TIFF)", {}),
+              openapi_extra=_upload_body("the image (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"model": {
+                  "type": "string", "description": "one of the models this server serves (GET /healthz lists them; "
+                  "or the query parameter model); default: the API key's model, else the server's"}}),
               summary="Analyse one image: faces with boxes, landmarks and emotion probabilities")
     async def analyze_image(request: Request, who: Principal = Depends(authenticate),
                             x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
