@@ -183,3 +183,15 @@ def test_loaded_models_are_cached_and_bounded(live):
     ck = cat.recognizer(cat.entry("ckplus-ft"))
     assert cat.loaded() == ["ckplus-ft"] and set(ck.labels) == CK_LABELS  # the least recently used went
     assert cat.recognizer(cat.default) is not first and cat.loaded() == [cat.default.name]
+
+
+def test_new_key_with_a_model_from_the_command_line(tmp_path):
+    keys = tmp_path / "keys.txt"
+    r = subprocess.run([sys.executable, "-m", "affectlens", "serve", "--new-key", "cc", "--key-model", "ckplus-ft",
+                        "--api-key-file", str(keys)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().startswith("al_"), r.stderr
+    (key,) = read_key_file(keys)
+    assert (key.key_id, key.model) == ("cc", "ckplus-ft")
+    r = subprocess.run([sys.executable, "-m", "affectlens", "serve", "--new-key", "cc", "--key-model", "../x",
+                        "--api-key-file", str(keys)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "model name must use letters" in r.stderr

@@ -516,7 +516,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def healthz():
         spec = svc.recognizer.classifier.spec if svc.recognizer else None
         return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
-                "model": spec.name if spec else None, "model_sha256": spec.sha256 if spec else None,
+                "model": svc.models.default.name if spec else None, "model_sha256": spec.sha256 if spec else None,
                 "model_choice": svc.models.default.choice if svc.recognizer else None,
                 "models": [dict(e.public(), default=e is svc.models.default) for e in svc.models.entries.values()],
                 "models_loaded": svc.models.loaded(), "engine": config.engine,
@@ -524,7 +524,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
                 "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,
-                "workers_running": len(svc.pool.running_pids()) if svc.pool else 0}
+                "workers_running": svc.pool.running_count() if svc.pool else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
     async def metrics():

@@ -157,7 +157,13 @@ class WorkerPool:
         """Wake the supervisor (a job was queued)."""
         self._wake.set()
 
+    def running_count(self) -> int:
+        """Jobs this pool is running now (worker processes or Ray tasks)."""
+        with self._lock:
+            return len(self._procs)
+
     def running_pids(self) -> dict[str, int]:
+        """Job id -> worker process id of the jobs running in local worker processes (not Ray tasks)."""
         with self._lock:
             return {j: p.pid for j, (p, _, _) in self._procs.items() if p.pid is not None}
 
