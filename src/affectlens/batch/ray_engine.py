@@ -35,23 +35,34 @@ class EngineError(AffectLensError, RuntimeError):
 
 
 _WORKERS: dict = {}  # per Ray worker process: model sha256 -> ItemWorker
+_MODELS: dict = {}  # per Ray worker process: model sha256 -> spec path of the unpacked model
 
 
-def _worker_for(options: BatchOptions, out_dir: str, threads: int, model_sha256: str, model_box: list):
-    """This Ray worker process's ItemWorker; the model is fetched from the object store only on
-    the first task (``model_box`` holds its ObjectRef, so Ray does not resolve it per task)."""
+def unpack_model(model_sha256: str, model_box: list) -> str:
+    """The spec path of a shipped model in this Ray worker process, unpacked from the object store
+    on first use only (``model_box`` holds its ObjectRef, so Ray does not resolve it per task).
+
+    Used by the batch tasks and by the service's video jobs (``affectlens serve --engine ray``).
+    """
     import ray
 
-    from affectlens.batch.worker import ItemWorker
-
-    key = (model_sha256, out_dir, threads, options)
-    if key not in _WORKERS:
+    if model_sha256 not in _MODELS:
         model = ray.get(model_box[0])
         folder = Path(tempfile.mkdtemp(prefix="affectlens-model-"))
         (folder / model["file"]).write_bytes(model["onnx"])
         spec_path = folder / "model.json"
         spec_path.write_text(model["spec_json"])
-        _WORKERS[key] = ItemWorker(options, out_dir, threads=threads, model=str(spec_path))
+        _MODELS[model_sha256] = str(spec_path)
+    return _MODELS[model_sha256]
+
+
+def _worker_for(options: BatchOptions, out_dir: str, threads: int, model_sha256: str, model_box: list):
+    """This Ray worker process's ItemWorker (one model load per process and model)."""
+    from affectlens.batch.worker import ItemWorker
+
+    key = (model_sha256, out_dir, threads, options)
+    if key not in _WORKERS:
+        _WORKERS[key] = ItemWorker(options, out_dir, threads=threads, model=unpack_model(model_sha256, model_box))
     return _WORKERS[key]
 
 
@@ -93,19 +104,7 @@ class RayEngine:
         self.ray = ray
         self.options = options
         self.out_dir = str(Path(out_dir).resolve())
-        self._owns_ray = False
-        if not ray.is_initialized():
-            if options.address:  # a cluster: its nodes have affectlens installed
-                kwargs = {"address": options.address}
-            else:  # a local instance: its workers import this same affectlens (e.g. a source checkout)
-                kwargs = {"num_cpus": options.workers * (options.threads or 1) or None,
-                          "runtime_env": {"env_vars": _env_for_workers()}}
-            try:
-                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one message
-                raise EngineError(f"cannot start or join Ray (address {options.address or 'local'}): {exc}; "
-                                  "check the address, or use --engine local") from exc
-            self._owns_ray = True
+        self._owns_ray = connect(options.address, options.workers * (options.threads or 1) or None)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = options.threads or 1
         self.workers = options.workers or max(1, cpus // self.threads)
@@ -164,6 +163,29 @@ class RayEngine:
             pass
         if self._owns_ray:
             self.ray.shutdown()
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join a Ray cluster (``address``) or start a local Ray instance, unless this process already
+    initialised Ray. Returns whether this call started it (then the caller shuts it down).
+
+    Raises:
+        EngineError: Ray cannot be started or joined (the message names the address and the fix).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:  # a cluster: its nodes have affectlens installed
+        kwargs = {"address": address}
+    else:  # a local instance: its workers import this same affectlens (e.g. a source checkout)
+        kwargs = {"num_cpus": num_cpus, "runtime_env": {"env_vars": _env_for_workers()}}
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one message
+        raise EngineError(f"cannot start or join Ray (address {address or 'local'}): {exc}; "
+                          "check the address, or use --engine local") from exc
+    return True
 
 
 def _env_for_workers() -> dict:

@@ -83,7 +83,9 @@ class ServiceState:
         self.jobs_dir = config.data_dir / "jobs"
         self.store: JobStore | None = None
         self.pool: WorkerPool | None = None
-        self.recognizer = None  # shared by every request: ONNX Runtime sessions accept concurrent runs
+        # the default model's recognizer, shared by every request (ONNX Runtime sessions accept concurrent runs)
+        self.recognizer = None
+        self.models = None  # ModelCatalog: the models clients may name (built by create_app)
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         # Database work runs here, never on the event loop nor in the pool that decodes images: a slow
@@ -101,8 +103,6 @@ class ServiceState:
         return self.config.result_ttl_hours * 3600.0
 
     def start(self) -> None:
-        from affectlens.recognizer import EmotionRecognizer
-
         for d in (self.config.data_dir, self.uploads_dir, self.jobs_dir, self.config.data_dir / "logs"):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)  # media and results are personal data: owner only
@@ -117,9 +117,10 @@ class ServiceState:
                                max_attempts=self.config.max_attempts, ttl_s=self.ttl_s,
                                job_timeout_s=self.config.job_timeout_s, log_dir=self.config.data_dir / "logs",
                                cleanup_interval_s=self.config.cleanup_interval_s, lease_s=self.config.job_lease_s,
-                               threads=self.config.threads)
+                               threads=self.config.threads, engine=self.config.engine,
+                               ray_address=self.config.ray_address, models=self.models.entry)
         self.pool.start()
-        self.recognizer = EmotionRecognizer(threads=self.config.threads)
+        self.recognizer = self.models.recognizer(self.models.default)
         cfg = self.config.data_dir / "service-config.json"
         cfg.write_text(json.dumps(self.config.public_dict(), indent=2) + "\n")
         os.chmod(cfg, 0o600)
@@ -160,6 +161,15 @@ class ServiceState:
             with self._inflight_lock:
                 self._inflight -= 1
 
+    def model_for(self, who: Principal, requested: str | None):
+        """``(ModelEntry, recognizer)`` of a request: the model it names, else its key's, else the default.
+
+        Raises:
+            ServiceError: 422 ``unknown_model`` naming the models this server serves.
+        """
+        entry = self.models.choose(requested, who.model)
+        return entry, self.models.recognizer(entry)
+
     def analyze_bgr(self, bgr, fn):
         """Run ``fn(bgr)`` on the shared models (called in a worker thread; no global lock: ONNX
         Runtime sessions are safe to run concurrently, ``max_inflight`` bounds how many)."""
@@ -192,6 +202,7 @@ def job_status(job: Job) -> dict:
             "eta_s": job.eta_s, "frames_analysed": job.frames, "error": job.error, "attempts": job.attempts,
             "consent": job.consent, "retain": job.retain, "created_at": _iso(job.created_at),
             "updated_at": _iso(job.updated_at), "expires_at": _iso(job.expires_at), "options": job.options,
+            "model": {"name": job.options.get("model"), "sha256": job.options.get("model_sha256")},
             "links": {"self": base, "results": base + "/results", "report": base + "/report",
                       "annotated": base + "/annotated" if job.options.get("annotate") else None}}
 
@@ -231,16 +242,17 @@ def _consent_source(request: Request, header: str | None, fields: dict[str, str]
     return header or fields.get("consent") or request.query_params.get("consent")
 
 
-def _job_options(svc: ServiceState, request: Request, fields: dict[str, str]) -> dict:
-    """Validated :class:`RunOptions`/:class:`VideoOptions` fields from query parameters and form fields."""
+def _job_options(svc: ServiceState, request: Request, fields: dict[str, str], who: Principal | None = None) -> dict:
+    """Validated :class:`RunOptions`/:class:`VideoOptions` fields from query parameters and form fields,
+    plus the job's model (``model``: its name, ``model_sha256``)."""
     from affectlens.video.analyzer import VideoOptions
     from affectlens.video.session import RunOptions
 
     given = {**request.query_params, **fields}
-    unknown = sorted(set(given) - set(JOB_OPTIONS) - {"consent", "retain"})
+    unknown = sorted(set(given) - set(JOB_OPTIONS) - {"consent", "retain", "model"})
     if unknown:
         raise ServiceError(422, "invalid_option", f"unknown option(s) {', '.join(unknown)}; accepted: "
-                           f"{', '.join(sorted(JOB_OPTIONS))}, consent, retain")
+                           f"{', '.join(sorted(JOB_OPTIONS))}, consent, retain, model")
     opts = {**JOB_DEFAULTS, **{k: v for k, v in svc.config.video_defaults.items() if k in JOB_OPTIONS}}
     for k, typ in JOB_OPTIONS.items():
         if given.get(k, "") != "":
@@ -260,6 +272,8 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str]) ->
             raise ValueError(f"end_s ({opts['end_s']}) must be after start_s ({opts['start_s']})")
     except ValueError as exc:
         raise ServiceError(422, "invalid_option", str(exc)) from None
+    entry = svc.models.choose(given.get("model"), who.model if who else None)  # 422 unknown_model
+    opts["model"], opts["model_sha256"] = entry.name, entry.sha256
     return opts
 
 
@@ -281,9 +295,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     Raises:
         ValueError: an invalid configuration (e.g. open mode on a public address).
     """
+    from affectlens.service.models import ModelCatalog
+
     config = (config or ServiceConfig()).resolved()
     config.validate()
     svc = ServiceState(config)
+    svc.models = ModelCatalog.from_config(config)  # a missing or unreadable model stops the start, named
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -323,7 +340,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ images
     @app.post("/v1/images:analyze", response_model=ImageAnalysis, responses=_ERRORS, tags=["analysis"],
-              openapi_extra=_upload_body("the image (JPEG, PNG, WebP, BMP, GIF, TIFF)", {}),
+              openapi_extra=_upload_body("the image (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"model": {
+                  "type": "string", "description": "one of the models this server serves (GET /healthz lists them; "
+                  "or the query parameter model); default: the API key's model, else the server's"}}),
               summary="Analyse one image: faces with boxes, landmarks and emotion probabilities")
     async def analyze_image(request: Request, who: Principal = Depends(authenticate),
                             x_consent: str | None = Header(None, alias=CONSENT_HEADER)):
@@ -335,20 +354,23 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             consent = check_consent(config, _consent_source(request, x_consent, fields))
         from affectlens.imageio import decode_image
 
+        entry, recognizer = await run_in_threadpool(
+            svc.model_for, who, fields.get("model") or request.query_params.get("model"))
         with svc.slot():
             try:
-                bgr = await run_in_threadpool(decode_image, data, "upload", svc.recognizer.options.max_pixels)
+                bgr = await run_in_threadpool(decode_image, data, "upload", recognizer.options.max_pixels)
             except InvalidImageError as exc:
                 if not looks_like_image(data[:16]):
                     raise ServiceError(415, "unsupported_media_type",
                                        f"{exc}; expected JPEG, PNG, WebP, BMP, GIF or TIFF bytes") from None
                 raise ServiceError(422, "invalid_image", str(exc)) from None
-            faces = await run_in_threadpool(svc.analyze_bgr, bgr, svc.recognizer.predict_bgr)
+            faces = await run_in_threadpool(svc.analyze_bgr, bgr, recognizer.predict_bgr)
         svc.metrics.add_faces("image", len(faces))
-        await svc.db(svc.store.audit, who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data))
+        await svc.db(svc.store.audit, who.key_id, "image.analyze", consent, faces=len(faces), bytes=len(data),
+                     model=entry.name)
         d = faces.to_dict()
         return {"faces": d["faces"], "labels": d["labels"], "image_size_hw": list(bgr.shape[:2]),
-                "model": svc.recognizer.classifier.spec.name}
+                "model": entry.name, "model_sha256": entry.sha256}
 
     # ------------------------------------------------------------------ video jobs
     video_fields = {k: {"type": {float: "number", int: "integer", bool: "boolean"}.get(t, "string")}
@@ -357,6 +379,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     video_fields["blur_faces"]["description"] = "blur faces in the annotated video (default true)"
     video_fields["detect_every"]["description"] = "run the detector on every k-th analysed frame, track between"
     video_fields["retain"] = {"type": "boolean", "description": "keep the upload after the job (default false)"}
+    video_fields["model"] = {"type": "string", "description": "one of the models this server serves (GET /healthz "
+                             "lists them); default: the API key's model, else the server's"}
     from affectlens.video.analyzer import SMOOTHERS
 
     # the limits _job_options enforces (422 invalid_option), so that clients and fuzzers see them
@@ -376,7 +400,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         declared = _consent_source(request, x_consent, {})
         if not multipart or declared:  # refuse before reading (and storing) the body
             check_consent(config, declared)
-        options = _job_options(svc, request, {})  # query options: refused before the body is read
+        options = _job_options(svc, request, {}, who)  # query options: refused before the body is read
         retain = _retain(request.query_params.get("retain"))
         job_id = uuid.uuid4().hex
         up_dir = svc.uploads_dir / job_id
@@ -390,7 +414,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             _, fields = await read_upload(request, dest=tmp,
                                           consent_known=bool(declared) or not config.consent_required)
             consent = check_consent(config, _consent_source(request, x_consent, fields))
-            options = _job_options(svc, request, fields)
+            options = _job_options(svc, request, fields, who)
             retain = _retain(fields.get("retain") or request.query_params.get("retain"))
             with open(tmp, "rb") as fh:
                 head = fh.read(512)
@@ -492,13 +516,15 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def healthz():
         spec = svc.recognizer.classifier.spec if svc.recognizer else None
         return {"status": "ok" if svc.recognizer else "starting", "version": __version__,
-                "model": spec.name if spec else None, "model_sha256": spec.sha256 if spec else None,
-                "model_choice": svc.recognizer.model_choice if svc.recognizer else None,
+                "model": svc.models.default.name if spec else None, "model_sha256": spec.sha256 if spec else None,
+                "model_choice": svc.models.default.choice if svc.recognizer else None,
+                "models": [dict(e.public(), default=e is svc.models.default) for e in svc.models.entries.values()],
+                "models_loaded": svc.models.loaded(), "engine": config.engine,
                 "cpu": cpu_info().describe(), "threads": config.threads,
                 "open_mode": svc.keys.open_mode, "consent_required": config.consent_required,
                 "consent_bases": list(config.consent_bases),
                 "queue_depth": svc.pool.counts.get("queued", 0) if svc.pool else 0,
-                "workers_running": len(svc.pool.running_pids()) if svc.pool else 0}
+                "workers_running": svc.pool.running_count() if svc.pool else 0}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
     async def metrics():

@@ -7,6 +7,8 @@ fields), overridden by flags. ``--new-key NAME`` creates an API key, stores its 
 Example:
     affectlens serve --new-key lab-ux --api-key-file keys.txt
     affectlens serve --host 0.0.0.0 --port 8000 --data-dir /srv/affectlens --api-key-file keys.txt
+    affectlens serve --allow-model models/callcentre --new-key cc --key-model callcentre --api-key-file keys.txt
+    affectlens serve --engine ray --ray-address auto --api-key-file keys.txt
 """
 
 from __future__ import annotations
@@ -30,9 +32,23 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                          "affectlens.db in --data-dir) or postgresql+psycopg://USER:PASSWORD@HOST/DBNAME (needs "
                          "the 'postgres' extra); server processes sharing one database share its rate limits")
     sv.add_argument("--api-key-file", default=None, metavar="FILE",
-                    help="hashed API keys, one 'name:sha256[:rate_per_minute]' per line; without keys the "
+                    help="hashed API keys, one 'name:sha256[:rate_per_minute][:model=NAME]' per line; without keys the "
                          "server runs in open mode, allowed on loopback only")
     sv.add_argument("--new-key", metavar="NAME", help="create an API key in --api-key-file, print it and exit")
+    sv.add_argument("--key-model", metavar="MODEL", default=None,
+                    help="with --new-key: the key's default model (a name the server serves)")
+    sv.add_argument("--model", default=None, metavar="NAME_OR_DIR",
+                    help="the default emotion model (a shipped name or a model folder; default: the shipped default)")
+    sv.add_argument("--allow-model", action="append", default=None, metavar="NAME_OR_DIR",
+                    help="another model requests may name (repeatable): a shipped name, or a model folder "
+                         "(affectlens train --data ... --out DIR), named after the folder")
+    sv.add_argument("--models-dir", default=None, metavar="DIR",
+                    help="a folder of model folders, each allowed under its folder name")
+    sv.add_argument("--engine", choices=["local", "ray"], default=None,
+                    help="where video jobs run: local worker processes (default) or Ray tasks (the engine of "
+                         "'affectlens batch --engine ray'; needs the 'batch' extra)")
+    sv.add_argument("--ray-address", default=None, metavar="auto|ray://HOST:PORT",
+                    help="with --engine ray: the cluster to join (default: start a local Ray)")
     sv.add_argument("--no-consent-required", action="store_true",
                     help="do not require a consent declaration (logged; for closed lab set-ups only)")
     sv.add_argument("--max-upload-mb", type=float, default=None)
@@ -56,7 +72,7 @@ def cmd_serve(args) -> int:
             print("affectlens: error: --new-key needs --api-key-file FILE", file=sys.stderr)
             return 2
         try:
-            key = add_api_key(args.api_key_file, args.new_key)
+            key = add_api_key(args.api_key_file, args.new_key, model=args.key_model)
         except ValueError as exc:
             print(f"affectlens: error: {exc}", file=sys.stderr)
             return 2
@@ -77,7 +93,9 @@ def cmd_serve(args) -> int:
                  "rate_limit_per_minute": args.rate_limit, "result_ttl_hours": args.ttl_hours,
                  "max_workers": args.workers, "threads": args.threads,
                  "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
-                 "consent_required": False if args.no_consent_required else None}
+                 "consent_required": False if args.no_consent_required else None,
+                 "model": args.model, "allowed_models": tuple(args.allow_model) if args.allow_model else None,
+                 "models_dir": args.models_dir, "engine": args.engine, "ray_address": args.ray_address}
     os.umask(0o077)  # uploads, results, logs and the database: owner only
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,9 @@
 """Service configuration: one dataclass, read from a TOML file and overridden by CLI flags.
 
-API keys are never stored in clear: the key file holds one ``name:sha256hex[:rate_per_minute]``
-line per key (``#`` comments allowed); :func:`add_api_key` creates a random key, appends its hash
+API keys are never stored in clear: the key file holds one
+``name:sha256hex[:rate_per_minute][:model=NAME]`` line per key (``#`` comments allowed;
+``model=`` gives the key a default model, one the server serves); :func:`add_api_key` creates a
+random key, appends its hash
 and returns the key once. Without any key the server runs in *open mode*, which is only allowed
 on a loopback address and is logged as a warning at start-up.
 
@@ -38,15 +40,17 @@ class ApiKey:
         key_id: a name for logs and the audit table (never the key itself).
         sha256: hex digest of the key.
         rate_per_minute: this key's request limit (``None`` = the service default).
+        model: this key's default emotion model (a name the server serves; ``None`` = the server's default).
     """
 
     key_id: str
     sha256: str
     rate_per_minute: int | None = None
+    model: str | None = None
 
 
 def read_key_file(path: str | os.PathLike) -> list[ApiKey]:
-    """Parse a key file of ``name:sha256hex[:rate_per_minute]`` lines.
+    """Parse a key file of ``name:sha256hex[:rate_per_minute][:model=NAME]`` lines.
 
     Raises:
         ValueError: a malformed line (the message names the file and line number).
@@ -57,30 +61,37 @@ def read_key_file(path: str | os.PathLike) -> list[ApiKey]:
         if not line:
             continue
         parts = line.split(":")
-        if len(parts) not in (2, 3) or len(parts[1]) != 64 or not all(c in "0123456789abcdef" for c in parts[1]):
-            raise ValueError(f"{path}:{n}: expected 'name:sha256hex[:rate_per_minute]' (64 lowercase hex "
-                             f"digits), got {line[:80]!r}")
-        rate = None
-        if len(parts) == 3:
-            if not parts[2].isdigit() or int(parts[2]) < 1:
-                raise ValueError(f"{path}:{n}: rate_per_minute must be a positive integer, got {parts[2]!r}")
-            rate = int(parts[2])
-        keys.append(ApiKey(parts[0], parts[1], rate))
+        if len(parts) not in (2, 3, 4) or len(parts[1]) != 64 or not all(c in "0123456789abcdef" for c in parts[1]):
+            raise ValueError(f"{path}:{n}: expected 'name:sha256hex[:rate_per_minute][:model=NAME]' (64 lowercase "
+                             f"hex digits), got {line[:80]!r}")
+        rate = model = None
+        for extra in parts[2:]:
+            if extra.startswith("model=") and model is None and len(extra) > 6:
+                model = extra[6:]
+            elif extra.isdigit() and int(extra) >= 1 and rate is None:
+                rate = int(extra)
+            else:
+                raise ValueError(f"{path}:{n}: expected a positive rate_per_minute or model=NAME after the hash, "
+                                 f"got {extra!r}")
+        keys.append(ApiKey(parts[0], parts[1], rate, model))
     return keys
 
 
-def add_api_key(path: str | os.PathLike, name: str, rate_per_minute: int | None = None) -> str:
+def add_api_key(path: str | os.PathLike, name: str, rate_per_minute: int | None = None,
+                model: str | None = None) -> str:
     """Create a random API key, append its hash to the key file and return the key (shown once).
 
     Raises:
-        ValueError: a name with characters other than letters, digits, ``-``, ``_`` or ``.``.
+        ValueError: a name (or model name) with characters other than letters, digits, ``-``, ``_`` or ``.``.
     """
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError(f"key name must use letters, digits, '-', '_' or '.', got {name!r}")
+    for what, v in (("key name", name), ("model name", model)):
+        if (what == "key name" or v is not None) and (not v or not all(c.isalnum() or c in "-_." for c in v)):
+            raise ValueError(f"{what} must use letters, digits, '-', '_' or '.', got {v!r}")
     key = "al_" + secrets.token_urlsafe(32)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    line = f"{name}:{hash_key(key)}" + (f":{rate_per_minute}" if rate_per_minute else "") + "\n"
+    line = (f"{name}:{hash_key(key)}" + (f":{rate_per_minute}" if rate_per_minute else "")
+            + (f":model={model}" if model else "") + "\n")
     with open(p, "a", encoding="utf-8") as fh:
         fh.write(line)
     os.chmod(p, 0o600)
@@ -135,6 +146,15 @@ class ServiceConfig:
         job_lease_s: a running job's lease, renewed by its server; a job whose server died is re-run
             (by any server on the database) once its lease has expired.
         video_defaults: default :class:`RunOptions` fields for jobs (``fps``, ``interval_s``, ...).
+        model: the default emotion model (a shipped name or a model folder; ``None`` = the shipped
+            default in the variant for this CPU).
+        allowed_models: more models clients may name (shipped names or model folders).
+        models_dir: a folder of model folders, each one allowed under its folder name.
+        max_loaded_models: models kept loaded in the API process at once (least recently used dropped).
+        engine: where video jobs run: ``"local"`` (one worker process per job, on this machine) or
+            ``"ray"`` (Ray tasks, the engine of ``affectlens batch --engine ray``).
+        ray_address: the Ray cluster to join (``"auto"``, ``"ray://HOST:10001"``); ``None`` starts a
+            local Ray instance (or uses the one this process already initialised).
     """
 
     host: str = "127.0.0.1"
@@ -164,6 +184,12 @@ class ServiceConfig:
     job_lease_s: float = 30.0
     threads: int = 0
     video_defaults: dict = field(default_factory=dict)
+    model: str | None = None
+    allowed_models: tuple[str, ...] = ()
+    models_dir: Path | None = None
+    max_loaded_models: int = 4
+    engine: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -173,6 +199,9 @@ class ServiceConfig:
         set_(self, "api_keys", tuple(self.api_keys))
         set_(self, "consent_bases", tuple(self.consent_bases))
         set_(self, "cors_origins", tuple(self.cors_origins))
+        set_(self, "allowed_models", tuple(str(m) for m in self.allowed_models))
+        if self.models_dir is not None:
+            set_(self, "models_dir", Path(self.models_dir))
 
     def resolved(self) -> "ServiceConfig":
         """A copy whose file paths are absolute, resolved once against the current directory.
@@ -183,7 +212,12 @@ class ServiceConfig:
         def absolute(p: Path | None) -> Path | None:
             return None if p is None else Path(os.path.abspath(p.expanduser()))
 
-        return dataclasses.replace(self, data_dir=absolute(self.data_dir), api_key_file=absolute(self.api_key_file))
+        def model_ref(m: str | None) -> str | None:  # a path (it exists) made absolute; a shipped name as is
+            return str(absolute(Path(m))) if m and Path(m).expanduser().exists() else m
+
+        return dataclasses.replace(self, data_dir=absolute(self.data_dir), api_key_file=absolute(self.api_key_file),
+                                   models_dir=absolute(self.models_dir), model=model_ref(self.model),
+                                   allowed_models=tuple(model_ref(m) for m in self.allowed_models))
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -226,7 +260,14 @@ class ServiceConfig:
             raise ValueError(f"threads must be >= 0 (0 = ONNX Runtime's default), got {self.threads}")
         if self.min_body_bytes_per_s < 0:
             raise ValueError(f"min_body_bytes_per_s must be >= 0, got {self.min_body_bytes_per_s}")
-        for name in ("max_inflight", "max_workers", "max_attempts", "max_connections"):
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
+        if self.engine == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise ValueError("engine 'ray' needs Ray: pip install 'affectlens[batch]' (or use --engine local)")
+        for name in ("max_inflight", "max_workers", "max_attempts", "max_connections", "max_loaded_models"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rate_limit_per_minute < 0:

@@ -56,7 +56,8 @@ class ImageAnalysis(BaseModel):
     faces: list[FaceRecord]
     labels: list[str] = Field(description="names of the `scores` keys, in the model's order")
     image_size_hw: list[int] = Field(min_length=2, max_length=2, description="height, width of the decoded image")
-    model: str = Field(description="emotion model name")
+    model: str = Field(description="emotion model name (one this server serves)")
+    model_sha256: str = Field(description="sha256 of the emotion model file that produced these scores")
 
 
 class StreamFace(FaceRecord):
@@ -94,6 +95,21 @@ class JobLinks(BaseModel):
     annotated: str | None = Field(None, description="the annotated video, when the job was submitted with annotate=true")
 
 
+class JobModel(BaseModel):
+    name: str | None = Field(description="one of the models this server serves")
+    sha256: str | None = Field(description="sha256 of the model file")
+
+
+class ModelInfo(BaseModel):
+    """A model this server serves (``GET /healthz``)."""
+
+    name: str = Field(description="what requests name it (`model` field)")
+    spec_name: str
+    sha256: str
+    labels: list[str]
+    default: bool
+
+
 class JobStatus(BaseModel):
     """A video job (``GET /v1/jobs/{id}``)."""
 
@@ -110,6 +126,7 @@ class JobStatus(BaseModel):
     updated_at: str
     expires_at: str | None = Field(description="when results and media are deleted (set once the job ends)")
     options: dict[str, Any]
+    model: JobModel = Field(description="the emotion model the job runs (name and sha256 of its file)")
     links: JobLinks
 
 
@@ -128,6 +145,9 @@ class Health(BaseModel):
     model: str | None = Field(description="emotion model name")
     model_sha256: str | None = Field(None, description="sha256 of the emotion model file")
     model_choice: str | None = Field(None, description="why this file runs here, e.g. 'int8: x86 int8 path avx2'")
+    models: list[ModelInfo] = Field(default_factory=list, description="every model requests may name")
+    models_loaded: list[str] = Field(default_factory=list, description="models loaded in the API process now")
+    engine: str = Field("local", description="where video jobs run: local (worker processes) or ray")
     cpu: str | None = Field(None, description="this server's CPU, ISA flags and int8 path")
     threads: int = Field(0, description="ONNX Runtime threads per session in the API and worker processes "
                                         "(0 = the CPUs the process may use)")

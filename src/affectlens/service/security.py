@@ -38,10 +38,12 @@ class ServiceError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key id (never the key) and its rate limit per minute (0 = none)."""
+    """Who is calling: a key id (never the key), its rate limit per minute (0 = none) and its
+    default emotion model (``None``: the server's)."""
 
     key_id: str
     rate_per_minute: int
+    model: str | None = None
 
 
 class KeyRing:
@@ -72,7 +74,8 @@ class KeyRing:
         digest = hash_key(key)
         for k in self.keys:
             if hmac.compare_digest(digest, k.sha256):
-                return Principal(k.key_id, self.default_rate if k.rate_per_minute is None else k.rate_per_minute)
+                return Principal(k.key_id, self.default_rate if k.rate_per_minute is None else k.rate_per_minute,
+                                 k.model)
         raise ServiceError(401, "unauthorized", f"invalid API key in the {API_KEY_HEADER} header")
 
 

@@ -6,8 +6,10 @@ Protocol (version 1):
    ``X-Consent`` headers or the ``consent`` query parameter; clients that cannot set headers
    (browsers) send them in a first text message ``{"type": "hello", "api_key": "...",
    "consent": "subject-consented"}`` within 10 s. Optional query parameters: ``smooth``
-   (``moving-average``, ``ema``, ``hmm``, ``none``) and ``window``.
-2. The server answers ``{"type": "ready", "protocol": 1, "labels": [...], "max_frame_bytes": N}``.
+   (``moving-average``, ``ema``, ``hmm``, ``none``), ``window`` and ``model`` (one of the models
+   the server serves; the hello may carry ``"model"`` too; default: the key's, else the server's).
+2. The server answers ``{"type": "ready", "protocol": 1, "labels": [...], "max_frame_bytes": N,
+   "model": NAME, "model_sha256": HEX}``.
 3. Per frame, the client sends either
    a. a text message ``{"timestamp_ms": 1234.5}`` followed by a binary message with the JPEG
       (or PNG) bytes, or
@@ -52,7 +54,7 @@ IDLE_TIMEOUT_S = 120.0
 _CLOSE_CODES = {400: 1003, 401: 4401, 403: 4403, 429: 4429, 503: 4503}
 MAX_TEXT_DEPTH = 8
 MAX_TEXT_CHARS = 4096
-_HELLO_KEYS = {"type", "api_key", "consent"}
+_HELLO_KEYS = {"type", "api_key", "consent", "model"}
 
 
 def loads_object(text: str) -> dict:
@@ -102,8 +104,8 @@ def parse_hello(text: str) -> dict:
     unknown = sorted(set(hello) - _HELLO_KEYS)
     if unknown:
         raise ServiceError(400, "bad_hello", f"unknown hello field(s) {', '.join(u[:20] for u in unknown[:5])}; "
-                           "expected type, api_key, consent")
-    for k in ("api_key", "consent"):
+                           "expected type, api_key, consent, model")
+    for k in ("api_key", "consent", "model"):
         v = hello.get(k)
         if v is not None and (not isinstance(v, str) or len(v) > 256):
             raise ServiceError(400, "bad_hello", f"hello.{k} must be a string of at most 256 characters, got "
@@ -137,6 +139,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
         await ws.accept()
         key = ws.headers.get(API_KEY_HEADER)
         consent = ws.headers.get(CONSENT_HEADER) or ws.query_params.get("consent")
+        model = ws.query_params.get("model")
         try:
             check_origin(ws.headers, config.cors_origins)  # no cross-site WebSocket hijacking
             if (key is None and not svc.keys.open_mode) or (consent is None and config.consent_required):
@@ -150,18 +153,20 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 hello = parse_hello(text)
                 key = key or hello.get("api_key")
                 consent = consent or hello.get("consent")
+                model = model or hello.get("model")
             who = svc.keys.authenticate(key)
             if who.rate_per_minute > 0:
                 await svc.db(svc.limiter.check, who)
             consent = check_consent(config, consent)
-            analyzer = _make_analyzer(svc, ws.query_params)
+            entry, recognizer = await run_in_threadpool(svc.model_for, who, model)
+            analyzer = _make_analyzer(recognizer, ws.query_params)
         except ServiceError as exc:
             await refuse(ws, exc)
             return
         except WebSocketDisconnect:
             return
         try:
-            await svc.db(svc.store.audit, who.key_id, "stream.open", consent)
+            await svc.db(svc.store.audit, who.key_id, "stream.open", consent, model=entry.name)
         except ServiceError as exc:
             await refuse(ws, exc)
             return
@@ -172,7 +177,8 @@ def add_stream_route(app: FastAPI, svc) -> None:
         pending_ts: float | None = None
         max_bytes = int(config.max_image_mb * 2 ** 20)
         await ws.send_text(json.dumps({"type": "ready", "protocol": 1, "labels": list(analyzer.labels),
-                                       "max_frame_bytes": max_bytes}))
+                                       "max_frame_bytes": max_bytes, "model": entry.name,
+                                       "model_sha256": entry.sha256}))
         try:
             while True:
                 try:
@@ -217,7 +223,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                     continue
                 try:
                     with svc.slot():
-                        faces = await run_in_threadpool(_analyse, svc, analyzer, state_lock, data, ts, frames)
+                        faces = await run_in_threadpool(_analyse, recognizer, analyzer, state_lock, data, ts, frames)
                 except ServiceError as exc:
                     await send_error(ws, exc.code, exc.message)
                     continue
@@ -245,7 +251,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 logger.error("stream.close not audited (database unavailable): key %s, %d frames", who.key_id, frames)
 
 
-def _make_analyzer(svc, params):
+def _make_analyzer(recognizer, params):
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 
     kw = {}
@@ -259,12 +265,12 @@ def _make_analyzer(svc, params):
         opts = VideoOptions(**kw)
     except ValueError as exc:
         raise ServiceError(422, "invalid_option", str(exc)) from None
-    return VideoAnalyzer(opts, recognizer=svc.recognizer)
+    return VideoAnalyzer(opts, recognizer=recognizer)
 
 
-def _analyse(svc, analyzer, state_lock, data: bytes, ts: float, index: int):
+def _analyse(recognizer, analyzer, state_lock, data: bytes, ts: float, index: int):
     from affectlens.imageio import decode_image
 
-    bgr = decode_image(data, f"frame {index}", svc.recognizer.options.max_pixels)
+    bgr = decode_image(data, f"frame {index}", recognizer.options.max_pixels)
     with state_lock:
         return analyzer.process(bgr, ts, frame_index=index, source="stream")

@@ -9,6 +9,12 @@ the database itself. When a worker exits without doing so (killed, crashed, out 
 pool re-queues the job — it resumes from its ``frames.jsonl`` — until ``max_attempts`` runs, then
 marks it ``failed`` with the reason. Jobs are never left ``running``.
 
+With ``engine="ray"`` (``affectlens serve --engine ray``) a job runs as a Ray task instead of a
+process: the Ray engine of ``affectlens batch`` (:mod:`affectlens.batch.ray_engine`) starts or joins
+Ray and ships each model once through the object store; the task runs the same :func:`run_job`
+(progress, outcome and deletion rules unchanged), and a task that fails without recording an
+outcome (its Ray worker died, the node was lost) is re-queued or failed exactly like a lost process.
+
 Uploads are deleted when a job ends unless the client asked ``retain=true``; results are deleted
 by :meth:`WorkerPool.cleanup` once they expire.
 """
@@ -43,6 +49,8 @@ JOB_OPTIONS = {"fps": float, "every": int, "start_s": float, "end_s": float, "in
 JOB_DEFAULTS = {"blur_faces": True}
 #: The options that belong to :class:`VideoOptions` (the rest are :class:`RunOptions` fields).
 VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every")
+#: What the server records in a job's options about its model (not analysis options).
+MODEL_KEYS = ("model", "model_sha256")
 
 
 def remove_path(path: str | Path | None) -> bool:
@@ -88,8 +96,12 @@ class WorkerPool:
     def __init__(self, store: JobStore, *, max_workers: int = 1, max_attempts: int = 2, ttl_s: float = 86400.0,
                  job_timeout_s: float = 3600.0, log_dir: str | Path, poll_s: float = 0.2,
                  cleanup_interval_s: float = 300.0, lease_s: float = 30.0, owner: str | None = None,
-                 threads: int = 0):
+                 threads: int = 0, engine: str = "local", ray_address: str | None = None, models=None):
         self.store = store
+        #: ``name -> ModelEntry`` of the allowed models (``None``: every job runs the default model)
+        self.models = models
+        self.engine = engine
+        self._ray: RayJobs | None = RayJobs(store, ray_address, threads) if engine == "ray" else None
         self.threads = threads
         self.lease_s = lease_s
         #: this server instance: the owner recorded on the jobs it runs (host, pid and a random part)
@@ -100,7 +112,7 @@ class WorkerPool:
         self.cleanup_interval_s = cleanup_interval_s
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._procs: dict[str, tuple[subprocess.Popen, float, str]] = {}  # job -> (process, start, lease token)
+        self._procs: dict[str, tuple] = {}  # job -> (process or Ray task, start, lease token)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -112,7 +124,13 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Recover jobs a previous server left ``running``, clean up, start supervising."""
+        """Recover jobs a previous server left ``running``, clean up, start supervising.
+
+        Raises:
+            EngineError: ``engine="ray"`` and Ray cannot be started or joined.
+        """
+        if self._ray is not None:
+            self._ray.start()
         self._recover()
         self.cleanup()
         self.counts = self.store.counts()
@@ -132,14 +150,22 @@ class WorkerPool:
             _terminate(proc)
             self.store.requeue(job_id, "server stopped while the job was running; it resumes on restart",
                                refund_attempt=True, token=token)  # a shutdown is not the job's fault
+        if self._ray is not None:
+            self._ray.close()
 
     def notify(self) -> None:
         """Wake the supervisor (a job was queued)."""
         self._wake.set()
 
-    def running_pids(self) -> dict[str, int]:
+    def running_count(self) -> int:
+        """Jobs this pool is running now (worker processes or Ray tasks)."""
         with self._lock:
-            return {j: p.pid for j, (p, _, _) in self._procs.items()}
+            return len(self._procs)
+
+    def running_pids(self) -> dict[str, int]:
+        """Job id -> worker process id of the jobs running in local worker processes (not Ray tasks)."""
+        with self._lock:
+            return {j: p.pid for j, (p, _, _) in self._procs.items() if p.pid is not None}
 
     def cancel(self, job_id: str) -> bool:
         """Kill the worker of a job (e.g. before deleting it). Returns whether one was running."""
@@ -181,23 +207,61 @@ class WorkerPool:
             job = self.store.claim_next(owner=self.owner, lease_s=self.lease_s)
             if job is None:
                 return
-            log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-                            "ab")
-            db_arg, env = worker_database_arg(self.store)
-            cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s),
-                   "--token", job.lease_token, "--parent-pid", str(os.getpid()), "--threads", str(self.threads)]
             try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-            except OSError as exc:
-                self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}",
-                                  token=job.lease_token)
+                model = self._job_model(job)
+            except ValueError as exc:
+                if self.store.finish(job.id, "failed", self.ttl_s, error=str(exc), token=job.lease_token):
+                    self._after(job.id, audit=True)
                 continue
-            finally:
-                log.close()
-            self.store.set_pid(job.id, proc.pid)
+            if self._ray is not None:
+                proc = self._ray.submit(job, self.ttl_s, model, self.log_dir / f"{job.id}.log")
+            else:
+                proc = self._spawn(job, model)
+                if proc is None:
+                    continue
+                self.store.set_pid(job.id, proc.pid)
             with self._lock:
                 self._procs[job.id] = (proc, time.monotonic(), job.lease_token)
-            logger.info("job %s: worker pid %d started (attempt %d)", job.id, proc.pid, job.attempts)
+            logger.info("job %s: %s started (attempt %d)", job.id, proc, job.attempts)
+
+    def _job_model(self, job: Job):
+        """The allowed model a job was submitted with (``None``: the default of the worker).
+
+        Raises:
+            ValueError: the model is no longer served, or its file changed since the job was submitted.
+        """
+        if self.models is None:
+            return None
+        from affectlens.service.security import ServiceError
+
+        name = job.options.get("model")
+        try:
+            entry = self.models(name)
+        except ServiceError as exc:
+            raise ValueError(f"the job's model is no longer served by this server: {exc.message}") from None
+        want = job.options.get("model_sha256")
+        if want and want != entry.sha256:
+            raise ValueError(f"model {entry.name!r} changed since the job was submitted (sha256 {want[:12]}... then, "
+                             f"{entry.sha256[:12]}... now); submit the video again")
+        return entry
+
+    def _spawn(self, job: Job, model) -> subprocess.Popen | None:
+        """Start ``python -m affectlens.service.worker`` for a claimed job (``None``: it could not start)."""
+        log = os.fdopen(os.open(self.log_dir / f"{job.id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        db_arg, env = worker_database_arg(self.store)
+        cmd = [sys.executable, "-m", "affectlens.service.worker", db_arg, job.id, "--ttl-s", str(self.ttl_s),
+               "--token", job.lease_token, "--parent-pid", str(os.getpid()), "--threads", str(self.threads)]
+        if model is not None:
+            cmd += ["--model", model.ref]
+        try:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        except OSError as exc:
+            if self.store.finish(job.id, "failed", self.ttl_s, error=f"cannot start a worker process: {exc}",
+                                 token=job.lease_token):
+                self._after(job.id, audit=True)
+            return None
+        finally:
+            log.close()
 
     def _reap(self) -> None:
         with self._lock:
@@ -221,7 +285,8 @@ class WorkerPool:
                 continue  # no longer this run's job (its lease ran out and another run took it)
             if job.state == "running":  # the worker died without recording an outcome
                 why = f"killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-                reason = f"worker process {why} (attempt {job.attempts} of {self.max_attempts})"
+                why = getattr(proc, "failure", None) or f"worker process {why}"
+                reason = f"{why} (attempt {job.attempts} of {self.max_attempts})"
                 if job.attempts < self.max_attempts and job.media_path and Path(job.media_path).exists():
                     logger.warning("job %s: %s; re-queued, it resumes from its last saved frame", job_id, reason)
                     self.store.requeue(job_id, reason + "; re-queued", token=token)
@@ -275,6 +340,146 @@ class WorkerPool:
         return n
 
 
+class _RayRun:
+    """A job running as a Ray task, seen through the part of :class:`subprocess.Popen` the pool uses
+    (``poll``, ``terminate``, ``kill``, ``wait``, ``pid``); ``failure`` says why a task ended in error."""
+
+    pid = None  # the task records its Ray worker's pid in the job row itself
+
+    def __init__(self, ref, job_id: str):
+        import ray
+
+        self.ray, self.ref, self.job_id = ray, ref, job_id
+        self.returncode: int | None = None
+        self.failure: str | None = None
+
+    def __str__(self) -> str:
+        return f"Ray task {self.ref.task_id().hex()[:12]}"
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            ready, _ = self.ray.wait([self.ref], timeout=0)
+            if ready:
+                try:
+                    self.returncode = int(self.ray.get(self.ref))
+                except Exception as exc:  # noqa: BLE001 - worker died, node lost, task cancelled: all mean "lost"
+                    first = (str(exc).strip().splitlines() or [""])[0][:300]
+                    self.failure = f"Ray task failed ({type(exc).__name__}: {first})"
+                    self.returncode = 1
+        return self.returncode
+
+    def terminate(self) -> None:
+        try:
+            self.ray.cancel(self.ref, force=True)  # kills the Ray worker process running it
+        except Exception as exc:  # noqa: BLE001 - already finished
+            logger.debug("cancel %s: %s", self, exc)
+
+    kill = terminate
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.ray.wait([self.ref], timeout=timeout)
+        return self.poll()
+
+
+class RayJobs:
+    """Submits jobs as Ray tasks: the service side of ``affectlens serve --engine ray``.
+
+    Ray is started or joined by :func:`affectlens.batch.ray_engine.connect` (the batch engine's),
+    and each model is put in the object store once (:func:`~affectlens.batch.ray_engine.pack_model`)
+    and unpacked once per Ray worker process (:func:`~affectlens.batch.ray_engine.unpack_model`).
+    The task is :func:`run_ray_job`: it opens the job database and runs :func:`run_job`, so
+    progress, results and the outcome are written exactly as a worker process writes them.
+    Ray retries nothing itself (``max_retries=0``): the pool's attempt rules decide.
+
+    On a cluster, the data folder must be on storage every node mounts at the same path and the
+    database must be one every node reaches (PostgreSQL), as for ``affectlens batch``.
+    """
+
+    def __init__(self, store: JobStore, address: str | None, threads: int = 0):
+        self.store, self.address, self.threads = store, address, threads
+        self._owns = False
+        self._task = None
+        self._models: dict[str, tuple] = {}  # model ref -> (sha256, ObjectRef)
+
+    def start(self) -> None:
+        import ray
+
+        from affectlens.batch.ray_engine import connect
+
+        self._owns = connect(self.address)
+        self._task = ray.remote(num_cpus=max(1, self.threads), max_retries=0)(run_ray_job)
+        logger.info("video jobs run as Ray tasks on %d cluster CPU(s) (address %s)",
+                    int(ray.cluster_resources().get("CPU", 0)), self.address or "local")
+
+    def _model(self, ref: str | None) -> tuple:
+        """``(sha256, [ObjectRef])`` of a model, put in the object store on first use only."""
+        import ray
+
+        from affectlens.batch.ray_engine import pack_model
+        from affectlens.models.registry import select_variant
+
+        ref = ref or select_variant()[0]
+        if ref not in self._models:
+            packed = pack_model(ref)
+            self._models[ref] = (packed["sha256"], ray.put(packed))
+        sha, obj = self._models[ref]
+        return sha, [obj]  # in a list: Ray hands the task the reference, not the bytes
+
+    def submit(self, job: Job, ttl_s: float, model=None, log_path: str | Path | None = None) -> _RayRun:
+        sha, box = self._model(None if model is None else model.ref)
+        db = self.store.url.render_as_string(hide_password=False)  # task arguments, never a command line
+        ref = self._task.remote(db, job.id, ttl_s, job.lease_token, self.threads, sha, box,
+                                None if log_path is None else str(log_path))
+        return _RayRun(ref, job.id)
+
+    def close(self) -> None:
+        if self._owns:
+            import ray
+
+            ray.shutdown()
+            self._owns = False
+
+
+_RAY_STATE: dict = {}  # per Ray worker process: open job stores and loaded recognizers
+
+
+def run_ray_job(db: str, job_id: str, ttl_s: float, token: str, threads: int, model_sha256: str,
+                model_box: list, log_path: str | None = None) -> int:
+    """The Ray task of a video job: :func:`run_job` on the shipped model, in a Ray worker process.
+
+    The job store and the recognizer stay open in the Ray worker process for its next jobs
+    (one model load per process and model). While the job runs, AffectLens's log records go to
+    ``log_path`` (the job's log in the data folder, deleted with the job), not to Ray's own logs.
+    Returns :func:`run_job`'s exit code.
+    """
+    from affectlens.batch.ray_engine import unpack_model
+    from affectlens.recognizer import EmotionRecognizer
+
+    os.umask(0o077)  # results are personal data: files 0600, folders 0700
+    lg = logging.getLogger("affectlens")
+    handler = None
+    if log_path is not None:
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s ray worker %(process)d %(levelname)s %(message)s"))
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        store = _RAY_STATE.get(("store", db))
+        if store is None:
+            store = _RAY_STATE[("store", db)] = JobStore(db)
+        store.set_pid(job_id, os.getpid())
+        key = ("recognizer", model_sha256, threads)
+        if key not in _RAY_STATE:
+            _RAY_STATE[key] = EmotionRecognizer(model=unpack_model(model_sha256, model_box), threads=threads)
+        return run_job(store, job_id, ttl_s, token=token, threads=threads, recognizer=_RAY_STATE[key])
+    finally:
+        if handler is not None:
+            lg.removeHandler(handler)
+            handler.close()
+            lg.propagate = True
+
+
 def worker_database_arg(store: JobStore) -> tuple[str, dict[str, str] | None]:
     """The ``DB`` argument of a worker command line and the environment to start it with.
 
@@ -303,7 +508,7 @@ def delete_job_files(job: Job, log_dir: str | Path | None = None) -> list[str]:
     return left
 
 
-def _terminate(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
+def _terminate(proc, grace_s: float = 3.0) -> None:
     if proc.poll() is not None:
         return
     proc.terminate()
@@ -323,11 +528,16 @@ class LeaseLost(Exception):
 EXIT_NOT_OURS = 75
 
 
-def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None, threads: int = 0) -> int:
+def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None, threads: int = 0,
+            model: str | None = None, recognizer=None) -> int:
     """Run one claimed job to its end and record the outcome. Returns the process exit code.
 
     With ``token`` (the claim's lease token) every write is conditional on still holding the job:
     a worker whose lease was lost stops without recording anything (exit code 75).
+
+    Args:
+        model: the emotion model to load (a shipped name or spec path; ``None`` = the default).
+        recognizer: an already loaded recognizer to use instead (a Ray worker keeps one per model).
     """
     from affectlens.errors import AffectLensError
     from affectlens.recognizer import RecognizerOptions
@@ -340,7 +550,7 @@ def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None
         return 3
     logger.info("job %s: attempt %d started (resumes from saved frames: %s)", job_id, job.attempts,
                 job.attempts > 1)
-    opts = dict(job.options)
+    opts = {k: v for k, v in job.options.items() if k not in MODEL_KEYS}
     video_kw = {k: opts.pop(k) for k in VIDEO_OPTION_KEYS if k in opts}
     out = Path(job.out_dir)
     resume = (out / "frames.jsonl").exists() and job.attempts > 1
@@ -379,8 +589,13 @@ def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None
 
     try:
         try:  # absolute paths, no chdir; outputs name the upload "video.mp4", never a server path
-            result = run_video(str(media), out, options=VideoOptions(recognizer=RecognizerOptions(threads=threads),
-                                                                     **video_kw),
+            options = VideoOptions(recognizer=RecognizerOptions(model=model, threads=threads), **video_kw)
+            analyzer = None
+            if recognizer is not None:
+                from affectlens.video.analyzer import VideoAnalyzer
+
+                analyzer = VideoAnalyzer(options, recognizer=recognizer)
+            result = run_video(str(media), out, options=options, analyzer=analyzer,
                                run=RunOptions(resume=resume, **opts), progress=progress, source_name=media.name)
         except LeaseLost:
             raise
@@ -425,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default=None, help="the claim's lease token (writes only while it holds the job)")
     p.add_argument("--parent-pid", type=int, default=None, help="stop when this process (the server) is gone")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per session (0 = its default)")
+    p.add_argument("--model", default=None, help="emotion model: a shipped name or spec path (default: the default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     os.umask(0o077)  # results are personal data: files 0600, folders 0700
@@ -436,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent(args.parent_pid)
     store = JobStore(db)
     try:
-        return run_job(store, args.job_id, args.ttl_s, token=args.token, threads=args.threads)
+        return run_job(store, args.job_id, args.ttl_s, token=args.token, threads=args.threads, model=args.model)
     finally:
         store.close()
 
