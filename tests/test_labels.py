@@ -69,3 +69,23 @@ def test_custom_labels_get_a_deterministic_colour_of_their_own():
     assert label_colors(["happy", "boredom"]) == {"happy": "#fbc02d", "boredom": "#2eb843"}
     colors = [fallback_color(f"class{i}") for i in range(20)]
     assert len(set(colors)) >= 15 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colors)
+
+
+def test_the_dashboard_colours_custom_labels_like_python(tmp_path):
+    """dashboard.js's fallbackColor, run in Node, gives affectlens.labels.fallback_color's colours."""
+    import shutil
+    import subprocess
+
+    from affectlens.labels import fallback_color
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed")
+    js = DASHBOARD_JS.read_text()
+    fn = re.search(r"function fallbackColor\(label\) \{.*?\n\}", js, re.S).group(0)
+    labels = ["boredom", "confusion", "Überraschung", "class7", ""]
+    script = tmp_path / "c.js"
+    script.write_text(fn + f"\nconsole.log(JSON.stringify({json.dumps(labels)}.map(fallbackColor)));\n")
+    out = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [fallback_color(x) for x in labels]

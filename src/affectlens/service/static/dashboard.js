@@ -6,11 +6,24 @@
 const $ = (id) => document.getElementById(id);
 
 // The one palette: a copy of the "colors" object of src/affectlens/palette.json (tests/test_labels.py checks
-// that they are equal). Labels outside it (a custom model's classes) take the neutral grey of the palette.
+// that they are equal). Labels outside it (a custom model's classes) get fallbackColor: the same
+// function as affectlens.labels.fallback_color and the web SDK's, so every part shows one colour per label.
 const COLORS = {"angry": "#e53935", "disgust": "#7cb342", "fear": "#8e24aa", "happy": "#fbc02d", "neutral": "#9e9e9e", "sad": "#1e88e5", "surprise": "#fb8c00", "contempt": "#00897b"};
 const ORDER = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt"];
 const OTHER_COLOR = "#bdbdbd";
-function colorFor(label) { return COLORS[label] || OTHER_COLOR; }
+function fallbackColor(label) {
+  // FNV-1a (32 bit) of the UTF-8 bytes picks the hue; HSL saturation 0.6, lightness 0.45.
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(String(label))) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  const hue = h % 360, c = (1 - Math.abs(2 * 0.45 - 1)) * 0.6, x = c * (1 - Math.abs(((hue / 60) % 2) - 1));
+  const m = 0.45 - c / 2;
+  const rgb = [[c, x, 0], [x, c, 0], [0, c, x], [0, x, c], [x, 0, c], [c, 0, x]][Math.floor(hue / 60)];
+  return "#" + rgb.map((v) => Math.floor((v + m) * 255 + 0.5).toString(16).padStart(2, "0")).join("");
+}
+function colorFor(label) {
+  if (!label || label === "unreliable") return OTHER_COLOR;
+  return COLORS[label] || fallbackColor(label);
+}
 
 // ------------------------------------------------------------------ consent gate
 const gated = ["image-input", "video-input", "cam-start"];
