@@ -482,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
                     help="HMM: mean time an expression is expected to be held")
     vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
-                    help="model of --smooth learned (default: the shipped one)")
+                    help="model of --smooth learned (default: the shipped one trained on the emotion "
+                         "model's outputs, picked by its labels and name)")
     vi.add_argument("--detect-every", type=int, default=0, metavar="K",
                     help="run the face detector on every K-th analysed frame and track in between; "
                     "0 (default) = auto: every frame while tracks are new or jumpy, up to every 4th while stable")

@@ -1,6 +1,8 @@
 """The learned temporal smoother: a small GRU per face track, on ONNX Runtime, frame by frame.
 
-The model (``temporal-gru.onnx`` + its spec JSON, trained by ``affectlens train-temporal``) is
+The models (``temporal-gru-ferplus.onnx`` for the default 8-label FER+ family, ``temporal-gru.onnx``
+for the 7-label ``fer-vgg48s*`` models, each with its spec JSON, trained by ``affectlens
+train-temporal``; :func:`pick_temporal_model` picks one by the emotion model's labels and name) are
 one streaming step with explicit state: inputs ``x (n, C + 5)`` — each track's classifier
 probabilities, detection score, face box width (px), head yaw and pitch proxies and the time
 since the track's previous frame (ms, 0 on its first) — and ``h (n, hidden)``; outputs the
@@ -23,8 +25,9 @@ from affectlens.models.spec import sha256_of
 from affectlens.smoothing import TrackSmoother
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The temporal model used when none is named and no emotion model is known to pick by.
-DEFAULT_TEMPORAL_MODEL = "temporal-gru"
+#: The temporal model used when none is named and no emotion model is known to pick by: the one
+#: trained on the default emotion model's outputs (``pick_temporal_model`` picks it for that model).
+DEFAULT_TEMPORAL_MODEL = "temporal-gru-ferplus"
 
 
 def _family(name: str) -> str:
