@@ -10,7 +10,7 @@ import { FacesResult, FrameInfo, makeFace } from "./faces.js";
 import { Image8 } from "./imageops.js";
 import { assess, QualityConstants, qualitySignals } from "./quality.js";
 import { SceneCutDetector } from "./scenecut.js";
-import { createSmoother, DEFAULT_SMOOTHING, SmoothingOptions, TrackSmoother } from "./smoothing.js";
+import { createSmoother, DEFAULT_SMOOTHING, FrameSmoother, loadSmoother, SmoothingOptions, TemporalEntry } from "./smoothing.js";
 import { ModelSpec, parseSpec } from "./spec.js";
 import { DEFAULT_TRACKER_OPTIONS, FaceTracker, TrackerOptions } from "./tracking.js";
 
@@ -23,6 +23,8 @@ export interface Manifest {
   /** The browser's default (`affectlens.export.portable_default()`). */
   web_default_model?: string;
   models: { name: string; spec: string; file: string; sha256: string; bytes: number }[];
+  /** The learned smoother's temporal models (`smoothing: { method: "learned" }`), with the labels and classifier each learned from. */
+  temporal_models?: TemporalEntry[];
   detector: { name: string; file: string; sha256: string; bytes: number; source: string };
   notice: string;
   quality: QualityConstants;
@@ -121,7 +123,7 @@ export class EmotionRecognizer {
   private frameIndex = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly tracker: FaceTracker;
-  private readonly smoother: TrackSmoother;
+  private readonly smoother: FrameSmoother;
   private readonly sceneCuts: SceneCutDetector | null;
 
   private constructor(
@@ -131,7 +133,7 @@ export class EmotionRecognizer {
     readonly runningMode: "image" | "video",
     private readonly env: Environment,
     tracker: TrackerOptions,
-    smoothing: SmoothingOptions,
+    smoother: FrameSmoother,
     sceneCutDistance: number | null,
     readonly minQuality: number,
     private readonly sessions: InferenceSession[],
@@ -139,7 +141,7 @@ export class EmotionRecognizer {
     this.notice = manifest.notice;
     this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
-    this.smoother = createSmoother(smoothing);
+    this.smoother = smoother;
   }
 
   /**
@@ -157,7 +159,7 @@ export class EmotionRecognizer {
     const detectorOptions = checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts });
     const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
     const smoothing = options.smoothing ?? DEFAULT_SMOOTHING;
-    createSmoother(smoothing); // validate before loading anything
+    if (smoothing.method !== "learned") createSmoother(smoothing); // validate before loading anything
     const sceneCut = options.sceneCutDistance === undefined ? 0.35 : options.sceneCutDistance;
     if (sceneCut !== null) new SceneCutDetector(sceneCut);
     const threads = options.threads ?? 0;
@@ -188,8 +190,15 @@ export class EmotionRecognizer {
     const detector = new RetinaFaceDetector(detSession, env.ort.Tensor, detectorOptions);
     const classifier = new EmotionClassifier(clfSession, env.ort.Tensor, spec, modelRef);
     const minQuality = options.minQuality ?? manifest.quality.default_min_quality;
-    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, sceneCut,
-      minQuality, [detSession, clfSession]);
+    const sessions = [detSession, clfSession];
+    const smoother = await loadSmoother(mode === "video" ? smoothing : { method: "none" }, {
+      labels: classifier.labels, classifier: spec.name, temporalModels: manifest.temporal_models,
+      resolve: (file) => env.join(base, file), readJson: (ref) => readJson(env, ref, "temporal model spec"),
+      loadSession: async (ref, sha) => { const s = await loadSession(env, ref, sha, 1); sessions.push(s); return s; },
+      Tensor: env.ort.Tensor, frontalNoseRatio: manifest.quality.frontal_nose_ratio,
+    });
+    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoother, sceneCut,
+      minQuality, sessions);
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -286,11 +295,15 @@ export class EmotionRecognizer {
     const crops = this.classifier.align(bgr, found.landmarks);
     const probs = crops.length ? await this.classifier.classifyCrops(crops) : [];
     const q = this.manifest.quality;
+    const tracked = video ? ids.flatMap((id, i) => (id >= 0 ? [i] : [])) : [];
+    const rows = await this.smoother.smoothFrame(tracked.map((i) => ({ trackId: ids[i], p: probs[i], box: found.xyxy[i],
+      landmarks: found.landmarks[i], score: found.scores[i] })), info.timestamp_ms as number);
+    const smoothedOf = new Map(tracked.map((i, k) => [i, rows[k]]));
     const faces = found.xyxy.map((box, i) => {
       const a = assess(qualitySignals(box, found.landmarks[i], found.scores[i], crops[i], q), q.signals);
       const quality = { ...a, reliable: a.quality >= this.minQuality, unreliable: q.unreliable };
       if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null, quality);
-      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i], info.timestamp_ms as number) : probs[i];
+      const smoothed = smoothedOf.get(i) ?? probs[i];
       return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
     });
     return { info, labels: [...labels], faces };

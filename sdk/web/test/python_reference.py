@@ -9,6 +9,9 @@
   python python_reference.py frames DIR                     DIR/frames.json + RGB files recorded by
       the browser through VideoAnalyzer.process -> DIR/python.json
   python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
+  python python_reference.py learned OUT.json VIDEO N [STEP] N frames through VideoAnalyzer with
+      smooth="learned": per frame and face the inputs of the learned smoother (raw probabilities,
+      box, landmarks, detection score, track id, time) and its output, at full precision
 
 Options (environment): AFFECTLENS_MODEL (model name). Video runs use VideoAnalyzer's defaults
 (smoother, scene cuts: the SDK's defaults too) unless frames.json names a frame-count ``window``,
@@ -69,6 +72,28 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
 
 
 
+def learned(out: str, path: str, n: int, step: int = 1) -> None:
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
+                                                                 threads=1), detect_every=1, smooth="learned"))
+    cap = cv2.VideoCapture(path)
+    fps, index, frames = cap.get(cv2.CAP_PROP_FPS) or 25.0, 0, []
+    while len(frames) < n:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            ts = round(index * 1000.0 / fps, 3)
+            f = va.process(bgr, ts, frame_index=len(frames))
+            frames.append({"timestamp_ms": ts, "track_id": f.track_id.tolist(), "probs_raw": f.data["probs_raw"].tolist(),
+                           "xyxy": f.xyxy.tolist(), "landmarks": f.landmarks.tolist(),
+                           "det_score": f.det_score.tolist(), "probs": f.probs.tolist()})
+        index += 1
+    Path(out).write_text(json.dumps({"labels": list(va.labels), "model": va.recognizer.classifier.spec.name,
+                                     "temporal_model": va.smoother.spec["name"], "frames": frames}))
+
+
 def frames(folder: str) -> None:
     """Frames recorded by the browser (``frames.json`` + RGB files) through VideoAnalyzer.process."""
     import numpy as np
@@ -119,5 +144,7 @@ if __name__ == "__main__":
         frames(args[0])
     elif mode == "y4m":
         y4m(args[0], args[1], int(args[2]))
+    elif mode == "learned":
+        learned(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
     else:
-        sys.exit(f"unknown mode {mode!r}; expected images, video, frames or y4m")
+        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, y4m or learned")
