@@ -1,13 +1,15 @@
 """Train the learned smoother with several flicker penalties and compare them with the HMM default.
 
     python benchmarks/sweep_temporal.py [--config configs/temporal-gru-ferplus.toml] [--penalties 0 0.5 2]
+        [--then-hmm 0.4 0.8]
 
 Each penalty (other than the config's own, trained in its run folder by ``affectlens
 train-temporal``) trains in ``<out_dir>-sp<penalty>/`` on the cached sequences of the config's run
 folder (symlinked, never scored again), then is measured on the validation sequences (PublicTest
 faces: accuracy, switches per minute, latency) and on the real clips' cached tracks (flicker;
 ``benchmarks/bench_temporal.py`` caches them). The test sequences are not used here: they stay
-for the final table. Writes ``benchmarks/results/<name>-sweep.json`` and prints one table.
+for the final table. ``--then-hmm HOLD...`` also measures each learned model followed by the HMM
+filter with that hold time (a hysteresis on the learned output). Writes ``benchmarks/results/<name>-sweep.json`` and prints one table.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/temporal-gru-ferplus.toml")
     ap.add_argument("--penalties", nargs="+", type=float, default=[0.0, 0.5, 2.0])
+    ap.add_argument("--then-hmm", nargs="*", type=float, default=[], metavar="HOLD_S")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import logging
 
     from bench_temporal import clip_rows, load
-    from affectlens.smoothing import HmmSmoother
+    from affectlens.smoothing import HmmSmoother, TrackSmoother
     from affectlens.temporal.evaluate import sequence_metrics, smooth_sequences
     from affectlens.temporal.learned import LearnedSmoother
     from affectlens.training.temporal import load_temporal_config, train_temporal
@@ -43,6 +46,22 @@ def main(argv=None) -> int:
     val = load(run, "val")
     clips = {p.stem.removeprefix("clip-"): json.loads(p.read_text()) for p in sorted(run.glob("clip-*.json"))}
     rows = {}
+
+    class Then(TrackSmoother):
+        """One smoother's output through another (the learned model, then an HMM)."""
+
+        def __init__(self, first, second):
+            super().__init__()
+            self.first, self.second = first, second
+
+        def update(self, faces):
+            return self.second.update(self.first.update(faces))
+
+        def reset(self):
+            self.first.reset(), self.second.reset()
+
+        def forget(self, ids):
+            self.first.forget(ids), self.second.forget(ids)
 
     def measure(name, make, labels):
         sm = smooth_sequences(make, val["probs"], val["feats"], val["t_ms"], labels)
@@ -63,6 +82,9 @@ def main(argv=None) -> int:
         spec = out / f"{cfg.name}.json"
         labels = tuple(json.loads(spec.read_text())["labels"])
         measure(f"learned, switch penalty {pen:g}", lambda spec=spec: LearnedSmoother(spec), labels)
+        for hold in args.then_hmm:
+            measure(f"learned, switch penalty {pen:g}, then HMM hold {hold:g} s",
+                    lambda spec=spec, hold=hold: Then(LearnedSmoother(spec), HmmSmoother(hold_s=hold)), labels)
     measure("HMM hold 0.8 s", lambda: HmmSmoother(hold_s=0.8), labels)
     name = base.name
     Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
