@@ -1,11 +1,13 @@
 """Evaluate the temporal smoothers: one table on held-out synthetic sequences + the real clips.
 
-    python benchmarks/bench_temporal.py [--run runs/temporal] [--model runs/temporal/temporal-gru.json]
+    python benchmarks/bench_temporal.py [--model temporal-gru-ferplus | runs/x/name.json] [--run runs/temporal-ferplus]
 
-Needs the cached sequences of ``affectlens train-temporal`` (``<run>/seq-val.npz`` for tuning the
-hand-tuned smoothers' time constants, ``<run>/seq-test.npz`` — PrivateTest faces, never seen in
-training — for the table) and the shared clips. Writes ``benchmarks/results/temporal.json`` and
-prints the markdown table of docs/temporal.md.
+The temporal model defaults to the one ``--smooth learned`` picks for the default emotion model on
+this CPU, the run folder to its training config's ``out_dir``, the classifier to the one it was
+trained on. Needs the cached sequences of ``affectlens train-temporal`` (``<run>/seq-val.npz``
+for tuning the hand-tuned smoothers' time constants, ``<run>/seq-test.npz`` — PrivateTest faces,
+never seen in training — for the table) and the shared clips. Writes
+``benchmarks/results/<model>.json`` and prints the markdown tables of docs/temporal.md.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def clip_tracks(path: Path, classifier: str, cache: Path) -> list[dict]:
     from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=classifier), smooth="none"))
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=classifier), smooth="none", classify_budget=0))
     tracks: dict[int, dict] = {}
     for f in va.analyze(str(path)):
         for i, tid in enumerate(f.track_id):
@@ -114,18 +116,49 @@ def clip_rows(tracks: list[dict], cands: dict, labels) -> dict:
     return out
 
 
+def record_metrics(spec_path: Path, test: dict, clips: dict, speed: dict, command: str) -> None:
+    """The held-out table's learned, raw and HMM-default rows and the clips' flicker, into the spec."""
+    r = lambda v, k=4: round(float(v), k)  # noqa: E731
+    ln, raw, hmm = test["learned (GRU)"], test["raw"], test["HMM hold 0.8 s"]
+    spec = json.loads(spec_path.read_text())
+    spec["metrics"] = {
+        "held_out_sequences": {
+            "what": f"synthetic sequences from FER-2013 PrivateTest faces (docs/temporal.md), labels as in training",
+            "accuracy": r(ln["accuracy"]), "first_frame_accuracy": r(ln["first_frame_accuracy"]),
+            "switches_per_min": r(ln["switches_per_min"], 1), "latency_ms_mean": r(ln["latency_ms_mean"], 1),
+            "changes_followed": r(ln["followed"], 3),
+            "raw": {"accuracy": r(raw["accuracy"]), "switches_per_min": r(raw["switches_per_min"], 1)},
+            "hmm_hold_0.8s": {"accuracy": r(hmm["accuracy"]), "switches_per_min": r(hmm["switches_per_min"], 1),
+                              "latency_ms_mean": r(hmm["latency_ms_mean"], 1)}},
+        "real_clips_switches_per_min": {c: {"learned": r(v["learned (GRU)"]["switches_per_min"], 1),
+                                            "hmm_hold_0.8s": r(v["HMM hold 0.8 s"]["switches_per_min"], 1),
+                                            "raw": r(v["raw"]["switches_per_min"], 1)} for c, v in clips.items()},
+        "us_per_face_frame": {f"{k}_tracks_per_call": r(v, 1) for k, v in speed.items()},
+        "command": command}
+    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", default="runs/temporal")
-    ap.add_argument("--model", default=None, help="temporal model spec (default: the shipped one)")
-    ap.add_argument("--out", default="benchmarks/results/temporal.json")
+    ap.add_argument("--run", default=None, help="run folder with the cached sequences (default: the model's out_dir)")
+    ap.add_argument("--model", default=None,
+                    help="temporal model name or spec (default: the one picked for the default emotion model)")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/<model name>.json")
+    ap.add_argument("--record", action="store_true",
+                    help="write the held-out figures into the temporal model's spec JSON (its 'metrics')")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from affectlens.temporal.learned import resolve_temporal_spec
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.models.registry import select_variant
+    from affectlens.temporal.learned import pick_temporal_model, resolve_temporal_spec
 
-    spec, _ = resolve_temporal_spec(args.model)
+    if args.model is None:
+        default = select_variant()[0]
+        args.model = pick_temporal_model(EmotionClassifier(default, threads=1).labels, default)
+    spec, onnx_path = resolve_temporal_spec(args.model)
     labels = tuple(spec["labels"])
-    run = Path(args.run)
+    run = Path(args.run or spec["training"]["config"]["out_dir"])
+    args.out = args.out or f"benchmarks/results/{spec['name']}.json"
     cands = candidates(args.model)
     val = table_on(load(run, "val"), cands, labels)
     # the best setting of each hand-tuned family on the validation sequences, by accuracy
@@ -146,9 +179,12 @@ def main(argv=None) -> int:
             clips[clip] = clip_rows(tracks, {k: cands[k] for k in chosen}, labels)
     result = {"model": spec["name"], "classifier": spec["classifier"], "validation": val, "chosen": chosen,
               "test": test, "us_per_face_frame": speed, "clips": clips,
-              "cpu": "2-core AMD EPYC, AVX2 (shared)", "command": "python benchmarks/bench_temporal.py"}
+              "cpu": "2-core AMD EPYC, AVX2 (shared)",
+              "command": f"python benchmarks/bench_temporal.py --model {args.model}"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        record_metrics(onnx_path.with_suffix(".json"), test, clips, speed, result["command"])
     print("| smoother | accuracy | first-frame accuracy | switches/min | latency ms (mean / median) | latency frames "
           "| changes followed |")
     print("|---|---|---|---|---|---|---|")

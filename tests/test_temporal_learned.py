@@ -12,7 +12,8 @@ from affectlens.errors import ModelLoadError
 from affectlens.faces import Faces, FrameInfo
 from affectlens.labels import EMOTIONS
 from affectlens.smoothing import create_smoother
-from affectlens.temporal.learned import WEIGHTS_DIR, LearnedSmoother, resolve_temporal_spec, track_features
+from affectlens.temporal.learned import (WEIGHTS_DIR, LearnedSmoother, pick_temporal_model, resolve_temporal_spec,
+                                        track_features)
 
 FRONTAL = np.array([[38.3, 51.7], [73.5, 51.5], [56.0, 71.7], [41.6, 92.4], [70.7, 92.2]])
 
@@ -55,14 +56,14 @@ def test_streaming_several_tracks_equals_each_track_alone():
     for tid, tr in tracks:
         one = _faces([(tid, tr)], 0, 0.0)
         q = np.concatenate([track_features(_faces([(tid, tr)], i, 0.0)) for i in range(len(tr[0]))])
-        alone = LearnedSmoother().smooth_sequence(tr[1], q, tr[0])
+        alone = LearnedSmoother("temporal-gru").smooth_sequence(tr[1], q, tr[0])
         assert np.allclose(np.array(streamed[tid]), alone, atol=1e-5), tid
         assert one.labels == EMOTIONS
 
 
 def test_onnx_state_round_trip():
     """The state out of one call, fed back in, continues the sequence exactly; zeros start afresh."""
-    sm = LearnedSmoother()
+    sm = LearnedSmoother("temporal-gru")
     t, probs, boxes, lms, scores = _track(7)
     faces = [_faces([(1, (t, probs, boxes, lms, scores))], i, float(t[i])) for i in range(len(t))]
     q = np.concatenate([track_features(f) for f in faces])
@@ -111,8 +112,8 @@ def test_on_held_out_sequences_it_is_more_accurate_and_flickers_less_than_raw():
 def test_label_mismatch_is_refused_with_a_clear_error():
     plus = (*EMOTIONS, "contempt")
     with pytest.raises(ModelLoadError, match=r"trained on the outputs of .* labels .*retrain"):
-        LearnedSmoother(labels=plus)
-    sm = LearnedSmoother()
+        LearnedSmoother("temporal-gru", labels=plus)
+    sm = LearnedSmoother("temporal-gru")
     f = Faces(np.zeros((1, 4)), np.ones(1), np.zeros((1, 5, 2)), np.full((1, 8), 1 / 8), plus, np.array([1]))
     with pytest.raises(ModelLoadError, match="emotion model gives"):
         sm.update(f)
@@ -123,11 +124,58 @@ def test_video_options_refuse_a_learned_smoother_for_another_label_set():
     from affectlens.recognizer import RecognizerOptions
 
     with pytest.raises(ModelLoadError, match="ferplus|contempt"):
-        VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model="ferplus-vgg48s"), smooth="learned"))
+        VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model="ferplus-vgg48s"), smooth="learned",
+                                   temporal_model="temporal-gru"))
+
+
+def test_each_classifier_family_gets_the_temporal_model_trained_on_its_own_outputs():
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.models.registry import DEFAULT_MODEL, select_variant
+
+    default = select_variant()[0]
+    for name, want in ((default, "temporal-gru-ferplus"), (DEFAULT_MODEL, "temporal-gru-ferplus"),
+                       (f"{DEFAULT_MODEL}-int8", "temporal-gru-ferplus"), ("ferplus-vgg48s", "temporal-gru-ferplus"),
+                       ("fer-vgg48s-int8", "temporal-gru"), ("fer-vgg48s-ens-zoom", "temporal-gru")):
+        labels = EmotionClassifier(name, threads=1).labels
+        assert pick_temporal_model(labels, name) == want, name
+        sm = LearnedSmoother(labels=labels, classifier=name)
+        assert sm.spec["name"] == want and sm.labels == labels
+    with pytest.raises(ModelLoadError, match=r"no shipped temporal model .*\['happy', 'sad'\].*train-temporal"):
+        pick_temporal_model(("happy", "sad"), "custom")
+
+
+def test_the_default_models_temporal_model_spec():
+    """Trained on the file `affectlens` runs by default on this kind of CPU (x86 int8), FER+ labels."""
+    from affectlens.classifier import EmotionClassifier
+    from affectlens.models.registry import DEFAULT_MODEL
+
+    spec, onnx_path = resolve_temporal_spec("temporal-gru-ferplus")
+    clf = EmotionClassifier(spec["classifier"]["name"], threads=1)
+    assert spec["classifier"]["name"] == f"{DEFAULT_MODEL}-int8" and spec["classifier"]["sha256"] == clf.spec.sha256
+    assert tuple(spec["labels"]) == clf.labels and "contempt" in spec["labels"]
+    assert spec["features"] == ["det_score", "face_px", "yaw", "pitch", "dt_ms"]
+    assert onnx_path.stat().st_size < 1_000_000
+    assert "FER+" in spec["training"]["face_labels"]
+    held = spec["metrics"]["held_out_sequences"]
+    assert held["accuracy"] > held["raw"]["accuracy"], held
+
+
+def test_video_with_the_default_model_and_learned_smoothing_runs_out_of_the_box():
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+    from conftest import VIDEOS, need
+
+    va = VideoAnalyzer(VideoOptions(smooth="learned", detect_every=1))
+    assert va.smoother.spec["name"] == "temporal-gru-ferplus"
+    frames = list(va.analyze(str(need(VIDEOS / "single_face.mp4")), fps=5, end_s=1.7))
+    tracked = [f for f in frames if len(f) and f.track_id[0] >= 1]
+    assert len(tracked) >= 4
+    assert all(np.allclose(f.probs.sum(1), 1, atol=1e-5) for f in tracked)
+    assert max(np.abs(f.probs - f.data["probs_raw"]).max() for f in tracked) > 1e-3
 
 
 def test_spec_checks(tmp_path):
-    spec, onnx_path = resolve_temporal_spec()
+    assert resolve_temporal_spec()[0]["name"] == "temporal-gru-ferplus"
+    spec, onnx_path = resolve_temporal_spec("temporal-gru")
     assert spec["kind"] == "temporal-smoother" and tuple(spec["labels"]) == EMOTIONS
     assert spec["features"] == ["det_score", "face_px", "yaw", "pitch", "dt_ms"]
     shutil.copy(onnx_path, tmp_path / onnx_path.name)

@@ -1,8 +1,9 @@
 """Before/after figure of temporal smoothing on the talking-head clip (docs/figures/temporal-talking-head.svg).
 
-    python tools/plot_temporal.py [--clip runs/temporal/clip-WolfgangLanger_Pexels.json]
+    python tools/plot_temporal.py [--model temporal-gru-ferplus] [--clip RUN/clip-WolfgangLanger_Pexels.json]
 
-Reads the per-track raw probabilities that ``benchmarks/bench_temporal.py`` cached for the clip,
+Reads the per-track raw probabilities that ``benchmarks/bench_temporal.py`` cached for the clip
+(by default in the temporal model's run folder, scored by the classifier it was trained on),
 runs each smoother over them frame by frame, and draws, per smoother, the top-label strip and
 the probability of ``happy`` over time. Plain SVG, no plotting library.
 """
@@ -37,15 +38,17 @@ def main(argv=None) -> int:
     from affectlens.temporal.learned import LearnedSmoother
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", default="runs/temporal/clip-WolfgangLanger_Pexels.json")
+    ap.add_argument("--model", default=None, help="temporal model (default: the default emotion model's)")
+    ap.add_argument("--clip", default=None, help="default: <the model's run folder>/clip-WolfgangLanger_Pexels.json")
     ap.add_argument("--out", default="docs/figures/temporal-talking-head.svg")
     args = ap.parse_args(argv)
-    track = max(json.loads(Path(args.clip).read_text()), key=lambda tr: len(tr["t"]))
-    learned = LearnedSmoother()
+    learned = LearnedSmoother(args.model)
+    clip = args.clip or Path(learned.spec["training"]["config"]["out_dir"]) / "clip-WolfgangLanger_Pexels.json"
+    track = max(json.loads(Path(clip).read_text()), key=lambda tr: len(tr["t"]))
     labels = learned.labels
     rows = [("raw (per frame)", NoSmoother), ("moving average 15 frames (old default)",
                                               lambda: MovingAverageSmoother(window=15)),
-            ("HMM hold 0.8 s (new default)", lambda: HmmSmoother(hold_s=0.8)), ("learned GRU", lambda: learned)]
+            ("HMM hold 0.8 s (default)", lambda: HmmSmoother(hold_s=0.8)), (f"learned GRU ({learned.spec['name']})", lambda: learned)]
     t = np.asarray(track["t"]) / 1000.0
     w, left, right, strip, gap, line_h = 840, 250, 10, 14, 8, 46
     h = 30 + len(rows) * (strip + line_h + gap) + 44

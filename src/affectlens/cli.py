@@ -484,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
                     help="HMM: mean time an expression is expected to be held")
     vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
-                    help="model of --smooth learned (default: the shipped one)")
+                    help="model of --smooth learned (default: the shipped one trained on the emotion "
+                         "model's outputs, picked by its labels and name)")
     vi.add_argument("--detect-every", type=int, default=0, metavar="K",
                     help="scan the whole frame for faces on every K-th analysed frame and track in between; "
                     "0 (default) = auto: a full scan every 0.5 s, the detector on windows around the tracked "

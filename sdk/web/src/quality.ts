@@ -41,20 +41,32 @@ export function laplacianVariance(gray: Image8): number {
   return sum2 / n - mean * mean;
 }
 
-/** Frontal attention in [0, 1] from 5 landmarks (Python's head_pose + attention_from_pose). */
-export function frontal(lm: number[][], q: QualityConstants): number {
+/**
+ * Yaw and pitch proxies in [-1, 1] from 5 landmarks (Python's `head_pose_from_landmarks`); NaN
+ * where undefined (eyes coincide, or the mouth is not below the eyes).
+ *
+ * @param frontalNoseRatio where a frontal face's nose sits between eye line (0) and mouth line (1).
+ */
+export function headPose(lm: number[][], frontalNoseRatio: number): [number, number] {
   const eye = [(lm[0][0] + lm[1][0]) / 2, (lm[0][1] + lm[1][1]) / 2];
   const mouth = [(lm[3][0] + lm[4][0]) / 2, (lm[3][1] + lm[4][1]) / 2];
   const across = [lm[1][0] - lm[0][0], lm[1][1] - lm[0][1]];
   const iod = Math.hypot(across[0], across[1]);
-  if (!(iod > 1e-6)) return 0;
+  if (!(iod > 1e-6)) return [NaN, NaN];
   const u = [across[0] / iod, across[1] / iod], v = [-u[1], u[0]];
   const nose = [lm[2][0] - eye[0], lm[2][1] - eye[1]];
   const yaw = Math.min(1, Math.max(-1, (nose[0] * u[0] + nose[1] * u[1]) / (0.5 * iod)));
   const down = (mouth[0] - eye[0]) * v[0] + (mouth[1] - eye[1]) * v[1];
-  if (!(down > 1e-6)) return 0;
-  const r = (nose[0] * v[0] + nose[1] * v[1]) / down, ref = q.frontal_nose_ratio;
+  if (!(down > 1e-6)) return [NaN, NaN];
+  const r = (nose[0] * v[0] + nose[1] * v[1]) / down, ref = frontalNoseRatio;
   const pitch = Math.min(1, Math.max(-1, r < ref ? (ref - r) / ref : (ref - r) / (1 - ref)));
+  return [yaw, pitch];
+}
+
+/** Frontal attention in [0, 1] from 5 landmarks (Python's head_pose + attention_from_pose). */
+export function frontal(lm: number[][], q: QualityConstants): number {
+  const [yaw, pitch] = headPose(lm, q.frontal_nose_ratio);
+  if (Number.isNaN(yaw)) return 0;
   const f = (x: number) => clip01((q.pose_limit - Math.abs(x)) / (q.pose_limit - q.pose_tolerance));
   return f(yaw) * f(pitch);
 }

@@ -10,7 +10,7 @@ import { FacesResult, FrameInfo, makeFace } from "./faces.js";
 import { Image8 } from "./imageops.js";
 import { assess, QualityConstants, qualitySignals } from "./quality.js";
 import { SceneCutDetector } from "./scenecut.js";
-import { createSmoother, DEFAULT_SMOOTHING, SmoothingOptions, TrackSmoother } from "./smoothing.js";
+import { createSmoother, DEFAULT_SMOOTHING, FrameSmoother, loadSmoother, SmoothingOptions, TemporalEntry } from "./smoothing.js";
 import { detectorThresholds, folderOf, isBundleManifest, manifestOfBundle } from "./bundle.js";
 import { emotionColor } from "./palette.js";
 import { ModelSpec, parseSpec } from "./spec.js";
@@ -25,6 +25,8 @@ export interface Manifest {
   /** The browser's default (`affectlens.export.portable_default()`). */
   web_default_model?: string;
   models: { name: string; spec: string; file: string; sha256: string; bytes: number }[];
+  /** The learned smoother's temporal models (`smoothing: { method: "learned" }`), with the labels and classifier each learned from. */
+  temporal_models?: TemporalEntry[];
   detector: { name: string; file: string; sha256: string; bytes: number; source: string };
   notice: string;
   quality: QualityConstants;
@@ -113,6 +115,8 @@ interface Sources {
   specRef: string;
   detRef: string;
   detSha: string | null;
+  /** Folder of the manifest: the temporal models it lists are resolved against it. */
+  base: string;
 }
 
 async function packageSources(env: Environment, options: RecognizerOptions): Promise<Sources> {
@@ -129,7 +133,7 @@ async function packageSources(env: Environment, options: RecognizerOptions): Pro
     }
     specRef = env.join(base, known.spec);
   }
-  return { manifest, specRef, detRef: env.join(base, manifest.detector.file), detSha: manifest.detector.sha256 };
+  return { manifest, specRef, detRef: env.join(base, manifest.detector.file), detSha: manifest.detector.sha256, base };
 }
 
 /** Sources of an export bundle (folder, manifest.json or a spec JSON inside or outside one). */
@@ -148,7 +152,8 @@ async function bundleSources(env: Environment, ref: string, options: RecognizerO
     if (!isBundleManifest(b)) return null;
     const base = folderOf(where);
     const manifest = manifestOfBundle(b, where);
-    return { manifest, specRef: specRef ?? env.join(base, b.spec), detRef: env.join(base, b.detector), detSha: manifest.detector.sha256 };
+    return { manifest, specRef: specRef ?? env.join(base, b.spec), detRef: env.join(base, b.detector),
+      detSha: manifest.detector.sha256, base };
   };
   const direct = fromBundle(raw, manifestRef);
   if (direct) return direct;
@@ -199,7 +204,7 @@ export class EmotionRecognizer {
   private frameIndex = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly tracker: FaceTracker;
-  private readonly smoother: TrackSmoother;
+  private readonly smoother: FrameSmoother;
   private readonly sceneCuts: SceneCutDetector | null;
 
   private constructor(
@@ -209,7 +214,7 @@ export class EmotionRecognizer {
     readonly runningMode: "image" | "video",
     private readonly env: Environment,
     tracker: TrackerOptions,
-    smoothing: SmoothingOptions,
+    smoother: FrameSmoother,
     sceneCutDistance: number | null,
     readonly minQuality: number,
     private readonly sessions: InferenceSession[],
@@ -217,7 +222,7 @@ export class EmotionRecognizer {
     this.notice = manifest.notice;
     this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
-    this.smoother = createSmoother(smoothing);
+    this.smoother = smoother;
   }
 
   /**
@@ -243,7 +248,7 @@ export class EmotionRecognizer {
     checkDetectorOptions({ ...DEFAULT_DETECTOR_OPTIONS, ...detOpts }); // validate before loading anything
     const trackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...(options.tracker ?? {}) };
     const smoothing = options.smoothing ?? DEFAULT_SMOOTHING;
-    createSmoother(smoothing); // validate before loading anything
+    if (smoothing.method !== "learned") createSmoother(smoothing); // validate before loading anything
     const sceneCut = options.sceneCutDistance === undefined ? 0.35 : options.sceneCutDistance;
     if (sceneCut !== null) new SceneCutDetector(sceneCut);
     const threads = options.threads ?? 0;
@@ -264,8 +269,15 @@ export class EmotionRecognizer {
     const detector = new RetinaFaceDetector(detSession, env.ort.Tensor, detectorOptions);
     const classifier = new EmotionClassifier(clfSession, env.ort.Tensor, spec, modelRef);
     const minQuality = options.minQuality ?? spec.thresholds?.min_quality ?? manifest.quality.default_min_quality;
-    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoothing, sceneCut,
-      minQuality, [detSession, clfSession]);
+    const sessions = [detSession, clfSession];
+    const smoother = await loadSmoother(mode === "video" ? smoothing : { method: "none" }, {
+      labels: classifier.labels, classifier: spec.name, temporalModels: manifest.temporal_models,
+      resolve: (file) => env.join(src.base, file), readJson: (ref) => readJson(env, ref, "temporal model spec"),
+      loadSession: async (ref, sha) => { const s = await loadSession(env, ref, sha, 1); sessions.push(s); return s; },
+      Tensor: env.ort.Tensor, frontalNoseRatio: manifest.quality.frontal_nose_ratio,
+    });
+    return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoother, sceneCut,
+      minQuality, sessions);
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -370,11 +382,15 @@ export class EmotionRecognizer {
     const crops = this.classifier.align(bgr, found.landmarks);
     const probs = crops.length ? await this.classifier.classifyCrops(crops) : [];
     const q = this.manifest.quality;
+    const tracked = video ? ids.flatMap((id, i) => (id >= 0 ? [i] : [])) : [];
+    const rows = await this.smoother.smoothFrame(tracked.map((i) => ({ trackId: ids[i], p: probs[i], box: found.xyxy[i],
+      landmarks: found.landmarks[i], score: found.scores[i] })), info.timestamp_ms as number);
+    const smoothedOf = new Map(tracked.map((i, k) => [i, rows[k]]));
     const faces = found.xyxy.map((box, i) => {
       const a = assess(qualitySignals(box, found.landmarks[i], found.scores[i], crops[i], q), q.signals);
       const quality = { ...a, reliable: a.quality >= this.minQuality, unreliable: q.unreliable };
       if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null, quality);
-      const smoothed = ids[i] >= 0 ? this.smoother.smooth(ids[i], probs[i], info.timestamp_ms as number) : probs[i];
+      const smoothed = smoothedOf.get(i) ?? probs[i];
       return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
     });
     return { info, labels: [...labels], faces };

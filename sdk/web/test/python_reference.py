@@ -9,6 +9,9 @@
   python python_reference.py frames DIR                     DIR/frames.json + RGB files recorded by
       the browser through VideoAnalyzer.process -> DIR/python.json
   python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
+  python python_reference.py learned OUT.json VIDEO N [STEP] N frames through VideoAnalyzer with
+      smooth="learned": per frame and face the inputs of the learned smoother (raw probabilities,
+      box, landmarks, detection score, track id, time) and its output, at full precision
 
 Options (environment): AFFECTLENS_MODEL (model name). Video runs use VideoAnalyzer's defaults
 (smoother, scene cuts: the SDK's defaults too) unless frames.json names a frame-count ``window``,
@@ -39,7 +42,7 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), detect_every=1))
+                                                                 threads=1), detect_every=1, classify_budget=0))
     frames, t0 = [], 0.0
     for one in path.split("+"):  # several videos joined: a hard cut between them
         cap = cv2.VideoCapture(one)
@@ -69,6 +72,29 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
 
 
 
+def learned(out: str, path: str, n: int, step: int = 1) -> None:
+    from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
+                                                                 threads=1), detect_every=1, classify_budget=0,
+                                    smooth="learned"))
+    cap = cv2.VideoCapture(path)
+    fps, index, frames = cap.get(cv2.CAP_PROP_FPS) or 25.0, 0, []
+    while len(frames) < n:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            ts = round(index * 1000.0 / fps, 3)
+            f = va.process(bgr, ts, frame_index=len(frames))
+            frames.append({"timestamp_ms": ts, "track_id": f.track_id.tolist(), "probs_raw": f.data["probs_raw"].tolist(),
+                           "xyxy": f.xyxy.tolist(), "landmarks": f.landmarks.tolist(),
+                           "det_score": f.det_score.tolist(), "probs": f.probs.tolist()})
+        index += 1
+    Path(out).write_text(json.dumps({"labels": list(va.labels), "model": va.recognizer.classifier.spec.name,
+                                     "temporal_model": va.smoother.spec["name"], "frames": frames}))
+
+
 def frames(folder: str) -> None:
     """Frames recorded by the browser (``frames.json`` + RGB files) through VideoAnalyzer.process."""
     import numpy as np
@@ -80,7 +106,7 @@ def frames(folder: str) -> None:
     from affectlens.tracking import TrackerOptions
 
     smooth = {"smooth": "moving-average", "window": int(meta["window"])} if meta.get("window") else {}
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1,
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1, classify_budget=0,
                                     tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0))),
                                     **smooth))
     out = []
@@ -119,5 +145,7 @@ if __name__ == "__main__":
         frames(args[0])
     elif mode == "y4m":
         y4m(args[0], args[1], int(args[2]))
+    elif mode == "learned":
+        learned(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
     else:
-        sys.exit(f"unknown mode {mode!r}; expected images, video, frames or y4m")
+        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, y4m or learned")

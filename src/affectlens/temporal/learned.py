@@ -1,6 +1,8 @@
 """The learned temporal smoother: a small GRU per face track, on ONNX Runtime, frame by frame.
 
-The model (``temporal-gru.onnx`` + its spec JSON, trained by ``affectlens train-temporal``) is
+The models (``temporal-gru-ferplus.onnx`` for the default 8-label FER+ family, ``temporal-gru.onnx``
+for the 7-label ``fer-vgg48s*`` models, each with its spec JSON, trained by ``affectlens
+train-temporal``; :func:`pick_temporal_model` picks one by the emotion model's labels and name) are
 one streaming step with explicit state: inputs ``x (n, C + 5)`` — each track's classifier
 probabilities, detection score, face box width (px), head yaw and pitch proxies and the time
 since the track's previous frame (ms, 0 on its first) — and ``h (n, hidden)``; outputs the
@@ -23,8 +25,60 @@ from affectlens.models.spec import sha256_of
 from affectlens.smoothing import TrackSmoother
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The temporal model used when none is named.
-DEFAULT_TEMPORAL_MODEL = "temporal-gru"
+#: The temporal model used when none is named and no emotion model is known to pick by: the one
+#: trained on the default emotion model's outputs (``pick_temporal_model`` picks it for that model).
+DEFAULT_TEMPORAL_MODEL = "temporal-gru-ferplus"
+
+
+def _family(name: str) -> str:
+    """A classifier name without its precision suffix (``ferplus-vgg48s-ens-zoom-int8`` -> ``…-zoom``)."""
+    return name.removesuffix("-int8")
+
+
+def shipped_temporal_specs() -> dict[str, dict]:
+    """Every shipped temporal model's spec by name (unreadable or non-temporal JSONs skipped)."""
+    out = {}
+    for p in sorted(WEIGHTS_DIR.glob("*.json")):
+        try:
+            spec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if spec.get("kind") == "temporal-smoother":
+            out[p.stem] = spec
+    return out
+
+
+def pick_temporal_model(labels: Sequence[str], classifier: str | None = None) -> str:
+    """The shipped temporal model for an emotion model: same labels, and of those the one trained
+    on the same classifier, else on the same family (int8 or fp32 file), else the first by name.
+
+    Args:
+        labels: the emotion model's labels, in order.
+        classifier: the emotion model's name (e.g. ``ferplus-vgg48s-ens-zoom-int8``), if known.
+
+    Returns:
+        The shipped temporal model's name, e.g. ``temporal-gru-ferplus``.
+
+    Raises:
+        ModelLoadError: no shipped temporal model has these labels (names each one's labels
+            and the fix).
+    """
+    specs = shipped_temporal_specs()
+    same = [n for n, s in specs.items() if tuple(s["labels"]) == tuple(labels)]
+    if not same:
+        have = "; ".join(f"{n}: {s['labels']} (from {s.get('classifier', {}).get('name', '?')})"
+                         for n, s in specs.items()) or "none"
+        raise ModelLoadError(
+            f"{WEIGHTS_DIR}: no shipped temporal model was trained for the labels {list(labels)}"
+            f"{f' of {classifier}' if classifier else ''} (shipped: {have}); train one with "
+            "`affectlens train-temporal --set classifier=NAME` and pass it with --temporal-model, "
+            "or use --smooth hmm / ema / moving-average")
+    if classifier:
+        for match in (lambda c: c == classifier, lambda c: _family(c) == _family(classifier)):
+            hit = [n for n in same if match(specs[n].get("classifier", {}).get("name", ""))]
+            if hit:
+                return hit[0]
+    return same[0]
 
 
 def resolve_temporal_spec(model: str | Path | None = None) -> tuple[dict, Path]:
@@ -79,11 +133,14 @@ class LearnedSmoother(TrackSmoother):
     """Per-track GRU smoothing with the ONNX temporal model.
 
     Args:
-        model: shipped temporal model name, spec JSON or ONNX path (``None`` = the shipped one).
+        model: shipped temporal model name, spec JSON or ONNX path (``None``: the shipped one
+            for ``labels`` and ``classifier``, see :func:`pick_temporal_model`; without
+            ``labels``, :data:`DEFAULT_TEMPORAL_MODEL`).
         labels: the emotion model's labels; must equal the temporal model's (it learned the
             noise of one label set). ``None`` skips the check (the faces' labels are still
             checked on every update).
         threads: ONNX Runtime intra-op threads (1: the model is tiny).
+        classifier: the emotion model's name, to pick the temporal model trained on its outputs.
 
     Raises:
         ModelLoadError: model missing or corrupt, or trained for other labels.
@@ -93,8 +150,11 @@ class LearnedSmoother(TrackSmoother):
         >>> faces = smoother.update(tracker.update(faces))
     """
 
-    def __init__(self, model: str | Path | None = None, labels: Sequence[str] | None = None, threads: int = 1):
+    def __init__(self, model: str | Path | None = None, labels: Sequence[str] | None = None, threads: int = 1,
+                 classifier: str | None = None):
         super().__init__()
+        if model is None and labels is not None:
+            model = pick_temporal_model(labels, classifier)
         self.spec, self.path = resolve_temporal_spec(model)
         self.labels = tuple(self.spec["labels"])
         self.hidden = int(self.spec["hidden"])

@@ -10,8 +10,9 @@
    (detection score, face box width, yaw, pitch, time since the previous frame); a GRU cell
    (``hidden`` units) and a linear layer give the smoothed probabilities. Normalisation
    (log-probabilities, log face size, dt in seconds) is inside the exported graph.
-3. **Training**: cross-entropy against the true per-frame label, Adam, seeded; ``last.pt`` after
-   every epoch (``--resume`` continues), ``best.pt`` by validation accuracy.
+3. **Training**: cross-entropy against the true per-frame label, plus ``switch_penalty`` times the
+   mean L1 change of the output between consecutive frames (a flicker penalty), Adam, seeded;
+   ``last.pt`` after every epoch (``--resume`` continues), ``best.pt`` by validation accuracy.
 4. **Export**: ``<name>.onnx`` with explicit state (inputs ``x (n, C + 5)`` and ``h (n, hidden)``,
    outputs ``probs (n, C)`` and ``h_out (n, hidden)``), one step per frame for ``n`` tracks at
    once, and ``<name>.json`` beside it (labels, features, hidden size, sha256, recipe, metrics).
@@ -44,6 +45,9 @@ class TemporalConfig:
         n_train / n_val / n_test: sequences from Training / PublicTest / PrivateTest faces.
         seed: seeds the sequences (``seed``, ``seed + 1``, ``seed + 2`` per split) and training.
         hidden: GRU units. epochs, lr, batch_size: optimisation.
+        switch_penalty: weight of the mean L1 change of the smoothed probabilities between
+            consecutive frames in the loss (0: plain cross-entropy); higher values flicker less
+            and follow true changes later.
         threads: torch CPU threads (1: the model is tiny, more threads only contend).
     """
 
@@ -59,6 +63,7 @@ class TemporalConfig:
     epochs: int = 40
     lr: float = 3e-3
     batch_size: int = 16
+    switch_penalty: float = 0.0
     threads: int = 1
     recipe: SynthRecipe = field(default_factory=SynthRecipe)
 
@@ -231,6 +236,8 @@ def train_temporal(cfg: TemporalConfig, resume: bool = False) -> dict:
             idx = perm[i:i + cfg.batch_size]
             probs, _ = net(xtr[idx], h0[:, :len(idx)])
             loss = nn.functional.nll_loss(torch.log(probs.clamp_min(1e-7)).flatten(0, 1), ytr[idx].flatten())
+            if cfg.switch_penalty > 0:
+                loss = loss + cfg.switch_penalty * (probs[:, 1:] - probs[:, :-1]).abs().sum(-1).mean()
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -294,11 +301,13 @@ def export_temporal(net, cfg: TemporalConfig, clf, out: Path, history: list, tra
             "classifier": {"name": clf.spec.name, "sha256": clf.spec.sha256},
             "recipe": cfg.recipe.to_dict(),
             "training": {"config": {k: v for k, v in asdict(cfg).items() if k != "recipe"},
+                         "face_labels": ("FER+ majority vote (fer2013new.csv)" if "contempt" in clf.labels
+                                         else "FER-2013 labels"),
                          "sequences": {"train": f"{cfg.n_train} from FER-2013 Training faces",
                                        "val": f"{cfg.n_val} from PublicTest faces (model selection)",
                                        "test": f"{cfg.n_test} from PrivateTest faces (evaluation only)"},
                          "seconds": round(train_s, 1), "history": history[-5:],
-                         "command": "affectlens train-temporal --config configs/temporal-gru.toml"},
+                         "command": f"affectlens train-temporal --config configs/{cfg.name}.toml"},
             "metrics": {}}
     (out / f"{cfg.name}.json").write_text(json.dumps(spec, indent=2) + "\n")
     logger.info("wrote %s and its spec", path)

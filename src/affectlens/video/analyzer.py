@@ -35,7 +35,8 @@ class VideoOptions:
         hmm_hold_s: mean time in seconds ``"hmm"`` expects an expression to be held (default 0.8).
         hmm_stay_prob: a fixed probability of keeping the emotion between frames instead (alias).
         temporal_model: the ``"learned"`` smoother's model (shipped name or path; ``None`` = the
-            shipped one); its labels must equal the emotion model's.
+            shipped one trained on the emotion model's outputs, picked by its labels and name);
+            its labels must equal the emotion model's.
         detect_every: ``0`` (default, "auto") scans the whole frame for faces at least every
             ``rescan_s`` seconds and, in between, runs the detector only on small windows around
             the tracked faces (:mod:`affectlens.video.schedule`); ``k >= 1`` scans every k-th
@@ -95,13 +96,14 @@ class VideoOptions:
         if not 0 < self.window_s <= 60:
             raise ValueError(f"window_s must be in (0, 60] seconds (0.3-1 recommended), got {self.window_s}")
 
-    def smoother_kwargs(self, labels: tuple[str, ...] | None = None) -> dict:
+    def smoother_kwargs(self, labels: tuple[str, ...] | None = None, classifier: str | None = None) -> dict:
         """Keyword arguments of :func:`~affectlens.smoothing.create_smoother` for ``smooth``
-        (frame-count aliases win when set)."""
+        (frame-count aliases win when set); ``labels`` and ``classifier`` (the emotion model's
+        name) let ``learned`` pick its temporal model."""
         ma = {"window": self.window} if self.window is not None else {"window_s": self.window_s}
         ema = {"alpha": self.ema_alpha} if self.ema_alpha is not None else {"tau_s": self.ema_tau_s}
         hmm = {"stay_prob": self.hmm_stay_prob} if self.hmm_stay_prob is not None else {"hold_s": self.hmm_hold_s}
-        learned = {"model": self.temporal_model, "labels": labels}
+        learned = {"model": self.temporal_model, "labels": labels, "classifier": classifier}
         return {"moving-average": ma, "ema": ema, "hmm": hmm, "learned": learned}.get(self.smooth, {})
 
 
@@ -123,7 +125,8 @@ class VideoAnalyzer:
         self.options = options or VideoOptions()
         self.recognizer = recognizer or EmotionRecognizer(self.options.recognizer)
         self.tracker = FaceTracker(self.options.tracker)
-        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(self.recognizer.labels))
+        self.smoother = create_smoother(self.options.smooth, **self.options.smoother_kwargs(
+            self.recognizer.labels, self.recognizer.classifier.spec.name))
         self._last_ts: float | None = None
         self.scheduler = DetectionScheduler(self.options.detect_every, 1000.0 * self.options.rescan_s,
                                             self.options.regions_every)

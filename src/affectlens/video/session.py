@@ -267,7 +267,7 @@ def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoO
         "affectlens_version": __version__,
         "source": source_report,
         "options": {"smooth": opts.smooth,
-                    **{k: v for k, v in opts.smoother_kwargs(labels).items() if k != "labels"},
+                    **{k: v for k, v in opts.smoother_kwargs(labels).items() if k not in ("labels", "classifier")},
                     "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
                     "interval_s": run.interval_s, "every": run.every,
                     "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s},
