@@ -75,7 +75,7 @@ def clip_tracks(path: Path, classifier: str, cache: Path) -> list[dict]:
     from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=classifier), smooth="none", classify_budget=0))
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=classifier), smooth="none", classify_per_s=0))
     tracks: dict[int, dict] = {}
     for f in va.analyze(str(path)):
         for i, tid in enumerate(f.track_id):

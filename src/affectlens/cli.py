@@ -247,7 +247,7 @@ def cmd_video(args) -> int:
                                                          detector=det, threads=args.threads),
                             smooth=args.smooth, window_s=args.window_s, window=args.window,
                             ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
-                            detect_every=args.detect_every, classify_budget=args.classify_budget,
+                            detect_every=args.detect_every, classify_per_s=args.classify_per_s,
                             scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
                          interval_s=args.interval, annotate=args.annotate, blur_faces=args.blur_faces,
@@ -290,7 +290,7 @@ def cmd_batch(args) -> int:
                             every=args.every, fps=args.fps, interval_s=args.interval, smooth=args.smooth,
                             window_s=args.window_s, window=args.window, ema_tau_s=args.ema_tau,
                             hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
-                            detect_every=args.detect_every, classify_budget=args.classify_budget,
+                            detect_every=args.detect_every, classify_per_s=args.classify_per_s,
                             annotate=args.annotate, blur_faces=args.blur_faces)
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
     except ImportError as exc:
@@ -490,9 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scan the whole frame for faces on every K-th analysed frame and track in between; "
                     "0 (default) = auto: a full scan every 0.5 s, the detector on windows around the tracked "
                     "faces between")
-    vi.add_argument("--classify-budget", type=int, default=2, metavar="N",
-                    help="classify at most N tracked faces per frame, the longest unread first; the others keep "
-                    "their latest reading (0 = every face on every frame; default 2)")
+    vi.add_argument("--classify-per-s", type=float, default=40.0, metavar="N",
+                    help="read at most about N faces per second of video with the emotion model, the longest "
+                    "unread first; the others keep their latest reading for that frame (0 = every face on every "
+                    "frame; default 40: one face is read on every frame, a crowd about 5 times a second each)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
     vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
@@ -533,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS")
     ba.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH")
     ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
-    ba.add_argument("--classify-budget", type=int, default=2, metavar="N", help="as for 'affectlens video'")
+    ba.add_argument("--classify-per-s", type=float, default=40.0, metavar="N", help="as for 'affectlens video'")
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")

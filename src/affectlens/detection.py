@@ -171,11 +171,13 @@ class RetinaFaceDetector:
             raise ModelLoadError(f"{retinaface_source()}: cannot load the RetinaFace model ({exc})") from None
         self._input = self._session.get_inputs()[0].name
 
-    def detect(self, image_bgr: np.ndarray) -> Detections:
+    def detect(self, image_bgr: np.ndarray, max_side_px: int | None = None) -> Detections:
         """Detect faces.
 
         Args:
             image_bgr: ``(h, w, 3)`` uint8 BGR image (see :func:`affectlens.imageio.load_image`).
+            max_side_px: working size for this call instead of ``options.max_side_px`` (e.g. a
+                video's periodic re-scan for new faces at a lower resolution).
 
         Returns:
             :class:`Detections` in original pixel coordinates, highest score first.
@@ -186,8 +188,10 @@ class RetinaFaceDetector:
         _check_image(image_bgr)
         h, w = image_bgr.shape[:2]
         opts = self.options
-        fine = min(1.0, opts.max_side_px / max(h, w))
-        parts = [self._detect_at(image_bgr, fine)]
+        fine = min(1.0, (max_side_px or opts.max_side_px) / max(h, w))
+        work = image_bgr if fine >= 1.0 else cv2.resize(
+            image_bgr, (max(1, round(w * fine)), max(1, round(h * fine))), interpolation=cv2.INTER_AREA)
+        parts = [self._detect_at(work, 1.0, (work.shape[1] / w, work.shape[0] / h))]
         if opts.coarse_side_px and max(h, w) * fine > 1.5 * opts.coarse_side_px:
             c_xyxy, c_scores, c_pts = self._detect_at(image_bgr, opts.coarse_side_px / max(h, w))
             # only faces too big for the fine pass's anchors (over 3/4 of the largest, 512 px)
@@ -246,8 +250,11 @@ class RetinaFaceDetector:
                 parts.append((xyxy, scores, (pts - origin) / scale + shift))
         return self._finish(image_bgr.shape[:2], parts)
 
-    def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes, scores and landmarks (original pixels) from one pass at ``scale``; not NMS-ed."""
+    def _detect_at(self, image_bgr: np.ndarray, scale: float,
+                   pre_scale: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and landmarks from one pass over ``image_bgr`` resized by ``scale``; in
+        pixels of the original image, of which ``image_bgr`` is a copy resized by ``pre_scale``
+        (x, y); not NMS-ed."""
         h, w = image_bgr.shape[:2]
         if scale < 1.0:
             nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -258,6 +265,7 @@ class RetinaFaceDetector:
         blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
         loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
         xyxy, scores, pts = self._decode(loc[0], conf[0], landm[0], nh, nw, self.options.min_score)
+        sx, sy = sx * pre_scale[0], sy * pre_scale[1]
         return xyxy / np.array([sx, sy, sx, sy], np.float32), scores, pts / np.array([sx, sy], np.float32)
 
     @staticmethod

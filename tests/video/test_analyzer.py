@@ -130,9 +130,9 @@ class _CountingDetector:
         self.detector, self.full, self.regions, self.name = detector, 0, 0, detector.name
         self.options = detector.options
 
-    def detect(self, image):
+    def detect(self, image, **kwargs):
         self.full += 1
-        return self.detector.detect(image)
+        return self.detector.detect(image, **kwargs)
 
     def detect_regions(self, image, boxes, **kwargs):
         self.regions += 1
@@ -152,22 +152,28 @@ def test_auto_detection_scans_rarely_on_a_steady_face_and_keeps_the_boxes(recogn
         assert a.emotions == b.emotions or abs(float(a.confidence[0]) - float(b.confidence[0])) < 0.3
 
 
-def test_classify_budget_reads_the_longest_unread_faces_and_holds_the_others(recognizer):
+def test_classify_per_s_reads_the_longest_unread_faces_and_holds_the_others(recognizer):
     img = need(IMAGES / "multi_face.jpg")
     frame = cv2.imread(str(img))
-    va = VideoAnalyzer(VideoOptions(classify_budget=2, detect_every=1, tracker=TrackerOptions(min_hits=1)),
+    # 50 readings per second at 25 frames per second: 2 faces a frame
+    va = VideoAnalyzer(VideoOptions(classify_per_s=50, detect_every=1, tracker=TrackerOptions(min_hits=1)),
                        recognizer=recognizer)
-    out = [va.process(frame, 40.0 * i) for i in range(4)]
+    out = [va.process(frame, 40.0 * i) for i in range(12)]
     n = len(out[0])
     assert n >= 4
     assert out[0].data["classified"].all()  # faces without a reading are always read
-    read_counts = np.sum([f.data["classified"] for f in out[1:]], 0)
-    assert all(int(f.data["classified"].sum()) == 2 for f in out[1:])
+    reads = [int(f.data["classified"].sum()) for f in out]
+    assert abs(sum(reads) - 50 * 0.44) <= 1  # on average 50 per second, the first frame's included
+    assert reads[-4:] == [2, 2, 2, 2]
+    read_counts = np.sum([f.data["classified"] for f in out[4:]], 0)
     assert read_counts.max() - read_counts.min() <= 1  # round robin, the longest unread first
-    held = ~out[1].data["classified"]
-    np.testing.assert_array_equal(out[1].data["probs_raw"][held], out[0].data["probs_raw"][held])
-    np.testing.assert_array_equal(out[1].probs[held], out[0].probs[held])  # the smoother is not fed twice
-    every = VideoAnalyzer(VideoOptions(classify_budget=0, detect_every=1), recognizer=recognizer)
+    k = next(i for i in range(1, 12) if not out[i].data["classified"].all())
+    held = ~out[k].data["classified"]
+    np.testing.assert_array_equal(out[k].data["probs_raw"][held], out[k - 1].data["probs_raw"][held])
+    np.testing.assert_array_equal(out[k].probs[held], out[k - 1].probs[held])  # the smoother is not fed twice
+    va.reset()  # sampled at 5 frames per second, 50 per second is 10 a frame: every face is read
+    assert all(va.process(frame, 200.0 * i).data["classified"].all() for i in range(3))
+    every = VideoAnalyzer(VideoOptions(classify_per_s=0, detect_every=1), recognizer=recognizer)
     assert all(every.process(frame, 40.0 * i).data["classified"].all() for i in range(2))
-    with pytest.raises(ValueError, match="classify_budget"):
-        VideoOptions(classify_budget=-1)
+    with pytest.raises(ValueError, match="classify_per_s"):
+        VideoOptions(classify_per_s=-1)

@@ -42,7 +42,7 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), detect_every=1, classify_budget=0))
+                                                                 threads=1), detect_every=1, classify_per_s=0))
     frames, t0 = [], 0.0
     for one in path.split("+"):  # several videos joined: a hard cut between them
         cap = cv2.VideoCapture(one)
@@ -76,7 +76,7 @@ def learned(out: str, path: str, n: int, step: int = 1) -> None:
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), detect_every=1, classify_budget=0,
+                                                                 threads=1), detect_every=1, classify_per_s=0,
                                     smooth="learned"))
     cap = cv2.VideoCapture(path)
     fps, index, frames = cap.get(cv2.CAP_PROP_FPS) or 25.0, 0, []
@@ -106,7 +106,7 @@ def frames(folder: str) -> None:
     from affectlens.tracking import TrackerOptions
 
     smooth = {"smooth": "moving-average", "window": int(meta["window"])} if meta.get("window") else {}
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1, classify_budget=0,
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1, classify_per_s=0,
                                     tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0))),
                                     **smooth))
     out = []

@@ -39,7 +39,7 @@ class BatchOptions:
         model / precision / min_score / min_face_px / max_faces: emotion model and detector, as
             ``affectlens image``.
         every / fps / interval_s / smooth / window_s / window / ema_tau_s / hmm_hold_s /
-            temporal_model / detect_every / classify_budget: video sampling, smoothing and analytics, as
+            temporal_model / detect_every / classify_per_s: video sampling, smoothing and analytics, as
             ``affectlens video`` (:class:`~affectlens.video.analyzer.VideoOptions`).
         annotate / blur_faces: annotated copies (images) and ``annotated.mp4`` (videos).
 
@@ -67,7 +67,7 @@ class BatchOptions:
     hmm_hold_s: float = 0.8
     temporal_model: str | None = None
     detect_every: int = 0
-    classify_budget: int = 2
+    classify_per_s: float = 40.0
     annotate: bool = False
     blur_faces: bool = False
 
@@ -107,7 +107,7 @@ class BatchOptions:
         return VideoOptions(recognizer=self.recognizer_options(threads), smooth=self.smooth, window_s=self.window_s,
                             window=self.window, ema_tau_s=self.ema_tau_s, hmm_hold_s=self.hmm_hold_s,
                             temporal_model=self.temporal_model, detect_every=self.detect_every,
-                            classify_budget=self.classify_budget)
+                            classify_per_s=self.classify_per_s)
 
     def run_options(self) -> RunOptions:
         return RunOptions(every=self.every, fps=self.fps, interval_s=self.interval_s, annotate=self.annotate,

@@ -47,13 +47,13 @@ class VideoOptions:
             are found within this delay).
         regions_every: with ``detect_every=0``, look around the tracked faces on every this-many-th
             frame between two scans and move them with the tracker's motion model on the others.
-        classify_budget: at most this many tracked faces are classified per analysed frame,
-            those left longest without a reading first; the others keep their latest reading
-            (``data["classified"]`` is False on those rows and the smoother is not fed twice
-            with one reading). New and untracked faces are always classified. ``0`` classifies
-            every face on every frame. With the default 2, a video of one or two people is read
-            on every frame and a crowd of eight about every fourth frame, which keeps it real
-            time on 2 cores (``benchmarks/bench_video.py``).
+        classify_per_s: the emotion model reads at most about this many faces per second of
+            video: faces without a reading always, then the tracked faces read longest ago; the
+            others keep their latest reading for that frame (``data["classified"]`` is False on
+            those rows, and the smoother is not fed one reading twice). ``0`` reads every face on
+            every frame. With the default 40, one face at 24-30 frames/s is read on every frame,
+            two at 25 frames/s on 4 frames of 5, and a crowd of eight about 5 times a second each,
+            which keeps a 1080p crowd real time on 2 cores (``benchmarks/bench_video.py``).
         scene_cut_distance: end every track at a hard cut between two analysed frames whose
             colour histograms differ by at least this Bhattacharyya distance (see
             :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
@@ -75,7 +75,7 @@ class VideoOptions:
     detect_every: int = AUTO
     rescan_s: float = 0.5
     regions_every: int = 2
-    classify_budget: int = 2
+    classify_per_s: float = 40.0
     scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
@@ -87,8 +87,9 @@ class VideoOptions:
             raise ValueError(f"rescan_s must be in (0, 60] seconds (0.25 recommended), got {self.rescan_s}")
         if self.regions_every < 1:
             raise ValueError(f"regions_every must be >= 1 frames, got {self.regions_every}")
-        if self.classify_budget < 0:
-            raise ValueError(f"classify_budget must be >= 0 faces per frame (0 = all), got {self.classify_budget}")
+        if not 0 <= self.classify_per_s <= 10_000:
+            raise ValueError(f"classify_per_s must be in [0, 10000] faces per second (0 = every face on every "
+                             f"frame), got {self.classify_per_s}")
         if self.window is not None and not 1 <= self.window <= 300:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
         if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
@@ -132,6 +133,7 @@ class VideoAnalyzer:
                                             self.options.regions_every)
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
         self._readings: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → raw, smoothed, time
+        self._credit, self._budget_ts = 0.0, None  # classify_per_s: readings owed, time of the last frame
         d = self.options.scene_cut_distance
         self.scene_cuts = None if d is None else SceneCutDetector(d)
         #: Timestamps (ms) of the frames that started a new shot; every track ended there.
@@ -149,6 +151,7 @@ class VideoAnalyzer:
         self.scheduler.reset()
         self._held = {}
         self._readings = {}
+        self._credit, self._budget_ts = 0.0, None
         self.scene_cuts_ms = []
         if self.scene_cuts is not None:
             self.scene_cuts.reset()
@@ -185,7 +188,7 @@ class VideoAnalyzer:
         return self._classify_and_smooth(image_bgr, faces, float(timestamp_ms))
 
     def _classify_and_smooth(self, image_bgr: np.ndarray, faces: Faces, timestamp_ms: float) -> Faces:
-        """Classify the faces chosen by ``classify_budget`` (the others keep their latest raw and
+        """Classify the faces chosen by ``classify_per_s`` (the others keep their latest raw and
         smoothed reading), smooth the fresh readings, and record them per track."""
         keep = self._held_rows(faces, timestamp_ms)
         held_raw = np.zeros((len(faces), len(self.labels)), np.float32)
@@ -205,15 +208,22 @@ class VideoAnalyzer:
         return faces.replace(probs=smoothed).with_data(probs_raw=raw, classified=~keep)
 
     def _held_rows(self, faces: Faces, timestamp_ms: float) -> np.ndarray:
-        """Mask of faces that keep their latest reading this frame: tracked faces beyond the
-        ``classify_budget`` most stale ones (faces without a reading are never held)."""
+        """Mask of faces that keep their latest reading this frame. Readings are paid from a
+        credit of ``classify_per_s`` × the time since the previous frame (unused credit carries
+        over for at most one frame): faces without a reading are always read, then the tracked
+        faces read longest ago, as far as the credit goes."""
         keep = np.zeros(len(faces), bool)
-        budget = self.options.classify_budget
-        known = [i for i, t in enumerate(faces.track_id) if int(t) in self._readings]
-        if budget <= 0 or len(known) <= budget:
+        rate = self.options.classify_per_s
+        if rate <= 0:
             return keep
+        dt_s = 0.0 if self._budget_ts is None else max(0.0, timestamp_ms - self._budget_ts) / 1000.0
+        self._budget_ts = timestamp_ms
+        known = [i for i, t in enumerate(faces.track_id) if int(t) in self._readings]
+        credit = self._credit + rate * dt_s - (len(faces) - len(known))  # new faces are read in any case
+        n = min(len(known), max(0, int(credit)))
         by_age = sorted(known, key=lambda i: (self._readings[int(faces.track_id[i])][2], int(faces.track_id[i])))
-        keep[by_age[budget:]] = True
+        keep[by_age[n:]] = True
+        self._credit = float(np.clip(credit - n, -0.5 * rate, max(1.0, rate * dt_s)))
         return keep
 
     def _detected_faces(self, image_bgr: np.ndarray, timestamp_ms: float, info: FrameInfo,
@@ -224,6 +234,8 @@ class VideoAnalyzer:
         if near_tracks:  # low scores may continue a track (as in the tracker's second stage)
             low = min(self.tracker.options.min_low_score, detector.options.min_score)
             found = detector.detect_regions(image_bgr, self.tracker.search_boxes(timestamp_ms), min_score=low)
+        elif self._held and self.options.detect_every == AUTO:
+            found = detector.detect(image_bgr, max_side_px=self._rescan_side(image_bgr.shape[:2]))
         else:
             found = detector.detect(image_bgr)
         faces = Faces(found.xyxy, found.scores, found.landmarks, None, self.labels, info=info)
@@ -233,6 +245,14 @@ class VideoAnalyzer:
         self._held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
                       for i, t in enumerate(faces.track_id) if t > 0}
         return faces
+
+    def _rescan_side(self, image_hw: tuple[int, int]) -> int:
+        """Working size of the periodic re-scan for new faces while tracks are followed: half the
+        frame's longer side, within 640 px and the detector's ``max_side_px``. A face needs
+        ``quality.MIN_FACE_PX`` (24 px) to be read at all, which is still about 12 px there, within
+        the detector's reach; the first scan and fixed ``detect_every`` use the full size."""
+        full = self.recognizer.detector.options.max_side_px
+        return int(min(full, max(640, max(image_hw) // 2)))
 
     def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
         """At a scene cut: end every track (new faces get new ids) and return the ended ids."""
