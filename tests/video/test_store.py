@@ -44,3 +44,30 @@ def test_flushed_in_chunks(tmp_path):
     assert len(read_frames(p)) == 6  # two flushes so far; the 7th frame is still buffered
     w.close()
     assert len(read_frames(p)) == 7
+
+
+def test_quality_and_reading_columns_survive_a_resume(tmp_path):
+    """A resumed run must still leave unreliable faces out of the aggregates and know which rows
+    kept an earlier reading."""
+    from affectlens.video.aggregate import frame_rows
+
+    p = tmp_path / "frames.jsonl"
+    f = _frame(1, 3).with_data(quality=np.array([0.9, 0.1, 0.55], np.float32),
+                               quality_reason=np.array(["pose", "size", "sharpness"], dtype=object),
+                               reliable=np.array([True, False, True]), classified=np.array([True, True, False]))
+    with FrameWriter(p) as w:
+        w.write(f)
+    back = read_frames(p)[0]
+    assert list(back.reliable) == [True, False, True] and back.emotions[1] == "unreliable"
+    assert list(back.data["quality_reason"]) == ["pose", "size", "sharpness"]
+    np.testing.assert_allclose(back.data["quality"], [0.9, 0.1, 0.55], atol=1e-4)
+    rows = frame_rows([back])
+    assert [(r["quality"], r["reliable"], r["read"]) for r in rows] == [(0.9, 1, 1), (0.1, 0, 1), (0.55, 1, 0)]
+    plain = frame_rows(read_frames(_write(tmp_path / "old.jsonl", _frame(2, 1))))  # a record without them
+    assert (plain[0]["quality"], plain[0]["reliable"], plain[0]["read"]) == ("", 1, 1)
+
+
+def _write(path, frame):
+    with FrameWriter(path) as w:
+        w.write(frame)
+    return path

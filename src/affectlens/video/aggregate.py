@@ -271,6 +271,8 @@ class _Table:
     raw: np.ndarray          # (N, C) per-frame
     m: dict[str, np.ndarray]
     reliable: np.ndarray | None = None  # (N,) False for faces below the quality threshold
+    quality: np.ndarray | None = None   # (N,) affectlens.quality's score, NaN when not assessed
+    read: np.ndarray | None = None      # (N,) False where the face kept its latest reading
 
     @property
     def track_ids(self) -> list[int]:
@@ -317,7 +319,9 @@ def _collect(frames: Sequence[Faces]) -> _Table:
                   cat(lambda f: f.track_id, (), np.int64), cat(lambda f: f.xyxy, (4,), np.float64),
                   cat(lambda f: f.det_score, (), np.float64), landmarks, probs,
                   cat(lambda f: f.data.get("probs_raw", f.probs), (c,), np.float64),
-                  _metrics(landmarks, probs, labels), cat(lambda f: f.reliable, (), bool))
+                  _metrics(landmarks, probs, labels), cat(lambda f: f.reliable, (), bool),
+                  cat(lambda f: f.data.get("quality", np.full(len(f), np.nan)), (), np.float64),
+                  cat(lambda f: f.data.get("classified", np.ones(len(f), bool)), (), bool))
 
 
 def frame_durations(timestamps_ms: Sequence[float], max_step_factor: float = MAX_STEP_FACTOR,
@@ -543,7 +547,8 @@ def frame_row_fields(labels: Sequence[str] = EMOTIONS) -> list[str]:
     """Column order of :func:`frame_rows` for ``labels``."""
     return ["frame_index", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "det_score",
             *[f"lm{i}_{a}" for i in range(5) for a in "xy"], *[f"raw_{k}" for k in labels], *labels,
-            "emotion", "emotion_raw", "valence", "arousal", "yaw", "pitch", "attention", "engagement"]
+            "emotion", "emotion_raw", "valence", "arousal", "yaw", "pitch", "attention", "engagement",
+            "quality", "reliable", "read"]
 
 
 def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
@@ -552,7 +557,10 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
     Columns in :func:`frame_row_fields` order: pixels rounded to 0.01, probabilities to 1e-6;
     ``raw_<label>`` per-frame and ``<label>`` smoothed probabilities, ``emotion`` and
     ``emotion_raw`` their top labels, then the per-face metrics of the module docstring
-    (``engagement`` of a present face, i.e. ``attention * expressiveness``).
+    (``engagement`` of a present face, i.e. ``attention * expressiveness``), the face's
+    ``quality`` (:mod:`affectlens.quality`; empty when not assessed), ``reliable`` (1 or 0) and
+    ``read`` (1 when the emotion model read the face on this frame, 0 when it kept its latest
+    reading: ``VideoOptions.classify_per_s``).
 
     Raises:
         ValueError: as :func:`aggregate_intervals`.
@@ -566,6 +574,7 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
                 *[_r(v, 2) for v in t.xyxy[i]], _r(t.det_score[i]),
                 *[_r(v, 2) for v in t.landmarks[i].reshape(-1)], *[_r(v) for v in t.raw[i]],
                 *[_r(v) for v in t.probs[i]], t.labels[top[i]], t.labels[top_raw[i]],
-                *[_r(t.m[k][i], 4) for k in ("valence", "arousal", "yaw", "pitch", "attention", "engagement")]]
+                *[_r(t.m[k][i], 4) for k in ("valence", "arousal", "yaw", "pitch", "attention", "engagement")],
+                "" if np.isnan(t.quality[i]) else _r(t.quality[i], 4), int(t.reliable[i]), int(t.read[i])]
         rows.append(dict(zip(fields, vals)))
     return rows

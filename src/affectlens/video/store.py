@@ -19,10 +19,15 @@ import numpy as np
 from affectlens.faces import Faces, FrameInfo
 
 
+#: Per-face data columns a frame record keeps when present (quality, and whether the emotion
+#: model read the face on this frame), so a resumed run aggregates like an uninterrupted one.
+KEPT_COLUMNS = {"quality": float, "quality_reason": str, "reliable": bool, "classified": bool}
+
+
 def frame_record(faces: Faces) -> dict:
     """One JSON-ready line for a frame's faces."""
     raw = faces.data.get("probs_raw", faces.probs)
-    return {
+    rec = {
         "frame_index": faces.info.frame_index, "timestamp_ms": faces.info.timestamp_ms,
         "image_size_hw": list(faces.info.image_size_hw) if faces.info.image_size_hw else None,
         "labels": list(faces.labels),
@@ -33,6 +38,12 @@ def frame_record(faces: Faces) -> dict:
                    "probs": [round(float(p), 6) for p in faces.probs[i]],
                    "probs_raw": [round(float(p), 6) for p in raw[i]]} for i in range(len(faces))],
     }
+    for name, kind in KEPT_COLUMNS.items():
+        col = faces.data.get(name)
+        if col is not None:
+            for face, v in zip(rec["faces"], col):
+                face[name] = round(float(v), 4) if kind is float else kind(v)
+    return rec
 
 
 def faces_from_record(rec: dict, source: str | None = None) -> Faces:
@@ -43,10 +54,13 @@ def faces_from_record(rec: dict, source: str | None = None) -> Faces:
     fs = rec["faces"]
     if not fs:
         return Faces.empty(labels, info).with_data(probs_raw=np.zeros((0, len(labels)), np.float32))
+    data = {"probs_raw": np.array([f["probs_raw"] for f in fs], np.float32)}
+    for name, kind in KEPT_COLUMNS.items():
+        if all(name in f for f in fs):
+            data[name] = np.array([f[name] for f in fs], object if kind is str else kind)
     return Faces(np.array([f["bbox"] for f in fs]), np.array([f["det_score"] for f in fs]),
                  np.array([f["landmarks"] for f in fs]), np.array([f["probs"] for f in fs]), labels,
-                 np.array([f["track_id"] for f in fs]),
-                 {"probs_raw": np.array([f["probs_raw"] for f in fs], np.float32)}, info)
+                 np.array([f["track_id"] for f in fs]), data, info)
 
 
 class FrameWriter:
