@@ -143,3 +143,16 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_job(http, job_id: str, states=("done", "failed"), timeout_s: float = 90.0) -> dict:
+    """Poll ``GET /v1/jobs/{job_id}`` with the ``httpx`` client ``http`` until its state is one of
+    ``states``; return the job. Raises AssertionError after ``timeout_s`` seconds."""
+    job: dict = {}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job.get("state") in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} not in {states} after {timeout_s} s: {job}")

@@ -23,7 +23,7 @@ from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig, add_api_key  # noqa: E402
 from affectlens.service.jobs import JobStore  # noqa: E402
 from conftest import VIDEOS, need  # noqa: E402
-from service_helpers import LiveServer  # noqa: E402
+from service_helpers import LiveServer, wait_job  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
 
@@ -63,16 +63,6 @@ def _error(r, status: int, code: str | None = None) -> dict:
     if code:
         assert body["error"]["code"] == code, body
     return body["error"]
-
-
-def _wait_job(live, job_id: str, states=("done", "failed"), timeout_s: float = 90.0) -> dict:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        job = live.http.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not in {states} after {timeout_s} s: {job}")
 
 
 # ---------------------------------------------------------------------- basics
@@ -192,7 +182,7 @@ def test_video_job_lifecycle(live):
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["state"] in ("queued", "running") and r.headers["location"] == f"/v1/jobs/{job['id']}"
-    job = _wait_job(live, job["id"])
+    job = wait_job(live.http, job["id"])
     assert job["state"] == "done", job
     assert job["progress_percent"] == 100.0 and job["frames_analysed"] > 10 and job["expires_at"]
 
@@ -232,7 +222,7 @@ def test_retained_upload_is_kept_until_delete(live):
     r = live.http.post("/v1/videos", content=video.read_bytes(),
                        params={"retain": "true", "fps": "5", "end_s": "1"}, headers=CONSENT)
     assert r.status_code == 202, r.text
-    job = _wait_job(live, r.json()["id"])
+    job = wait_job(live.http, r.json()["id"])
     assert job["state"] == "done" and job["retain"] is True
     assert (live.data / "uploads" / job["id"] / "video.mp4").exists()
     assert live.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
@@ -264,7 +254,7 @@ def test_annotated_video_blurs_faces_unless_asked_not_to(live, tmp_path, blur):
         params["blur_faces"] = blur
     r = live.http.post("/v1/videos", content=video.read_bytes(), params=params, headers=CONSENT)
     assert r.status_code == 202, r.text
-    job = _wait_job(live, r.json()["id"])
+    job = wait_job(live.http, r.json()["id"])
     assert job["state"] == "done", job
     assert job["options"]["blur_faces"] is (blur == "default")
     assert job["links"]["annotated"] == f"/v1/jobs/{job['id']}/annotated"
@@ -288,7 +278,7 @@ def test_job_without_annotate_has_no_annotated_video(live):
     _error(r, 422, "invalid_option")
     r = live.http.post("/v1/videos", content=need(VIDEOS / "single_face.mp4").read_bytes(),
                        params={"every": "12", "end_s": "0.5"}, headers=CONSENT)
-    job = _wait_job(live, r.json()["id"])
+    job = wait_job(live.http, r.json()["id"])
     assert job["state"] == "done" and job["links"]["annotated"] is None
     _error(live.http.get(f"/v1/jobs/{job['id']}/annotated"), 404, "not_found")
     assert live.http.delete(f"/v1/jobs/{job['id']}").status_code == 204
@@ -324,7 +314,7 @@ def test_killed_worker_is_requeued_and_the_job_resumes(live):
         raise AssertionError("the worker never reported progress")
     pid = pool.running_pids()[job_id]
     os.kill(pid, signal.SIGKILL)
-    job = _wait_job(live, job_id)
+    job = wait_job(live.http, job_id)
     assert job["state"] == "done" and job["attempts"] == 2, job
     audit = JobStore(live.data / "affectlens.db").audit_log()
     requeue = [a for a in audit if a["action"] == "job.requeue" and a["job_id"] == job_id]

@@ -20,7 +20,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig, add_api_key, read_key_file  # noqa: E402
 from conftest import IMAGES, SHARED, VIDEOS, need  # noqa: E402
-from service_helpers import LiveServer  # noqa: E402
+from service_helpers import LiveServer, wait_job  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
 CK_LABELS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"}
@@ -66,16 +66,6 @@ def live(ck_model, tmp_path_factory):
         yield srv
         srv.http.close()
         srv.ck.close()
-
-
-def _wait_job(client, job_id: str, timeout_s: float = 90.0) -> dict:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not finished after {timeout_s} s: {job}")
 
 
 def test_healthz_lists_the_allowed_models_with_their_sha256(live):
@@ -128,7 +118,7 @@ def test_two_jobs_with_different_models_name_their_sha256_and_labels(live):
     results = {}
     for job in (a, b, c):
         client = live.ck if job is c else live.http
-        done = _wait_job(client, job["id"])
+        done = wait_job(client, job["id"])
         assert done["state"] == "done", done
         results[job["id"]] = client.get(f"/v1/jobs/{job['id']}/results").json()
     ra, rb, rc = (results[j["id"]] for j in (a, b, c))

@@ -20,7 +20,7 @@ from affectlens.service.app import create_app  # noqa: E402
 from affectlens.service.config import ServiceConfig  # noqa: E402
 from affectlens.service.jobs import JobStore  # noqa: E402
 from conftest import VIDEOS, need  # noqa: E402
-from service_helpers import LiveServer  # noqa: E402
+from service_helpers import LiveServer, wait_job  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -50,16 +50,6 @@ def ray_server(local_ray, tmp_path_factory):
         srv.http.close()
 
 
-def _wait_job(http, job_id: str, timeout_s: float = 60.0) -> dict:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not finished after {timeout_s} s: {job}")
-
-
 def _frames(res: dict) -> list[tuple]:
     """(frame index, [(track, emotion, rounded scores)]) of every analysed frame."""
     return [(f["info"]["frame_index"], [(x["track_id"], x["emotion"], {k: round(v, 4) for k, v in x["scores"].items()})
@@ -70,7 +60,7 @@ def test_ray_job_gives_the_local_engines_results(ray_server, tmp_path):
     clip = need(VIDEOS / "single_face.mp4").read_bytes()
     assert httpx.get(ray_server.url + "/healthz").json()["engine"] == "ray"
     job = ray_server.http.post("/v1/videos", content=clip, params={"fps": "10"}).json()
-    done = _wait_job(ray_server.http, job["id"])
+    done = wait_job(ray_server.http, job["id"])
     assert done["state"] == "done" and done["progress_percent"] == 100.0, done
     row = JobStore(ray_server.data / "affectlens.db").get(job["id"])
     assert row.worker_pid is None  # the Ray task recorded its pid while running; cleared when done
@@ -79,7 +69,7 @@ def test_ray_job_gives_the_local_engines_results(ray_server, tmp_path):
                                                                       timeout=60) as http:
         assert httpx.get(local.url + "/healthz").json()["engine"] == "local"
         ljob = http.post("/v1/videos", content=clip, params={"fps": "10"}).json()
-        assert _wait_job(http, ljob["id"])["state"] == "done"
+        assert wait_job(http, ljob["id"])["state"] == "done"
         by_local = http.get(f"/v1/jobs/{ljob['id']}/results").json()
     assert _frames(by_ray) == _frames(by_local) and len(by_ray["frames"]) == done["frames_analysed"] > 10
     assert by_ray["job"]["model"] == by_local["job"]["model"]
@@ -119,7 +109,7 @@ def _undecodable_avi(path) -> bytes:
 def test_bad_video_is_reported_failed(ray_server, tmp_path):
     r = ray_server.http.post("/v1/videos", content=_undecodable_avi(tmp_path / "bad.avi"))
     assert r.status_code == 202, r.text
-    job = _wait_job(ray_server.http, r.json()["id"])
+    job = wait_job(ray_server.http, r.json()["id"])
     assert job["state"] == "failed" and "no decodable frame" in job["error"], job
     assert str(ray_server.data) not in job["error"]  # the upload is called "upload", never by its path
     assert not (ray_server.data / "uploads" / job["id"]).exists()
@@ -144,7 +134,7 @@ def test_killed_ray_worker_is_requeued_and_the_job_resumes_then_fails_when_out_o
     store = JobStore(ray_server.data / "affectlens.db")
     job_id = ray_server.http.post("/v1/videos", content=clip).json()["id"]
     _kill_task_when_running(store, job_id, 1)
-    job = _wait_job(ray_server.http, job_id)
+    job = wait_job(ray_server.http, job_id)
     assert job["state"] == "done" and job["attempts"] == 2, job
     requeue = [a for a in store.audit_log() if a["action"] == "job.requeue" and a["job_id"] == job_id]
     assert requeue and "Ray task failed" in json.loads(requeue[0]["detail"])["reason"]
@@ -155,7 +145,7 @@ def test_killed_ray_worker_is_requeued_and_the_job_resumes_then_fails_when_out_o
     job_id = ray_server.http.post("/v1/videos", content=clip).json()["id"]  # killed on both attempts (max 2)
     _kill_task_when_running(store, job_id, 1)
     _kill_task_when_running(store, job_id, 2)
-    job = _wait_job(ray_server.http, job_id)
+    job = wait_job(ray_server.http, job_id)
     assert job["state"] == "failed" and job["attempts"] == 2, job
     assert "Ray task failed" in job["error"] and "attempt 2 of 2" in job["error"] and "not retried" in job["error"]
     assert not (ray_server.data / "uploads" / job_id).exists()  # the upload goes when the job ends

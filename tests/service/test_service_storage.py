@@ -18,7 +18,7 @@ httpx = pytest.importorskip("httpx")
 from affectlens.service.jobs import JobStore  # noqa: E402
 from affectlens.service.worker import WorkerPool  # noqa: E402
 from conftest import VIDEOS, need  # noqa: E402
-from service_helpers import ServerProcess  # noqa: E402
+from service_helpers import ServerProcess, wait_job  # noqa: E402
 
 CONSENT = {"X-Consent": "subject-consented"}
 TTL_S = 15.0
@@ -26,16 +26,6 @@ TTL_S = 15.0
 
 def _files_of(root: Path, job_id: str) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if job_id in str(p.relative_to(root)))
-
-
-def _wait(http, job_id, states=("done", "failed"), timeout_s=90.0) -> dict:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job.get("state") in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not in {states}: {job}")
 
 
 @pytest.mark.slow
@@ -59,7 +49,7 @@ def test_job_files_are_gone_after_job_end_delete_and_ttl(tmp_path, where):
             ids.append(r.json()["id"])
         deleted, expiring = ids
         for job_id in ids:  # each checked as soon as it is done (it expires TTL_S later)
-            job = _wait(http, job_id)
+            job = wait_job(http, job_id)
             assert job["state"] == "done", job
             # job end: the upload is gone, the results are where the API reads them, nothing else
             files = _files_of(data, job_id)
