@@ -85,7 +85,7 @@ def test_bad_model_is_a_usage_error(tmp_path):
 
 def test_evaluate_writes_json(tmp_path):
     out = tmp_path / "eval.json"
-    r = run("evaluate", "--data", need(FER2013), "--split", "PublicTest", "--json", out)
+    r = run("evaluate", "--data", need(FER2013), "--split", "PublicTest", "--model", "fer-vgg48s-int8", "--json", out)
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     assert report["split"] == "PublicTest" and report["n"] == 3589 and report["accuracy"] > 0.6
