@@ -185,3 +185,25 @@ def test_new_key_with_a_model_from_the_command_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "affectlens", "serve", "--new-key", "cc", "--key-model", "../x",
                         "--api-key-file", str(keys)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "model name must use letters" in r.stderr
+
+
+def test_learned_smoothing_is_refused_up_front_for_a_model_without_a_temporal_model(live):
+    """A custom model's labels have no shipped temporal model: the video job and the stream say so
+    with 422 before any work (no upload kept, no crash, no server path in the message)."""
+    video = need(VIDEOS / "single_face.mp4").read_bytes()
+    r = live.http.post("/v1/videos", content=video, params={"model": "ckplus-ft", "smooth": "learned"})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_option" and "smooth=learned" in err["message"] and "/" not in err["message"]
+    assert not any((live.data / "uploads").iterdir())
+    ok = live.http.post("/v1/videos", content=video, params={"smooth": "learned", "classify_per_s": "0",
+                                                             "fps": "5", "end_s": "1"})
+    assert ok.status_code == 202, ok.text  # the default model has one; every face read
+    assert wait_job(live.http, ok.json()["id"])["state"] == "done"
+    assert live.http.delete(f"/v1/jobs/{ok.json()['id']}").status_code == 204
+    url = live.url.replace("http", "ws") + "/v1/stream?smooth=learned"
+    with ws_client.connect(url) as ws:
+        ws.send(json.dumps({"type": "hello", "api_key": live.http.headers["X-API-Key"],
+                            "consent": "subject-consented", "model": "ckplus-ft"}))
+        err = json.loads(ws.recv(timeout=30))
+        assert err["type"] == "error" and err["error"]["code"] == "invalid_option", err

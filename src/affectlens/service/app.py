@@ -43,6 +43,7 @@ from affectlens.service.config import ServiceConfig
 from affectlens.service.jobs import Job, JobStore
 from affectlens.service.metrics import Metrics
 from affectlens.service.middleware import PayloadTooLarge, ServiceMiddleware
+from affectlens.service.models import check_smoother
 from affectlens.service.ratelimit import DatabaseRateLimiter
 from affectlens.service.schemas import ErrorResponse, Health, ImageAnalysis, JobResults, JobStatus
 from affectlens.service.security import (API_KEY_HEADER, CONSENT_HEADER, KeyRing, Principal, RateLimiter,
@@ -273,8 +274,10 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str], wh
     except ValueError as exc:
         raise ServiceError(422, "invalid_option", str(exc)) from None
     entry = svc.models.choose(given.get("model"), who.model if who else None)  # 422 unknown_model
+    check_smoother(opts.get("smooth"), entry)
     opts["model"], opts["model_sha256"] = entry.name, entry.sha256
     return opts
+
 
 
 def _probe_video(path: Path) -> None:

@@ -181,3 +181,19 @@ class ModelCatalog:
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._loaded)
+
+
+def check_smoother(smooth: str | None, entry: ModelEntry) -> None:
+    """Refuse ``smooth=learned`` (422 ``invalid_option``) for a model no shipped temporal model was
+    trained for, before any work is queued."""
+    if smooth != "learned":
+        return
+    from affectlens.errors import ModelLoadError
+    from affectlens.temporal.learned import pick_temporal_model
+
+    try:
+        pick_temporal_model(entry.labels, entry.spec_name)
+    except ModelLoadError:
+        raise ServiceError(422, "invalid_option", f"smooth=learned: no temporal model was trained for the labels "
+                           f"of model {entry.name!r} ({', '.join(entry.labels)}); use smooth=hmm, ema or "
+                           "moving-average") from None

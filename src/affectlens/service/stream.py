@@ -43,7 +43,8 @@ import time
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from affectlens.errors import InvalidImageError
+from affectlens.errors import InvalidImageError, ModelLoadError
+from affectlens.service.models import check_smoother
 from affectlens.service.security import API_KEY_HEADER, CONSENT_HEADER, ServiceError, check_consent, check_origin
 
 logger = logging.getLogger("affectlens.service")
@@ -159,6 +160,7 @@ def add_stream_route(app: FastAPI, svc) -> None:
                 await svc.db(svc.limiter.check, who)
             consent = check_consent(config, consent)
             entry, recognizer = await run_in_threadpool(svc.model_for, who, model)
+            check_smoother(ws.query_params.get("smooth"), entry)
             analyzer = _make_analyzer(recognizer, ws.query_params)
         except ServiceError as exc:
             await refuse(ws, exc)
@@ -262,10 +264,12 @@ def _make_analyzer(recognizer, params):
             raise ServiceError(422, "invalid_option", f"window must be an integer, got {params['window'][:20]!r}")
         kw["window"] = int(params["window"])
     try:
-        opts = VideoOptions(**kw)
+        return VideoAnalyzer(VideoOptions(**kw), recognizer=recognizer)
     except ValueError as exc:
         raise ServiceError(422, "invalid_option", str(exc)) from None
-    return VideoAnalyzer(opts, recognizer=recognizer)
+    except ModelLoadError as exc:  # e.g. a learned smoother's file that fails its check
+        logger.error("stream: %s", exc)
+        raise ServiceError(500, "model_error", "the smoother's model could not be loaded; see the server log") from None
 
 
 def _analyse(recognizer, analyzer, state_lock, data: bytes, ts: float, index: int):

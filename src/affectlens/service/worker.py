@@ -43,12 +43,13 @@ logger = logging.getLogger("affectlens.service")
 
 #: Options a client may set on a video job, with their types (everything else is refused).
 JOB_OPTIONS = {"fps": float, "every": int, "start_s": float, "end_s": float, "interval_s": float,
-               "smooth": str, "window": int, "detect_every": int, "annotate": bool, "blur_faces": bool}
+               "smooth": str, "window": int, "detect_every": int, "classify_per_s": float, "annotate": bool,
+               "blur_faces": bool}
 #: Defaults the service applies before the client's options: annotated videos blur faces unless the
 #: client explicitly asks for them unblurred (privacy by default).
 JOB_DEFAULTS = {"blur_faces": True}
 #: The options that belong to :class:`VideoOptions` (the rest are :class:`RunOptions` fields).
-VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every")
+VIDEO_OPTION_KEYS = ("smooth", "window", "detect_every", "classify_per_s")
 #: What the server records in a job's options about its model (not analysis options).
 MODEL_KEYS = ("model", "model_sha256")
 

@@ -69,7 +69,7 @@ def pick_temporal_model(labels: Sequence[str], classifier: str | None = None) ->
         have = "; ".join(f"{n}: {s['labels']} (from {s.get('classifier', {}).get('name', '?')})"
                          for n, s in specs.items()) or "none"
         raise ModelLoadError(
-            f"{WEIGHTS_DIR}: no shipped temporal model was trained for the labels {list(labels)}"
+            f"no shipped temporal model was trained for the labels {list(labels)}"
             f"{f' of {classifier}' if classifier else ''} (shipped: {have}); train one with "
             "`affectlens train-temporal --set classifier=NAME` and pass it with --temporal-model, "
             "or use --smooth hmm / ema / moving-average")
@@ -95,8 +95,9 @@ def resolve_temporal_spec(model: str | Path | None = None) -> tuple[dict, Path]:
         p = WEIGHTS_DIR / f"{ref}.json"
     if not p.exists():
         shipped = sorted(q.stem for q in WEIGHTS_DIR.glob("*.json"))
-        raise ModelLoadError(f"{p}: temporal model spec not found; shipped: {', '.join(shipped) or 'none'}; "
-                             "train one with `affectlens train-temporal`")
+        what = ref if p.parent == WEIGHTS_DIR and p.stem == ref else str(p)
+        raise ModelLoadError(f"{what}: temporal model not found (shipped: {', '.join(shipped) or 'none'}; or a "
+                             "spec .json / .onnx path); train one with `affectlens train-temporal`")
     try:
         spec = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
