@@ -42,6 +42,22 @@ def test_single_face_clip_has_one_stable_track(talking_head):
     assert len(rows) >= 0.9 * summary["frames_analysed"]
 
 
+def test_the_outputs_name_the_models_and_the_schedule(talking_head):
+    from affectlens.models.registry import select_variant
+    from affectlens.models import resolve_spec
+
+    summary = json.loads((talking_head / "summary.json").read_text())
+    spec = resolve_spec(select_variant(None, "auto")[0])
+    assert summary["model"]["name"] == spec.name and summary["model"]["sha256"] == spec.sha256
+    assert summary["model"]["cpu"] and summary["model"]["choice"]
+    assert summary["options"]["classify_per_s"] == 40.0 and summary["options"]["detect_every"] == 0
+    rows = _csv(talking_head / "frames.csv")
+    assert {"quality", "reliable", "read"} <= set(rows[0])
+    assert all(r["emotion"] == "unreliable" for r in rows if r["reliable"] == "0")
+    html = (talking_head / "report.html").read_text()
+    assert spec.name in html and spec.sha256[:16] in html
+
+
 def test_outputs_agree_with_each_other(talking_head):
     summary = json.loads((talking_head / "summary.json").read_text())
     frames = [json.loads(line) for line in (talking_head / "frames.jsonl").read_text().splitlines()]

@@ -76,7 +76,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from affectlens.faces import Faces
+from affectlens.faces import UNRELIABLE, Faces
 from affectlens.labels import EMOTIONS
 
 #: (valence, arousal) per emotion in [-1, 1]: pleasure and arousal of Russell & Mehrabian (1977),
@@ -555,8 +555,9 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
     """One flat row per face per frame (every face, unconfirmed tracks included), for CSV/JSONL.
 
     Columns in :func:`frame_row_fields` order: pixels rounded to 0.01, probabilities to 1e-6;
-    ``raw_<label>`` per-frame and ``<label>`` smoothed probabilities, ``emotion`` and
-    ``emotion_raw`` their top labels, then the per-face metrics of the module docstring
+    ``raw_<label>`` per-frame and ``<label>`` smoothed probabilities, ``emotion`` the smoothed top
+    label (``"unreliable"`` for a face below the quality threshold, as everywhere else) and
+    ``emotion_raw`` the raw top label, then the per-face metrics of the module docstring
     (``engagement`` of a present face, i.e. ``attention * expressiveness``), the face's
     ``quality`` (:mod:`affectlens.quality`; empty when not assessed), ``reliable`` (1 or 0) and
     ``read`` (1 when the emotion model read the face on this frame, 0 when it kept its latest
@@ -573,7 +574,8 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
         vals = [int(t.frame_index[i]), _r(t.frame_ts[t.pos[i]], 3), int(t.track_id[i]),
                 *[_r(v, 2) for v in t.xyxy[i]], _r(t.det_score[i]),
                 *[_r(v, 2) for v in t.landmarks[i].reshape(-1)], *[_r(v) for v in t.raw[i]],
-                *[_r(v) for v in t.probs[i]], t.labels[top[i]], t.labels[top_raw[i]],
+                *[_r(v) for v in t.probs[i]], t.labels[top[i]] if t.reliable[i] else UNRELIABLE,
+                t.labels[top_raw[i]],
                 *[_r(t.m[k][i], 4) for k in ("valence", "arousal", "yaw", "pitch", "attention", "engagement")],
                 "" if np.isnan(t.quality[i]) else _r(t.quality[i], 4), int(t.reliable[i]), int(t.read[i])]
         rows.append(dict(zip(fields, vals)))

@@ -297,7 +297,12 @@ _DETAIL_NAMES = {
     ("options", "ema_alpha"): "EMA weight of the newest frame", ("options", "hmm_stay_prob"): "HMM stay probability",
     ("options", "interval_s"): "interval length", ("options", "every"): "analyse every n-th frame",
     ("options", "fps"): "analysis frame rate", ("options", "start_s"): "start", ("options", "end_s"): "end",
-    ("options", "detect_every"): "run the detector every n-th frame",
+    ("options", "detect_every"): "full-frame face scans (0 = auto)",
+    ("options", "rescan_s"): "auto: full scan at least every", ("options", "classify_per_s"): "emotion readings per second (0 = every face, every frame)",
+    ("options", "model"): "learned smoother's model",
+    ("model", "name"): "emotion model", ("model", "sha256"): "emotion model sha256",
+    ("model", "choice"): "why this file", ("model", "cpu"): "CPU", ("model", "detector"): "face detector",
+    ("model", "temporal_model"): "learned smoother's model", ("model", "temporal_model_sha256"): "its sha256",
     ("options", "scene_cut_distance"): "scene cuts: colour change from",
     ("options", "hold_s"): "smoothing: hold time", ("options", "window_s"): "smoothing window",
     ("options", "tau_s"): "smoothing time constant",
@@ -320,6 +325,8 @@ def _human(section: str, key: str, v: Any, d: dict) -> str | None:
         return None  # a setting of a smoother that was not used
     if key == "source" and section == "source":
         return Path(str(v)).name or str(v)
+    if key.endswith("sha256"):
+        return f"{str(v)[:16]}… (in full in summary.json)"
     if key.endswith("_ms"):
         return f"{float(v) / 1000:.1f} s"
     if key in ("seconds", "interval_s", "start_s", "end_s") or (key.endswith("_s") and isinstance(v, (int, float))):
@@ -336,7 +343,7 @@ def _human(section: str, key: str, v: Any, d: dict) -> str | None:
 def _details(summary: dict) -> str:
     """Run details that a session may have added (source, options, processing, problems)."""
     rows = []
-    for section in ("source", "options", "processing"):
+    for section in ("source", "model", "options", "processing"):
         d = summary.get(section)
         if not isinstance(d, dict):
             continue

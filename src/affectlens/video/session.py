@@ -247,16 +247,34 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
     result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
                             len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
-                            getattr(va, "scene_cuts_ms", None))
+                            getattr(va, "scene_cuts_ms", None), model_record(va))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     return result
 
 
+def model_record(analyzer: VideoAnalyzer) -> dict:
+    """What ``summary.json`` says about the models that produced a run: the emotion model's name,
+    sha256, why that file was chosen, the CPU, the detector and (``--smooth learned``) the
+    temporal model."""
+    from affectlens.cpu import cpu_info
+
+    rec = analyzer.recognizer
+    out = {"name": rec.classifier.spec.name, "sha256": rec.classifier.spec.sha256,
+           "choice": getattr(rec, "model_choice", None), "cpu": cpu_info().describe(), "detector": rec.detector.name}
+    spec = getattr(analyzer.smoother, "spec", None)
+    if isinstance(spec, dict) and spec.get("name"):
+        out["temporal_model"] = spec["name"]
+        out["temporal_model_sha256"] = spec.get("sha256")
+    return out
+
+
 def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoOptions, source_report: dict,
                    seconds: float, interrupted: bool, new_frames: int, labels: tuple[str, ...],
-                   thumbnails: dict[int, str] | None = None, scene_cuts_ms: list[float] | None = None) -> RunResult:
-    """Write frames.csv, intervals.csv, episodes.csv, summary.json and report.html from the analysed frames."""
+                   thumbnails: dict[int, str] | None = None, scene_cuts_ms: list[float] | None = None,
+                   model: dict | None = None) -> RunResult:
+    """Write frames.csv, intervals.csv, episodes.csv, summary.json and report.html from the analysed
+    frames; ``model`` (:func:`model_record`) goes into ``summary.json`` and the report."""
     intervals = aggregate_intervals(frames, run.interval_s)
     summary = summarize(frames, intervals)
     episodes = find_episodes(frames, run.episodes)
@@ -266,8 +284,11 @@ def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoO
         "scene_cuts_ms": [round(float(t), 3) for t in scene_cuts_ms or []],
         "affectlens_version": __version__,
         "source": source_report,
+        "model": model or {},
         "options": {"smooth": opts.smooth,
                     **{k: v for k, v in opts.smoother_kwargs(labels).items() if k not in ("labels", "classifier")},
+                    "detect_every": opts.detect_every, "rescan_s": opts.rescan_s,
+                    "classify_per_s": opts.classify_per_s,
                     "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
                     "interval_s": run.interval_s, "every": run.every,
                     "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s},
