@@ -152,6 +152,23 @@ def test_resume_continues_after_the_last_written_frame(tmp_path):
     assert idx == sorted(set(idx)) and len(idx) == 72
 
 
+def test_a_resumed_run_keeps_the_tracks_of_an_uninterrupted_one(tmp_path):
+    """--resume re-analyses the last second without writing it: the face keeps its track id, so
+    the resumed outputs have the tracks and episodes an uninterrupted run has."""
+    src = need(VIDEOS / "single_face.mp4")
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run(src, "--out", whole).returncode == 0
+    assert run(src, "--out", part, "--end", "1.2").returncode == 0
+    assert run(src, "--out", part, "--resume").returncode == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, part))
+    assert a["frames_analysed"] == b["frames_analysed"] == 72
+    assert [t["track_id"] for t in a["tracks"]] == [t["track_id"] for t in b["tracks"]] == [1]
+    rows_a, rows_b = _csv(whole / "frames.csv"), _csv(part / "frames.csv")
+    assert {r["track_id"] for r in rows_b} == {"1"} and len(rows_a) == len(rows_b)
+    same = sum(x["emotion"] == y["emotion"] for x, y in zip(rows_a, rows_b))
+    assert same >= 0.9 * len(rows_a)
+
+
 def test_ctrl_c_leaves_valid_outputs_and_resume_completes(tmp_path):
     import signal
     import time

@@ -187,13 +187,13 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     name = str(source) if source_name is None else source_name
     done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
     start_s = run.start_s
-    id_offset = 0
+    resume = ResumeIds(done)
     if done:
-        last_ts = max(f.info.timestamp_ms for f in done)
-        start_s = (last_ts + 0.5) / 1000.0
-        id_offset = max((int(f.track_id.max()) for f in done if len(f)), default=0)
+        # re-analyse up to RESUME_WARMUP_S before the last written frame, without writing it, so the
+        # tracker, the smoother and the detector schedule are warm and the tracks keep their ids
+        start_s = max(run.start_s or 0.0, resume.last_ts / 1000.0 - RESUME_WARMUP_S)
         logger.info("resuming after frame %s (%.2f s), %d frames already analysed",
-                    done[-1].info.frame_index, last_ts / 1000, len(done))
+                    done[-1].info.frame_index, resume.last_ts / 1000, len(done))
     src = VideoSource(source, every=run.every, fps=run.fps, start_s=start_s, end_s=run.end_s)
     va = analyzer or VideoAnalyzer(options)
     opts = va.options
@@ -212,9 +212,9 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
             for frame in source_frames(src):
                 faces = va.process(frame.image, frame.timestamp_ms, frame.index, name)
-                if id_offset:
-                    tid = faces.track_id
-                    faces = faces.replace(track_id=np.where(tid > 0, tid + id_offset, tid))
+                if resume.warming_up(faces):
+                    continue
+                faces = resume.ids(faces)
                 fw.write(faces)
                 frames.append(faces)
                 if run.thumbnails:
@@ -251,6 +251,67 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     return result
+
+
+#: Seconds before the last written frame that ``--resume`` analyses again (not written) to warm up
+#: the tracker and the smoother: the tracker's ``max_lost_ms``.
+RESUME_WARMUP_S = 1.0
+
+
+class ResumeIds:
+    """Track ids of a resumed run: a track that was on screen at the last written frame keeps its
+    id (matched by box overlap with the warm-up re-analysis); later tracks get ids after the
+    largest written one.
+
+    Args:
+        done: the frames already written (empty for a fresh run: ids pass unchanged).
+    """
+
+    def __init__(self, done: list[Faces]):
+        self.last_ts = max((f.info.timestamp_ms for f in done), default=None)
+        self._last = done[-1] if done else None
+        self._offset = max((int(f.track_id.max()) for f in done if len(f)), default=0)
+        self._warm: Faces | None = None
+        self._map: dict[int, int] | None = None if done else {}
+
+    def warming_up(self, faces: Faces) -> bool:
+        """Whether ``faces`` is a re-analysed frame (at or before the last written one): kept
+        for the id match, not written."""
+        if self.last_ts is None or self._map is not None or faces.info.timestamp_ms > self.last_ts + 0.5:
+            return False
+        self._warm = faces
+        return True
+
+    def ids(self, faces: Faces) -> Faces:
+        """``faces`` with track ids continuing the written ones."""
+        if self._map is None:
+            self._map = _match_tracks(self._warm, self._last)
+        if not self._offset and not self._map:
+            return faces
+        tid = faces.track_id
+        return faces.replace(track_id=np.array([self._map.get(int(t), int(t) + self._offset) if t > 0 else int(t)
+                                                for t in tid], np.int64))
+
+
+def _match_tracks(warm: Faces | None, last: Faces | None, min_iou: float = 0.3) -> dict[int, int]:
+    """New track id → written track id for the confirmed faces of the last warm-up frame and the
+    last written frame whose boxes overlap most (IoU >= ``min_iou``)."""
+    from affectlens.metrics import box_iou
+
+    if warm is None or last is None or not len(warm) or not len(last):
+        return {}
+    a, b = warm[warm.track_id > 0], last[last.track_id > 0]
+    if not len(a) or not len(b):
+        return {}
+    iou = box_iou(a.xyxy, b.xyxy)
+    out: dict[int, int] = {}
+    for flat in np.argsort(-iou, axis=None):
+        i, j = np.unravel_index(flat, iou.shape)
+        if iou[i, j] < min_iou:
+            break
+        if int(a.track_id[i]) not in out and int(b.track_id[j]) not in out.values():
+            out[int(a.track_id[i])] = int(b.track_id[j])
+    return out
 
 
 def model_record(analyzer: VideoAnalyzer) -> dict:
