@@ -120,3 +120,34 @@ def test_spec_that_disagrees_with_the_graph(model_copy):
     spec_path.write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=f"outputs {n_out} classes, the spec lists 6"):
         EmotionClassifier(spec_path)
+
+
+def _model_folder(tmp_path):
+    """A folder laid out as `affectlens train --data` writes one: model.json/.onnx and model-int8.json/.onnx
+    (here the shipped fer-vgg48s pair, renamed)."""
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    for src, dst in (("fer-vgg48s", "model"), ("fer-vgg48s-int8", "model-int8")):
+        spec = json.loads((WEIGHTS_DIR / f"{src}.json").read_text())
+        shutil.copyfile(WEIGHTS_DIR / spec["file"], folder / f"{dst}.onnx")
+        spec["file"] = f"{dst}.onnx"
+        (folder / f"{dst}.json").write_text(json.dumps(spec))
+    return folder
+
+
+def test_a_model_folder_takes_int8_and_fp32_and_clear_errors(tmp_path):
+    folder = _model_folder(tmp_path)
+    assert select_variant(str(folder), "int8")[0] == str(folder / "model-int8.json")
+    assert select_variant(str(folder), "fp32")[0] == str(folder / "model.json")
+    assert select_variant(str(folder), "auto")[0] == str(folder)
+    assert resolve_spec(select_variant(str(folder), "int8")[0]).name == "fer-vgg48s-int8"
+    (folder / "model-int8.json").unlink()
+    with pytest.raises(ValueError, match="no int8 file"):
+        select_variant(str(folder), "int8")
+    with pytest.raises(ModelLoadError, match="no such file or folder"):
+        resolve_spec(str(tmp_path / "nosuch_dir"))
+    data = tmp_path / "prepared"
+    data.mkdir()
+    (data / "dataset.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="a prepared data set, not a model.*affectlens train --data"):
+        resolve_spec(str(data))

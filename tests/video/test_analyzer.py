@@ -161,19 +161,19 @@ def test_classify_per_s_reads_the_longest_unread_faces_and_holds_the_others(reco
     out = [va.process(frame, 40.0 * i) for i in range(12)]
     n = len(out[0])
     assert n >= 4
-    assert out[0].data["classified"].all()  # faces without a reading are always read
-    reads = [int(f.data["classified"].sum()) for f in out]
+    assert out[0].data["read"].all()  # faces without a reading are always read
+    reads = [int(f.data["read"].sum()) for f in out]
     assert abs(sum(reads) - 50 * 0.44) <= 1  # on average 50 per second, the first frame's included
     assert reads[-4:] == [2, 2, 2, 2]
-    read_counts = np.sum([f.data["classified"] for f in out[4:]], 0)
+    read_counts = np.sum([f.data["read"] for f in out[4:]], 0)
     assert read_counts.max() - read_counts.min() <= 1  # round robin, the longest unread first
-    k = next(i for i in range(1, 12) if not out[i].data["classified"].all())
-    held = ~out[k].data["classified"]
+    k = next(i for i in range(1, 12) if not out[i].data["read"].all())
+    held = ~out[k].data["read"]
     np.testing.assert_array_equal(out[k].data["probs_raw"][held], out[k - 1].data["probs_raw"][held])
     np.testing.assert_array_equal(out[k].probs[held], out[k - 1].probs[held])  # the smoother is not fed twice
     va.reset()  # sampled at 5 frames per second, 50 per second is 10 a frame: every face is read
-    assert all(va.process(frame, 200.0 * i).data["classified"].all() for i in range(3))
+    assert all(va.process(frame, 200.0 * i).data["read"].all() for i in range(3))
     every = VideoAnalyzer(VideoOptions(classify_per_s=0, detect_every=1), recognizer=recognizer)
-    assert all(every.process(frame, 40.0 * i).data["classified"].all() for i in range(2))
+    assert all(every.process(frame, 40.0 * i).data["read"].all() for i in range(2))
     with pytest.raises(ValueError, match="classify_per_s"):
         VideoOptions(classify_per_s=-1)

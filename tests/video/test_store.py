@@ -54,7 +54,7 @@ def test_quality_and_reading_columns_survive_a_resume(tmp_path):
     p = tmp_path / "frames.jsonl"
     f = _frame(1, 3).with_data(quality=np.array([0.9, 0.1, 0.55], np.float32),
                                quality_reason=np.array(["pose", "size", "sharpness"], dtype=object),
-                               reliable=np.array([True, False, True]), classified=np.array([True, True, False]))
+                               reliable=np.array([True, False, True]), read=np.array([True, True, False]))
     with FrameWriter(p) as w:
         w.write(f)
     back = read_frames(p)[0]
@@ -62,9 +62,10 @@ def test_quality_and_reading_columns_survive_a_resume(tmp_path):
     assert list(back.data["quality_reason"]) == ["pose", "size", "sharpness"]
     np.testing.assert_allclose(back.data["quality"], [0.9, 0.1, 0.55], atol=1e-4)
     rows = frame_rows([back])
-    assert [(r["quality"], r["reliable"], r["read"]) for r in rows] == [(0.9, 1, 1), (0.1, 0, 1), (0.55, 1, 0)]
+    assert [(r["quality"], r["quality_reason"], r["reliable"], r["read"]) for r in rows] == [
+        (0.9, "pose", 1, 1), (0.1, "size", 0, 1), (0.55, "sharpness", 1, 0)]
     plain = frame_rows(read_frames(_write(tmp_path / "old.jsonl", _frame(2, 1))))  # a record without them
-    assert (plain[0]["quality"], plain[0]["reliable"], plain[0]["read"]) == ("", 1, 1)
+    assert (plain[0]["quality"], plain[0]["reliable"], plain[0]["read"]) == (None, 1, 1)
 
 
 def _write(path, frame):

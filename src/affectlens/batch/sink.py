@@ -24,8 +24,8 @@ from typing import Sequence
 from affectlens.video.aggregate import frame_row_fields
 
 ITEM_COLUMNS = ("path", "kind", "subject", "session", "consent_ref")
-_INT_COLUMNS = {"frame_index", "track_id"}
-_STR_COLUMNS = {"emotion", "emotion_raw", *ITEM_COLUMNS}
+_INT_COLUMNS = {"frame_index", "track_id", "reliable", "read"}
+_STR_COLUMNS = {"emotion", "emotion_raw", "quality_reason", *ITEM_COLUMNS}
 
 
 def dataset_dir(out_dir: str | Path) -> Path:

@@ -54,6 +54,12 @@ def select_variant(name: str | None = None, precision: str = "auto") -> tuple[st
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if name is not None and precision == "auto":
         return name, "named explicitly"
+    if name is not None and Path(name).is_dir():  # a model folder (affectlens train --data): model[-int8].json
+        chosen = Path(name) / ("model-int8.json" if precision == "int8" else "model.json")
+        if not chosen.exists():
+            raise ValueError(f"{name}: this model folder has no {precision} file ({chosen.name}); "
+                             "use --precision auto or the other precision")
+        return str(chosen), f"{precision}: asked for"
     base = (name or DEFAULT_MODEL).removesuffix("-int8")
     path = cpu_info().int8_path
     if precision == "auto":
@@ -65,7 +71,7 @@ def select_variant(name: str | None = None, precision: str = "auto") -> tuple[st
     if not (WEIGHTS_DIR / f"{chosen}.json").exists():
         if name is None or precision == "fp32":
             raise ValueError(f"{chosen}: no shipped {precision} variant; shipped: {', '.join(available_models())}")
-        raise ValueError(f"{base}: has no shipped int8 variant; use precision='fp32' or 'auto'")
+        raise ValueError(f"{base}: has no shipped int8 variant; use --precision fp32 or auto")
     return chosen, reason
 
 
@@ -90,6 +96,9 @@ def resolve_spec(name_or_path: str | Path | ModelSpec | None = None) -> ModelSpe
                                  "the spec says how to feed the model and cannot be guessed")
         return load_spec(spec_path)
     if p.is_dir():
+        if (p / "dataset.json").exists() and not (p / "model.json").exists():
+            raise ModelLoadError(f"{p}: a prepared data set, not a model; make a model from it with "
+                                 f"`affectlens train --data {p} --base default --out MODEL_DIR`")
         specs = sorted(p.glob("*.json"))
         specs = [s for s in specs if s.with_suffix(".onnx").exists()] or specs
         if len(specs) > 1 and p / "model.json" in specs:
@@ -103,5 +112,8 @@ def resolve_spec(name_or_path: str | Path | ModelSpec | None = None) -> ModelSpe
         return load_spec(shipped)
     if p.exists():
         raise ModelLoadError(f"{p}: not a model (give a spec .json, an .onnx with its spec beside it, or a folder)")
+    if any(sep in ref for sep in ("/", "\\")) or ref.startswith("."):
+        raise ModelLoadError(f"{ref}: no such file or folder (give a model folder from `affectlens train --data`, "
+                             "a spec .json or an .onnx with its spec beside it)")
     raise ModelLoadError(f"{ref}: unknown model; shipped models: {', '.join(available_models()) or 'none'}; "
-                         "or give a path to a spec .json / .onnx")
+                         "or give a model folder, a spec .json or an .onnx path")

@@ -273,6 +273,7 @@ class _Table:
     reliable: np.ndarray | None = None  # (N,) False for faces below the quality threshold
     quality: np.ndarray | None = None   # (N,) affectlens.quality's score, NaN when not assessed
     read: np.ndarray | None = None      # (N,) False where the face kept its latest reading
+    quality_reason: np.ndarray | None = None  # (N,) the weakest quality signal's name ("" when not assessed)
 
     @property
     def track_ids(self) -> list[int]:
@@ -321,7 +322,8 @@ def _collect(frames: Sequence[Faces]) -> _Table:
                   cat(lambda f: f.data.get("probs_raw", f.probs), (c,), np.float64),
                   _metrics(landmarks, probs, labels), cat(lambda f: f.reliable, (), bool),
                   cat(lambda f: f.data.get("quality", np.full(len(f), np.nan)), (), np.float64),
-                  cat(lambda f: f.data.get("classified", np.ones(len(f), bool)), (), bool))
+                  cat(lambda f: f.data.get("read", np.ones(len(f), bool)), (), bool),
+                  cat(lambda f: f.data.get("quality_reason", np.full(len(f), "", object)), (), object))
 
 
 def frame_durations(timestamps_ms: Sequence[float], max_step_factor: float = MAX_STEP_FACTOR,
@@ -548,7 +550,7 @@ def frame_row_fields(labels: Sequence[str] = EMOTIONS) -> list[str]:
     return ["frame_index", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "det_score",
             *[f"lm{i}_{a}" for i in range(5) for a in "xy"], *[f"raw_{k}" for k in labels], *labels,
             "emotion", "emotion_raw", "valence", "arousal", "yaw", "pitch", "attention", "engagement",
-            "quality", "reliable", "read"]
+            "quality", "quality_reason", "reliable", "read"]
 
 
 def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
@@ -559,7 +561,8 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
     label (``"unreliable"`` for a face below the quality threshold, as everywhere else) and
     ``emotion_raw`` the raw top label, then the per-face metrics of the module docstring
     (``engagement`` of a present face, i.e. ``attention * expressiveness``), the face's
-    ``quality`` (:mod:`affectlens.quality`; empty when not assessed), ``reliable`` (1 or 0) and
+    ``quality`` (:mod:`affectlens.quality`; empty when not assessed) and ``quality_reason`` (its
+    weakest signal: size, sharpness, pose or detection), ``reliable`` (1 or 0) and
     ``read`` (1 when the emotion model read the face on this frame, 0 when it kept its latest
     reading: ``VideoOptions.classify_per_s``).
 
@@ -577,6 +580,7 @@ def frame_rows(frames: Sequence[Faces]) -> list[dict[str, Any]]:
                 *[_r(v) for v in t.probs[i]], t.labels[top[i]] if t.reliable[i] else UNRELIABLE,
                 t.labels[top_raw[i]],
                 *[_r(t.m[k][i], 4) for k in ("valence", "arousal", "yaw", "pitch", "attention", "engagement")],
-                "" if np.isnan(t.quality[i]) else _r(t.quality[i], 4), int(t.reliable[i]), int(t.read[i])]
+                None if np.isnan(t.quality[i]) else _r(t.quality[i], 4), t.quality_reason[i] or None,
+                int(t.reliable[i]), int(t.read[i])]
         rows.append(dict(zip(fields, vals)))
     return rows

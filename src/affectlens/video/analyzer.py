@@ -49,7 +49,7 @@ class VideoOptions:
             frame between two scans and move them with the tracker's motion model on the others.
         classify_per_s: the emotion model reads at most about this many faces per second of
             video: faces without a reading always, then the tracked faces read longest ago; the
-            others keep their latest reading for that frame (``data["classified"]`` is False on
+            others keep their latest reading for that frame (``data["read"]`` is False on
             those rows, and the smoother is not fed one reading twice). ``0`` reads every face on
             every frame. With the default 40, one face at 24-30 frames/s is read on every frame,
             two at 25 frames/s on 4 frames of 5, and a crowd of eight about 5 times a second each,
@@ -205,7 +205,7 @@ class VideoAnalyzer:
         for i in fresh:
             if faces.track_id[i] > 0:
                 self._readings[int(faces.track_id[i])] = (raw[i], smoothed[i], timestamp_ms)
-        return faces.replace(probs=smoothed).with_data(probs_raw=raw, classified=~keep)
+        return faces.replace(probs=smoothed).with_data(probs_raw=raw, read=~keep)
 
     def _held_rows(self, faces: Faces, timestamp_ms: float) -> np.ndarray:
         """Mask of faces that keep their latest reading this frame. Readings are paid from a

@@ -21,7 +21,7 @@ from affectlens.faces import Faces, FrameInfo
 
 #: Per-face data columns a frame record keeps when present (quality, and whether the emotion
 #: model read the face on this frame), so a resumed run aggregates like an uninterrupted one.
-KEPT_COLUMNS = {"quality": float, "quality_reason": str, "reliable": bool, "classified": bool}
+KEPT_COLUMNS = {"quality": float, "quality_reason": str, "reliable": bool, "read": bool}
 
 
 def frame_record(faces: Faces) -> dict:
