@@ -263,7 +263,8 @@ def cmd_video(args) -> int:
         return _die(str(exc), 1)
     for problem in result.problems:
         print(f"affectlens: {problem}", file=sys.stderr)
-    print(f"{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
+    what = "interrupted after " if result.interrupted else ""
+    print(f"{what}{result.frames_analysed} frames, {result.tracks} track(s) -> {result.out_dir}/"
           f" ({', '.join(Path(p).name for p in result.files.values())})")
     if result.interrupted:
         print("affectlens: interrupted; outputs cover the frames processed so far (continue with --resume)",

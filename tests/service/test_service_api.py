@@ -196,6 +196,8 @@ def test_video_job_lifecycle(live):
     assert csv_text.splitlines()[0].startswith("frame_index") or "timestamp_ms" in csv_text.splitlines()[0]
     assert "track_id" in live.http.get(f"/v1/jobs/{job['id']}/results",
                                        params={"format": "csv", "part": "intervals"}).text.splitlines()[0]
+    episodes = live.http.get(f"/v1/jobs/{job['id']}/results", params={"format": "csv", "part": "episodes"})
+    assert episodes.status_code == 200 and "peak_ms" in episodes.text.splitlines()[0]
     report = live.http.get(f"/v1/jobs/{job['id']}/report")
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert "<html" in report.text[:200].lower()

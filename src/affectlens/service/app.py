@@ -466,15 +466,17 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.get("/v1/jobs/{job_id}/results", response_model=JobResults, tags=["jobs"],
              responses={**_JOB_ERRORS, 200: {"description": "JSON (format=json) or CSV (format=csv)",
                                              "content": {"text/csv": {"schema": {"type": "string"}}}}},
-             summary="Per-frame results, intervals and summary (JSON), or frames/intervals as CSV")
+             summary="Per-frame results, intervals and summary (JSON), or frames/intervals/episodes as CSV")
     async def get_results(job_id: str, who: Principal = Depends(authenticate),
                           format: str = Query("json", pattern="^(json|csv)$"),
-                          part: str = Query("frames", pattern="^(frames|intervals)$",
+                          part: str = Query("frames", pattern="^(frames|intervals|episodes)$",
                                             description="which table for format=csv")):
         job = await _done_job(job_id, who)
         out = Path(job.out_dir)
         if format == "csv":
-            name = "frames.csv" if part == "frames" else "intervals.csv"
+            name = f"{part}.csv"
+            if not (out / name).exists():  # a job finished before episodes were written
+                raise ServiceError(404, "not_found", f"this job has no {name}")
             return FileResponse(out / name, media_type="text/csv", filename=f"{job_id}-{name}")
         return await run_in_threadpool(_results_json, job)
 
