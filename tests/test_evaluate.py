@@ -4,6 +4,7 @@ reports, plots and face-folder evaluation."""
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -111,14 +112,26 @@ def test_plots_are_written(private_report, tmp_path):
 SHIPPED = __import__("affectlens.models", fromlist=["available_models"]).available_models()
 
 
+#: Faces the fp32 reference of an int8 ensemble is scored on in the default run (about 50 s each on
+#: 2 cores for the whole split; its full-split figures are checked with AFFECTLENS_FULL_EVAL=1):
+#: the int8 files, the ones that run by default on x86, and single networks use the whole split.
+REFERENCE_FACES = 1200
+FULL_EVAL = os.environ.get("AFFECTLENS_FULL_EVAL") == "1"
+
+
+def _scored(name: str, dataset: str, limit: int | None = None) -> dict:
+    """A shipped model's report on the test split (``fer2013`` or ``ferplus``; the first ``limit``
+    faces, or all), once per run."""
+    return _scored_once(name, dataset, limit)
+
+
 @functools.lru_cache(maxsize=None)
-def _scored(name: str, dataset: str) -> dict:
-    """A shipped model's report on the whole test split (``fer2013`` or ``ferplus``), once per run."""
+def _scored_once(name: str, dataset: str, limit: int | None) -> dict:
     from affectlens.classifier import EmotionClassifier
     from affectlens.evaluate import evaluate_ferplus
 
     evaluate = evaluate_ferplus if dataset == "ferplus" else evaluate_fer2013
-    return evaluate(EmotionClassifier(name), need(FER2013), "PrivateTest")
+    return evaluate(EmotionClassifier(name), need(FER2013), "PrivateTest", limit=limit)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -126,6 +139,9 @@ def test_every_shipped_model_reaches_the_figures_its_spec_states(name):
     """No later change (weights, preprocessing, alignment of crops) can silently lower them."""
     from affectlens.models import resolve_spec
 
+    if f"{name}-int8" in SHIPPED and "-ens" in name and not FULL_EVAL:
+        pytest.skip(f"{name}: fp32 reference of {name}-int8, scored on {REFERENCE_FACES} faces by the int8 "
+                    "agreement test; its full-split figures with AFFECTLENS_FULL_EVAL=1")
     metrics = resolve_spec(name).metrics
     assert metrics, f"{name}: spec states no metrics"
     if "fer2013_private_test" in metrics:
@@ -143,16 +159,22 @@ def test_every_shipped_model_reaches_the_figures_its_spec_states(name):
 def test_int8_model_agrees_with_its_fp32_model_on_this_cpu(name):
     """Issue 15: int8 files made for one CPU lost 4.7 points on CPUs without VNNI. On whatever
     CPU runs this test, each int8 file must give its fp32 model's top label on >= 99% of the
-    test faces and stay within 0.3 points of its accuracy."""
+    test faces (for ensembles the first REFERENCE_FACES of the split, all with AFFECTLENS_FULL_EVAL=1) and stay
+    within 0.3 points of its accuracy there."""
     from affectlens.cpu import cpu_info
     from affectlens.models import resolve_spec
 
     dataset = "ferplus" if "contempt" in resolve_spec(name).labels else "fer2013"
-    q, ref = _scored(name, dataset), _scored(name.removesuffix("-int8"), dataset)
-    agreement = float((q["_probs"].argmax(1) == ref["_probs"].argmax(1)).mean())
+    limit = None if FULL_EVAL or "-ens" not in name else REFERENCE_FACES  # single networks: whole split
+    q, ref = _scored(name, dataset), _scored(name.removesuffix("-int8"), dataset, limit)
+    n = len(ref["_true"])  # the int8 file's whole-split run, cut to the faces its reference saw
+    assert np.array_equal(q["_true"][:n], ref["_true"])
+    q_top = q["_probs"][:n].argmax(1)
+    agreement = float((q_top == ref["_probs"].argmax(1)).mean())
+    q_acc = float((q_top == q["_true"][:n]).mean())
     where = cpu_info().describe()
-    assert agreement >= 0.99, f"{name}: {agreement:.2%} top-1 agreement with fp32 on {where}"
-    assert abs(q["accuracy"] - ref["accuracy"]) <= 0.003, f"{name}: {q['accuracy']:.2%} vs {ref['accuracy']:.2%} on {where}"
+    assert agreement >= 0.99, f"{name}: {agreement:.2%} top-1 agreement with fp32 on {n} faces, {where}"
+    assert abs(q_acc - ref["accuracy"]) <= 0.003, f"{name}: {q_acc:.2%} vs {ref['accuracy']:.2%} on {n} faces, {where}"
 
 
 def test_int8_models_are_shipped_with_their_fp32_reference():

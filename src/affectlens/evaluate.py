@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -92,13 +93,14 @@ def fer2013_probs(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarr
 
 
 def evaluate_fer2013(model=None, data: str = "../shared/data/fer2013", split: str = "PrivateTest",
-                     threads: int = 0) -> dict:
+                     threads: int = 0, limit: int | None = None) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE.
 
     Args:
         model: model name/path/spec or an :class:`EmotionClassifier` (``None`` = default model).
         data: FER-2013 CSV (``.csv`` or ``.csv.gz``) or the folder holding it.
         split: ``Training``, ``PublicTest`` or ``PrivateTest``.
+        limit: score only the split's first ``limit`` faces (quick checks; ``None`` = all).
 
     Raises:
         DatasetError: data missing or malformed, unknown split.
@@ -106,6 +108,8 @@ def evaluate_fer2013(model=None, data: str = "../shared/data/fer2013", split: st
     """
     clf = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model, threads=threads, batch_size=256)
     fer = load_fer2013(data, (split,))[split]
+    if limit is not None:
+        fer = dataclasses.replace(fer, images=fer.images[:limit], labels=fer.labels[:limit], rows=fer.rows[:limit])
     t0 = time.perf_counter()
     probs = fer2013_probs(clf, fer.images)
     seconds = time.perf_counter() - t0
@@ -151,12 +155,14 @@ def format_report(report: dict) -> str:
 
 
 def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: str = "PrivateTest",
-                     threads: int = 0) -> dict:
+                     threads: int = 0, limit: int | None = None) -> dict:
     """Accuracy on FER+ majority labels and agreement with the annotators' vote distribution.
 
     A model without a ``contempt`` output is scored on the 7 shared classes only (contempt
     faces left out; stated in ``protocol``). ``kl_divergence`` is the mean
     KL(annotator votes ‖ model probabilities) in nats over the scored faces.
+
+    ``limit`` scores only the first ``limit`` faces that have a scored label.
 
     Raises:
         DatasetError / ModelLoadError: as for :func:`evaluate_fer2013`.
@@ -168,6 +174,8 @@ def evaluate_ferplus(model=None, data: str = "../shared/data/fer2013", split: st
     classes = [e for e in FERPLUS_EMOTIONS if e in clf.labels]
     cls_idx = [FERPLUS_EMOTIONS.index(e) for e in classes]
     keep = np.isin(fp.labels, cls_idx)
+    if limit is not None:
+        keep &= np.cumsum(keep) <= limit
     images = fp.images[keep]
     probs = clf.classify_crops(images)[:, [clf.labels.index(e) for e in classes]]
     probs = probs / probs.sum(1, keepdims=True)
