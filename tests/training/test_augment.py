@@ -72,3 +72,58 @@ def test_augment_keeps_shape_and_range():
     out = augment(x, AugmentConfig(), torch.Generator().manual_seed(0))
     assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
     assert not torch.equal(out, x)
+
+
+def _faces(n=8, seed=0):
+    """Smooth face-like test images: a bright disc on a dark ground with a sharp edge."""
+    ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    disc = (((ys - 24) ** 2 + (xs - 24) ** 2) < 14 ** 2).float() * 0.6 + 0.2
+    return disc.expand(n, 1, 48, 48).clone()
+
+
+def _edge_energy(x):
+    return float(((x[..., :, 1:] - x[..., :, :-1]) ** 2).mean())  # squared: blur spreads an edge, lowering it
+
+
+def test_video_degradations_are_off_by_default_and_keep_shape_and_range():
+    from affectlens.training.augment import degrade
+
+    x = _faces()
+    assert torch.equal(degrade(x, AugmentConfig()), x)
+    cfg = AugmentConfig(lowres_prob=1, blur_prob=1, jpeg_prob=1, gamma_prob=1, noise_std=0.05)
+    out = degrade(x, cfg, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    again = degrade(x, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # reproducible from the generator
+
+
+@pytest.mark.parametrize("option", [dict(lowres_prob=1.0, lowres_px=(12, 12)), dict(blur_prob=1.0, blur_max_px=7),
+                                    dict(jpeg_prob=1.0, jpeg_quality=(5, 5))])
+def test_resolution_blur_and_jpeg_change_the_face_and_soften_edges(option):
+    from affectlens.training.augment import degrade
+
+    x = _faces()
+    out = degrade(x, AugmentConfig(**option), torch.Generator().manual_seed(1))
+    assert float((out - x).abs().mean()) > 0.005
+    if "jpeg_prob" not in option:  # JPEG adds blocking edges; shrinking and blur remove them
+        assert _edge_energy(out) < 0.9 * _edge_energy(x)
+
+
+def test_gamma_above_one_darkens_and_probability_zero_leaves_faces_alone():
+    from affectlens.training.augment import degrade
+
+    x = _faces()
+    dark = degrade(x, AugmentConfig(gamma_prob=1.0, gamma_range=(2.0, 2.0)))
+    assert torch.allclose(dark, x.clamp(1e-4, 1) ** 2, atol=1e-6)
+    half = degrade(x, AugmentConfig(lowres_prob=0.5, lowres_px=(8, 8)), torch.Generator().manual_seed(3))
+    changed = [(half[i] - x[i]).abs().max().item() > 0 for i in range(len(x))]
+    assert 0 < sum(changed) < len(x)
+
+
+def test_video_degradation_settings_load_and_are_checked():
+    cfg = load_config(None, ["augment.lowres_prob=0.3", "augment.lowres_px=14,20", "augment.jpeg_quality=20,60"])
+    assert cfg.augment.lowres_prob == 0.3 and cfg.augment.lowres_px == (14.0, 20.0)
+    with pytest.raises(ValueError, match="blur_prob"):
+        load_config(None, ["augment.blur_prob=1.5"])
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        load_config(None, ["augment.jpeg_quality=60,20"])

@@ -25,6 +25,21 @@ class AugmentConfig:
         cutmix_alpha: Beta(α, α) parameter of CutMix (paste a box of another face, targets
             mixed by area); 0 = off. With both on, each mixed batch uses one of the two at random.
         mix_prob: probability that a batch is mixed at all (when mixup or CutMix is on).
+        lowres_prob: probability that a face is shrunk to ``lowres_px`` pixels (a side drawn
+            uniformly in that range, area-averaged) and scaled back up (bilinear): the small,
+            soft faces of crowd video and far-away people.
+        lowres_px: ``(smallest, largest)`` side of the shrunk face in pixels.
+        blur_prob: probability of a linear motion blur (a line kernel at a random angle).
+        blur_max_px: the longest blur line in pixels (its length is drawn from 2 to this).
+        jpeg_prob: probability of a JPEG round trip (compression artefacts of video and web photos).
+        jpeg_quality: ``(lowest, highest)`` JPEG quality drawn uniformly.
+        gamma_prob: probability of a gamma change (dim or washed-out light).
+        gamma_range: ``(low, high)`` gamma, drawn log-uniformly; ``x ** gamma``, so > 1 darkens.
+        noise_std: standard deviation of additive Gaussian sensor noise drawn per face from
+            0 to this (in [0, 1] pixel units); 0 = off.
+
+    The video degradations (``lowres``, ``blur``, ``jpeg``, ``gamma``, ``noise``) run after the
+    affine and photometric jitter and before random erasing; all are off by default.
     """
 
     max_rotation_deg: float = 15.0
@@ -37,6 +52,15 @@ class AugmentConfig:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0
+    lowres_prob: float = 0.0
+    lowres_px: tuple[float, float] = (12.0, 24.0)
+    blur_prob: float = 0.0
+    blur_max_px: float = 5.0
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[float, float] = (20.0, 60.0)
+    gamma_prob: float = 0.0
+    gamma_range: tuple[float, float] = (0.6, 2.2)
+    noise_std: float = 0.0
 
     @property
     def mixes(self) -> bool:
@@ -76,6 +100,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | No
         x = ((x - mean) * c + mean) * b
         x = x.clamp(0, 1)
 
+    x = degrade(x, cfg, generator)
+
     if cfg.erase_prob:
         area = (0.02 + rand(n) * 0.23) * h * w
         aspect = torch.exp((rand(n) * 2 - 1) * math.log(3))
@@ -90,6 +116,95 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | No
         box &= (rand(n) < cfg.erase_prob).view(n, 1, 1)
         noise = rand(n, 1, h, w)
         x = torch.where(box.unsqueeze(1), noise, x)
+    return x
+
+
+def degrade(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """What real video does to a face, one draw per sample: low resolution, motion blur, dim or
+    bright light (gamma), sensor noise, JPEG compression (in that order; each off at 0).
+
+    Args:
+        x: ``(n, c, h, w)`` images in [0, 1].
+        cfg: the strengths (``lowres_*``, ``blur_*``, ``gamma_*``, ``noise_std``, ``jpeg_*``).
+        generator: CPU generator for every random draw (reproducible on any device).
+
+    Returns:
+        A tensor of the same shape, in [0, 1].
+    """
+    n = x.shape[0]
+    if cfg.lowres_prob:
+        x = _lowres(x, cfg, generator)
+    if cfg.blur_prob:
+        x = _motion_blur(x, cfg, generator)
+    if cfg.gamma_prob:
+        lo, hi = math.log(cfg.gamma_range[0]), math.log(cfg.gamma_range[1])
+        g = torch.exp(lo + torch.rand(n, generator=generator) * (hi - lo))
+        g = torch.where(torch.rand(n, generator=generator) < cfg.gamma_prob, g, torch.ones(n))
+        x = x.clamp(1e-4, 1).pow(g.to(x.device).view(n, 1, 1, 1))
+    if cfg.noise_std:
+        sd = torch.rand(n, 1, 1, 1, generator=generator) * cfg.noise_std
+        x = (x + sd.to(x.device) * torch.randn(x.shape, generator=generator).to(x.device)).clamp(0, 1)
+    if cfg.jpeg_prob:
+        x = _jpeg(x, cfg, generator)
+    return x
+
+
+def _chosen(n: int, p: float, generator) -> list[int]:
+    return torch.nonzero(torch.rand(n, generator=generator) < p).flatten().tolist()
+
+
+def _lowres(x: torch.Tensor, cfg: AugmentConfig, generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    sides = cfg.lowres_px[0] + torch.rand(n, generator=generator) * (cfg.lowres_px[1] - cfg.lowres_px[0])
+    idx = _chosen(n, cfg.lowres_prob, generator)
+    if not idx:
+        return x
+    x = x.clone()
+    for i in idx:
+        s = max(2, min(h, int(round(float(sides[i])))))
+        small = F.interpolate(x[i:i + 1], size=(s, max(2, round(s * w / h))), mode="area")
+        x[i:i + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return x
+
+
+def _motion_blur(x: torch.Tensor, cfg: AugmentConfig, generator) -> torch.Tensor:
+    n, c, h, w = x.shape
+    k = max(3, int(math.ceil(cfg.blur_max_px)) | 1)
+    length = 2 + torch.rand(n, generator=generator) * max(0.0, cfg.blur_max_px - 2)
+    angle = torch.rand(n, generator=generator) * math.pi
+    on = torch.rand(n, generator=generator) < cfg.blur_prob
+    r = torch.arange(k, dtype=torch.float32) - k // 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    # distance of each kernel cell from the line through the centre, and position along it
+    cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+    across = (xx * sin - yy * cos).abs()
+    along = (xx * cos + yy * sin).abs()
+    kern = (1 - across).clamp(min=0) * (along <= length.view(n, 1, 1) / 2).float()
+    centre = torch.zeros(k, k)
+    centre[k // 2, k // 2] = 1.0
+    kern = torch.where(on.view(n, 1, 1), kern, centre)
+    kern = kern / kern.sum(dim=(1, 2), keepdim=True)
+    kern = kern.repeat_interleave(c, 0).unsqueeze(1).to(x.device)  # (n*c, 1, k, k)
+    padded = F.pad(x.reshape(1, n * c, h, w), (k // 2,) * 4, mode="replicate")
+    return F.conv2d(padded, kern, groups=n * c).reshape(n, c, h, w)
+
+
+def _jpeg(x: torch.Tensor, cfg: AugmentConfig, generator) -> torch.Tensor:
+    import cv2
+
+    n = x.shape[0]
+    lo, hi = cfg.jpeg_quality
+    quality = lo + torch.rand(n, generator=generator) * (hi - lo)
+    idx = _chosen(n, cfg.jpeg_prob, generator)
+    if not idx:
+        return x
+    x = x.clone()
+    for i in idx:
+        img = (x[i].detach().cpu().permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(round(float(quality[i])))])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        dec = dec.reshape(img.shape).astype(np.float32) / 255.0
+        x[i] = torch.from_numpy(dec).permute(2, 0, 1).to(x.device)
     return x
 
 

@@ -44,7 +44,15 @@ class TrainConfig:
         init_from: a checkpoint (``best.pt``/``last.pt`` of an earlier run, same ``arch``) whose
             weights start the network, e.g. a FER-2013 model fine-tuned on FER+; tensors whose
             shape differs (the head, for another class count) keep their fresh initialisation.
-            Ignored when resuming (the run's own checkpoint wins).
+            Or an exported ``.onnx`` model with its spec JSON beside it (e.g. a shipped model in
+            ``src/affectlens/models/weights``): its weights are copied by
+            :func:`affectlens.training.onnx_init.init_from_onnx` (head rows by label name, new
+            labels fresh), and BatchNorm statistics stay frozen while training (the export
+            folded them into the convolutions). Ignored when resuming (the run's own checkpoint wins).
+        fer2013_mix: FER+ only: weight of FER-2013's single label (one-hot, mapped to the same
+            classes) mixed into each face's vote distribution, ``(1 - w) * votes + w * label``;
+            keeps clearly posed, expressive faces from being pulled to the annotators' neutral.
+            0 = votes only.
         out_dir: where checkpoints, metrics and the exported model go.
     """
 
@@ -69,6 +77,7 @@ class TrainConfig:
     teacher: str = ""
     distill_alpha: float = 0.7
     init_from: str = ""
+    fer2013_mix: float = 0.0
     out_dir: str = "runs/fer-vgg48s"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -140,8 +149,17 @@ def _validate(cfg: TrainConfig, source) -> None:
         raise ValueError(f"{where}init_from: no such checkpoint {cfg.init_from!r}")
     if not 0.0 <= cfg.distill_alpha <= 1.0:
         raise ValueError(f"{where}distill_alpha must be in [0, 1]; got {cfg.distill_alpha!r}")
-    if not 0.0 <= cfg.augment.mix_prob <= 1.0:
-        raise ValueError(f"{where}augment.mix_prob must be in [0, 1]; got {cfg.augment.mix_prob!r}")
+    if not 0.0 <= cfg.fer2013_mix <= 1.0:
+        raise ValueError(f"{where}fer2013_mix must be in [0, 1]; got {cfg.fer2013_mix!r}")
+    if cfg.fer2013_mix and cfg.dataset != "ferplus":
+        raise ValueError(f"{where}fer2013_mix mixes FER-2013 labels into FER+ votes: it needs dataset = \"ferplus\"")
+    for key in ("mix_prob", "lowres_prob", "blur_prob", "jpeg_prob", "gamma_prob"):
+        if not 0.0 <= getattr(cfg.augment, key) <= 1.0:
+            raise ValueError(f"{where}augment.{key} must be in [0, 1]; got {getattr(cfg.augment, key)!r}")
+    for key, lo in (("lowres_px", 2.0), ("jpeg_quality", 1.0), ("gamma_range", 1e-3)):
+        a, b = getattr(cfg.augment, key)
+        if not lo <= a <= b or (key == "jpeg_quality" and b > 100):
+            raise ValueError(f"{where}augment.{key} must be an increasing pair (low >= {lo:g}); got {(a, b)!r}")
     for key in ("mixup_alpha", "cutmix_alpha"):
         if getattr(cfg.augment, key) < 0:
             raise ValueError(f"{where}augment.{key} must be >= 0 (0 = off); got {getattr(cfg.augment, key)!r}")

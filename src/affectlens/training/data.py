@@ -40,9 +40,18 @@ class TrainData:
     metric_prefix: str
 
 
-def load_training_data(dataset: str, path: str, input_size: int = 48) -> TrainData:
+def mix_fer2013_labels(votes: np.ndarray, fer_labels: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * votes + weight * one_hot(fer_labels)``: FER+ vote distributions ``(n, C)``
+    (rows sum to 1) with FER-2013's single labels (indices into the same columns) mixed in."""
+    one_hot = np.eye(votes.shape[1], dtype=np.float32)[fer_labels]
+    return ((1.0 - weight) * votes + weight * one_hot).astype(np.float32)
+
+
+def load_training_data(dataset: str, path: str, input_size: int = 48, fer2013_mix: float = 0.0) -> TrainData:
     """``dataset`` is ``"fer2013"``, ``"ferplus"`` or ``"folder"`` (see
-    :mod:`affectlens.datasets.image_folder`; crops resized to ``input_size``).
+    :mod:`affectlens.datasets.image_folder`; crops resized to ``input_size``). ``fer2013_mix``
+    (FER+ only) mixes FER-2013's label into the Training split's targets
+    (:func:`mix_fer2013_labels`); validation and test keep the pure vote distributions.
 
     Raises:
         ValueError: unknown dataset.
@@ -62,8 +71,16 @@ def load_training_data(dataset: str, path: str, input_size: int = 48) -> TrainDa
         for name in ("Training", "PublicTest", "PrivateTest"):
             s = load_ferplus(path, name)
             votes = s.votes[:, order]
-            splits[name] = Split(s.images, remap[s.labels].astype(np.int64),
-                                 (votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)).astype(np.float32))
+            targets = (votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)).astype(np.float32)
+            if fer2013_mix and name == "Training":
+                from affectlens.datasets import load_fer2013
+
+                fer = load_fer2013(path, ("Training",))["Training"]
+                by_row = dict(zip(fer.rows.tolist(), fer.labels.tolist()))
+                # FER-2013's 7 labels are the first 7 of FERPLUS_MODEL_LABELS (same order)
+                fer_labels = np.array([by_row[r] for r in s.rows.tolist()], np.int64)
+                targets = mix_fer2013_labels(targets, fer_labels, fer2013_mix)
+            splits[name] = Split(s.images, remap[s.labels].astype(np.int64), targets)
         return TrainData("FER+", FERPLUS_MODEL_LABELS, splits, "ferplus")
     if dataset == "folder":
         from affectlens.datasets.image_folder import load_image_folder

@@ -148,7 +148,7 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
     int8 = dataclasses.replace(spec, name=name, file=dst.name, sha256=sha256_of(dst), root=out, metrics={},
                                training=training,
                                description=spec.description + " Static int8 QDQ quantisation (per-channel 7-bit "
-                               "weights, portable to CPUs without VNNI; MinMax activations calibrated on {len(images)} FER-2013 training faces; "
+                               f"weights, portable to CPUs without VNNI; MinMax activations calibrated on {len(images)} FER-2013 training faces; "
                                "from the logits on, float).")
     metrics = {}
     ferplus = "contempt" in spec.labels

@@ -126,6 +126,32 @@ def init_weights(model: torch.nn.Module, checkpoint: str | Path) -> list[str]:
     return sorted(set(own) - set(matched))
 
 
+def onnx_input_stats(path: str | Path) -> tuple[float, float]:
+    """The (mean, std) input normalisation of an exported model (its spec JSON beside it)."""
+    from affectlens.models.spec import load_spec
+
+    inp = load_spec(Path(path).with_suffix(".json")).input
+    return float(inp.mean[0]), float(inp.std[0])
+
+
+def init_from_exported(model: torch.nn.Module, path: str | Path, labels: tuple[str, ...]) -> list[str]:
+    """Copy an exported model's weights (``.onnx`` with its spec JSON beside it) into ``model``
+    (see :func:`affectlens.training.onnx_init.init_from_onnx`); returns the labels whose head
+    rows start fresh.
+
+    Raises:
+        FileNotFoundError: the ONNX file or its spec JSON is missing.
+        ModelLoadError: another architecture.
+    """
+    from affectlens.models.spec import load_spec
+    from affectlens.training.onnx_init import init_from_onnx
+
+    spec_path = Path(path).with_suffix(".json")
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{spec_path}: init_from {path} needs its spec JSON beside it")
+    return init_from_onnx(model, load_spec(spec_path), labels)
+
+
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -144,7 +170,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    data = load_training_data(cfg.dataset, cfg.data, cfg.input_size)
+    data = load_training_data(cfg.dataset, cfg.data, cfg.input_size, cfg.fer2013_mix)
     train_split = data.splits["Training"]
     x_train = _to_tensor(train_split.images, cfg.input_size)
     y_train = torch.from_numpy(train_split.labels)
@@ -167,8 +193,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     ", ".join(f"{n} {w:.2f}" for n, w in zip(data.labels, weight.tolist())))
 
     model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
+    frozen_bn = cfg.init_from.endswith(".onnx")
+    if frozen_bn:
+        mean, std = onnx_input_stats(cfg.init_from)  # the base model's normalisation
     if cfg.init_from and not (resume and (out / "last.pt").is_file()):
-        fresh = init_weights(model, cfg.init_from)
+        fresh = (init_from_exported(model, cfg.init_from, data.labels) if frozen_bn
+                 else init_weights(model, cfg.init_from))
         logger.info("initialised from %s; fresh: %s", cfg.init_from, ", ".join(fresh) or "none")
     model = model.to(device)
     logger.info("training %s on %s", cfg.arch, device)
@@ -196,6 +226,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     t_start = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        if frozen_bn:
+            from affectlens.training.onnx_init import freeze_batchnorm
+
+            freeze_batchnorm(model)
         perm = torch.randperm(len(y_train), generator=gen)
         run_loss, seen, correct = 0.0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
