@@ -13,7 +13,7 @@ from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
 from affectlens.video.prefetch import source_frames
 from affectlens.video.scenecut import SceneCutDetector
-from affectlens.video.schedule import AUTO, FULL, REGIONS, DetectionScheduler
+from affectlens.video.schedule import AUTO, FULL, PREDICT, REGIONS, DetectionScheduler
 from affectlens.video.source import VideoSource
 
 SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
@@ -183,7 +183,7 @@ class VideoAnalyzer:
             faces = self._detected_faces(image_bgr, float(timestamp_ms), info, near_tracks=True)
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
-        ended = cut_ended + (list(self.tracker.ended_track_ids) if plan != "predict" else [])
+        ended = cut_ended + (list(self.tracker.ended_track_ids) if plan != PREDICT else [])
         if ended:
             self.smoother.forget(ended)
             for t in ended:
