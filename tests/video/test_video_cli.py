@@ -137,6 +137,10 @@ def test_bad_sources_fail_cleanly(tmp_path):
     assert r.returncode == 1 and "empty.mp4: empty file" in r.stderr and "Traceback" not in r.stderr
     r = run(tmp_path / "missing.mov", "--out", tmp_path / "o")
     assert r.returncode == 1 and "no such file" in r.stderr
+    (tmp_path / "notes.mp4").write_text("not a video")
+    r = run(tmp_path / "notes.mp4", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "notes.mp4" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # a bad input leaves no empty output folder behind
 
 
 def test_resume_continues_after_the_last_written_frame(tmp_path):

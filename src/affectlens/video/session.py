@@ -182,7 +182,6 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         with VideoProgress() as bar:
             return run_video(source, out_dir, options, run, analyzer, progress=bar, source_name=source_name)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "frames.jsonl"
     name = str(source) if source_name is None else source_name
     done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
@@ -195,6 +194,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         logger.info("resuming after frame %s (%.2f s), %d frames already analysed",
                     done[-1].info.frame_index, resume.last_ts / 1000, len(done))
     src = VideoSource(source, every=run.every, fps=run.fps, start_s=start_s, end_s=run.end_s)
+    out.mkdir(parents=True, exist_ok=True)  # only once the source opened: a bad input leaves no empty folder
     va = analyzer or VideoAnalyzer(options)
     opts = va.options
     live = run.live and _display_available()
