@@ -189,9 +189,7 @@ class RetinaFaceDetector:
         h, w = image_bgr.shape[:2]
         opts = self.options
         fine = min(1.0, (max_side_px or opts.max_side_px) / max(h, w))
-        work = image_bgr if fine >= 1.0 else cv2.resize(
-            image_bgr, (max(1, round(w * fine)), max(1, round(h * fine))), interpolation=cv2.INTER_AREA)
-        parts = [self._detect_at(work, 1.0, (work.shape[1] / w, work.shape[0] / h))]
+        parts = [self._detect_at(image_bgr, fine)]
         if opts.coarse_side_px and max(h, w) * fine > 1.5 * opts.coarse_side_px:
             c_xyxy, c_scores, c_pts = self._detect_at(image_bgr, opts.coarse_side_px / max(h, w))
             # only faces too big for the fine pass's anchors (over 3/4 of the largest, 512 px)
@@ -240,8 +238,7 @@ class RetinaFaceDetector:
                                           float(side), int(size_px))
                 windows.append(window)
                 maps.append(mapping)
-            blob = (np.stack(windows).astype(np.float32) - _MEAN_BGR).transpose(0, 3, 1, 2)
-            loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+            loc, conf, landm = self._run(np.stack(windows))
             for i, (u0, v0, sx, sy, cx0, cy0) in enumerate(maps):
                 xyxy, scores, pts = self._decode(loc[i], conf[i], landm[i], int(size_px), int(size_px), threshold)
                 origin, scale = np.array([u0, v0], np.float32), np.array([sx, sy], np.float32)
@@ -250,11 +247,14 @@ class RetinaFaceDetector:
                 parts.append((xyxy, scores, (pts - origin) / scale + shift))
         return self._finish(image_bgr.shape[:2], parts)
 
-    def _detect_at(self, image_bgr: np.ndarray, scale: float,
-                   pre_scale: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes, scores and landmarks from one pass over ``image_bgr`` resized by ``scale``; in
-        pixels of the original image, of which ``image_bgr`` is a copy resized by ``pre_scale``
-        (x, y); not NMS-ed."""
+    def _run(self, images_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's ``(loc, conf, landm)`` for ``(n, h, w, 3)`` uint8 BGR images of one size."""
+        blob = (images_bgr.astype(np.float32) - _MEAN_BGR).transpose(0, 3, 1, 2)
+        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+        return loc, conf, landm
+
+    def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and landmarks (original pixels) from one pass at ``scale``; not NMS-ed."""
         h, w = image_bgr.shape[:2]
         if scale < 1.0:
             nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -262,10 +262,8 @@ class RetinaFaceDetector:
         else:
             nh, nw, work = h, w, image_bgr
         sx, sy = nw / w, nh / h
-        blob = (work.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+        loc, conf, landm = self._run(work[None])
         xyxy, scores, pts = self._decode(loc[0], conf[0], landm[0], nh, nw, self.options.min_score)
-        sx, sy = sx * pre_scale[0], sy * pre_scale[1]
         return xyxy / np.array([sx, sy, sx, sy], np.float32), scores, pts / np.array([sx, sy], np.float32)
 
     @staticmethod

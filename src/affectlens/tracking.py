@@ -177,12 +177,7 @@ class FaceTracker:
         Raises:
             ValueError: the timestamp is earlier than the previous one.
         """
-        if self._last_ts is not None and timestamp_ms < self._last_ts:
-            raise ValueError(f"expected timestamps that do not go backwards, got {timestamp_ms} ms after "
-                             f"{self._last_ts} ms")
-        live = [t for t in self._tracks if t.confirmed and t.last_match_ts == self._last_ts]
-        for t in live:
-            t.predict(float(timestamp_ms))
+        live = self._advance(timestamp_ms, lambda t: t.confirmed and t.last_match_ts == self._last_ts)
         ids = np.array([t.id for t in live], np.int64)
         boxes = np.array([t.box for t in live], np.float32).reshape(-1, 4)
         return ids, boxes
@@ -196,14 +191,23 @@ class FaceTracker:
         Raises:
             ValueError: the timestamp is earlier than the previous one.
         """
+        live = self._advance(timestamp_ms, lambda t: t.last_match_ts == self._last_ts
+                             or timestamp_ms - t.last_match_ts <= max_missed_ms)
+        return np.array([t.box for t in live], np.float32).reshape(-1, 4)
+
+    def _advance(self, timestamp_ms: float, which) -> list[_Track]:
+        """The tracks for which ``which(track)`` holds, moved by their motion model to ``timestamp_ms``.
+
+        Raises:
+            ValueError: the timestamp is earlier than the previous update's.
+        """
         if self._last_ts is not None and timestamp_ms < self._last_ts:
             raise ValueError(f"expected timestamps that do not go backwards, got {timestamp_ms} ms after "
                              f"{self._last_ts} ms")
-        live = [t for t in self._tracks
-                if t.last_match_ts == self._last_ts or timestamp_ms - t.last_match_ts <= max_missed_ms]
+        live = [t for t in self._tracks if which(t)]
         for t in live:
             t.predict(float(timestamp_ms))
-        return np.array([t.box for t in live], np.float32).reshape(-1, 4)
+        return live
 
     def update(self, faces: Faces, timestamp_ms: float | None = None) -> Faces:
         """Associate one frame's faces with the tracks.

@@ -187,15 +187,15 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
     start_s = run.start_s
     resume = ResumeIds(done)
+    va = analyzer or VideoAnalyzer(options)
     if done:
-        # re-analyse up to RESUME_WARMUP_S before the last written frame, without writing it, so the
-        # tracker, the smoother and the detector schedule are warm and the tracks keep their ids
-        start_s = max(run.start_s or 0.0, resume.last_ts / 1000.0 - RESUME_WARMUP_S)
+        # re-analyse the tracker's max_lost_ms before the last written frame, without writing it, so
+        # the tracker, the smoother and the detector schedule are warm and the tracks keep their ids
+        start_s = max(run.start_s or 0.0, (resume.last_ts - va.options.tracker.max_lost_ms) / 1000.0)
         logger.info("resuming after frame %s (%.2f s), %d frames already analysed",
                     done[-1].info.frame_index, resume.last_ts / 1000, len(done))
     src = VideoSource(source, every=run.every, fps=run.fps, start_s=start_s, end_s=run.end_s)
     out.mkdir(parents=True, exist_ok=True)  # only once the source opened: a bad input leaves no empty folder
-    va = analyzer or VideoAnalyzer(options)
     opts = va.options
     live = run.live and _display_available()
     if run.live and not live:
@@ -253,11 +253,6 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     return result
 
 
-#: Seconds before the last written frame that ``--resume`` analyses again (not written) to warm up
-#: the tracker and the smoother: the tracker's ``max_lost_ms``.
-RESUME_WARMUP_S = 1.0
-
-
 class ResumeIds:
     """Track ids of a resumed run: a track that was on screen at the last written frame keeps its
     id (matched by box overlap with the warm-up re-analysis); later tracks get ids after the
@@ -295,7 +290,8 @@ class ResumeIds:
 
 def _match_tracks(warm: Faces | None, last: Faces | None, min_iou: float = 0.3) -> dict[int, int]:
     """New track id → written track id for the confirmed faces of the last warm-up frame and the
-    last written frame whose boxes overlap most (IoU >= ``min_iou``)."""
+    last written frame, by the optimal assignment of their boxes (IoU >= ``min_iou``)."""
+    from affectlens.assignment import linear_assignment
     from affectlens.metrics import box_iou
 
     if warm is None or last is None or not len(warm) or not len(last):
@@ -304,14 +300,7 @@ def _match_tracks(warm: Faces | None, last: Faces | None, min_iou: float = 0.3) 
     if not len(a) or not len(b):
         return {}
     iou = box_iou(a.xyxy, b.xyxy)
-    out: dict[int, int] = {}
-    for flat in np.argsort(-iou, axis=None):
-        i, j = np.unravel_index(flat, iou.shape)
-        if iou[i, j] < min_iou:
-            break
-        if int(a.track_id[i]) not in out and int(b.track_id[j]) not in out.values():
-            out[int(a.track_id[i])] = int(b.track_id[j])
-    return out
+    return {int(a.track_id[r]): int(b.track_id[c]) for r, c in linear_assignment(1.0 - iou) if iou[r, c] >= min_iou}
 
 
 def model_record(analyzer: VideoAnalyzer) -> dict:
