@@ -133,7 +133,7 @@ def fallback_color(label: str) -> str:
 
 def label_colors(labels) -> dict[str, str]:
     """``label → #rrggbb`` for a model's labels: the palette's colour, else :func:`fallback_color`."""
-    return {lab: EMOTION_COLORS_HEX.get(lab) or fallback_color(lab) for lab in labels}
+    return {lab: emotion_color(lab) for lab in labels}
 
 
 def display_order(labels) -> list[str]:

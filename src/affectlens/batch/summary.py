@@ -20,10 +20,6 @@ from affectlens.labels import emotion_color
 _OK = ("done", "partial")
 
 
-def _color(label: str) -> str:
-    return emotion_color(label)  # the one palette (src/affectlens/palette.json)
-
-
 def _e(x) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
@@ -48,7 +44,7 @@ def batch_summary(entries: Sequence[dict], labels: Sequence[str], totals: dict) 
 
 def _share_bar(shares: dict, labels: Sequence[str]) -> str:
     cells = "".join(f'<span title="{_e(k)} {100 * shares.get(k, 0):.1f}%" style="width:{100 * shares.get(k, 0):.2f}%;'
-                    f'background:{_color(k)}"></span>' for k in labels if shares.get(k, 0) > 0)
+                    f'background:{emotion_color(k)}"></span>' for k in labels if shares.get(k, 0) > 0)
     return f'<div class="bar">{cells}</div>'
 
 
@@ -119,7 +115,7 @@ background:#eee}.bar span{display:block;height:100%}.legend span{display:inline-
 
 def render_summary_html(entries: Sequence[dict], labels: Sequence[str], summary: dict, out_dir: Path) -> str:
     """The summary page as one HTML string (loads nothing from outside; all data text escaped)."""
-    legend = "".join(f'<span><i style="background:{_color(k)}"></i>{_e(k)}</span>' for k in labels)
+    legend = "".join(f'<span><i style="background:{emotion_color(k)}"></i>{_e(k)}</span>' for k in labels)
     run = summary.get("run") or {}
     facts = (f"{summary['items']} items: {summary['done']} done, {summary['partial']} partly decoded, "
              f"{summary['invalid']} unreadable, {summary['failed']} failed; {summary['frames']} frames, "

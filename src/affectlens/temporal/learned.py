@@ -12,6 +12,7 @@ each track is kept here between frames, so the same graph serves Python, a brows
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,7 +37,13 @@ def _family(name: str) -> str:
 
 
 def shipped_temporal_specs() -> dict[str, dict]:
-    """Every shipped temporal model's spec by name (unreadable or non-temporal JSONs skipped)."""
+    """Every shipped temporal model's spec by name (unreadable or non-temporal JSONs skipped); read
+    once per change of the weights folder (the service asks on every request that smooths)."""
+    return dict(_read_shipped_specs(WEIGHTS_DIR.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_shipped_specs(folder_mtime_ns: int) -> dict[str, dict]:
     out = {}
     for p in sorted(WEIGHTS_DIR.glob("*.json")):
         try:
