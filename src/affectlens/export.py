@@ -310,13 +310,12 @@ def bundle_spec(spec: ModelSpec, model_file: Path, fmt: str) -> dict:
 
 def _source_spec_json(spec: ModelSpec) -> dict:
     """The source spec JSON as written (with any fields this version does not model), else the
-    parsed spec: the JSON beside the model file (``model.json``) or named after the model."""
-    for name in (Path(spec.file).with_suffix(".json").name, f"{spec.name}.json"):
-        path = spec.root / name if spec.root else None
-        if path and path.is_file():
-            d = json.loads(path.read_text())
-            if d.get("file") == spec.file and d.get("sha256") == spec.sha256:
-                return d
+    parsed spec (a spec built in code, or a JSON that no longer describes this model file)."""
+    path = spec.spec_path
+    if path is not None and path.is_file():
+        d = json.loads(path.read_text())
+        if d.get("file") == spec.file and d.get("sha256") == spec.sha256:
+            return d
     return spec.to_dict()
 
 

@@ -59,7 +59,10 @@ def test_select_variant_refuses(name, precision, message):
 
 def test_spec_onnx_and_folder_paths_resolve(model_copy):
     for ref in (model_copy / f"{DEFAULT_MODEL}.json", model_copy / f"{DEFAULT_MODEL}.onnx", model_copy):
-        assert resolve_spec(ref).root == model_copy
+        spec = resolve_spec(ref)
+        assert spec.root == model_copy
+        assert spec.spec_path == model_copy / f"{DEFAULT_MODEL}.json"
+        assert "spec_path" not in spec.to_dict() and "root" not in spec.to_dict()
 
 
 def test_unknown_name_lists_the_shipped_models():

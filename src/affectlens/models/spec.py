@@ -76,6 +76,7 @@ class ModelSpec:
         training: how it was trained (data, epochs, commands).
         license / description: free text.
         root: folder the spec was read from (not serialised).
+        spec_path: the JSON file the spec was read from, ``None`` when built in code (not serialised).
     """
 
     name: str
@@ -94,6 +95,7 @@ class ModelSpec:
     description: str = ""
     format_version: int = SPEC_VERSION
     root: Path | None = field(default=None, compare=False, repr=False)
+    spec_path: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def model_path(self) -> Path:
@@ -102,6 +104,7 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("root")
+        d.pop("spec_path")
         return d
 
     def save(self, path: str | Path) -> None:
@@ -158,7 +161,7 @@ def load_spec(path: str | Path) -> ModelSpec:
         temperature=float(raw.get("temperature", 1.0)), tta=tuple(raw.get("tta", ())),
         metrics=raw.get("metrics", {}), training=raw.get("training", {}), license=raw.get("license", ""),
         description=raw.get("description", ""), format_version=int(raw.get("format_version", SPEC_VERSION)),
-        root=p.parent,
+        root=p.parent, spec_path=p,
     )
 
 

@@ -67,10 +67,7 @@ def _entry(ref: str | None, name: str | None = None) -> ModelEntry:
     try:
         if path is not None and path.exists():
             spec = resolve_spec(path)
-            spec_path = path if path.suffix.lower() == ".json" else None
-            if spec_path is None:
-                spec_path = _spec_path(path, spec.name)
-            chosen, choice = str(spec_path.resolve()), "given as a folder or file"
+            chosen, choice = str((spec.spec_path or path).resolve()), "given as a folder or file"
             public = name or (path.name if path.is_dir() else path.stem)
         else:
             chosen, choice = select_variant(ref)
@@ -81,16 +78,6 @@ def _entry(ref: str | None, name: str | None = None) -> ModelEntry:
         raise ValueError(f"model {ref or DEFAULT_ALIAS!r}: {exc}; give a shipped model name or a model folder "
                          "(affectlens train --data ... --out DIR)") from None
     return ModelEntry(public, chosen, spec.name, spec.sha256, tuple(spec.labels), choice)
-
-
-def _spec_path(path: Path, spec_name: str) -> Path:
-    """The spec JSON that :func:`resolve_spec` picked for a folder or ONNX path."""
-    if path.suffix.lower() == ".onnx":
-        return path.with_suffix(".json")
-    if (path / "model.json").exists():
-        return path / "model.json"
-    specs = [s for s in sorted(path.glob("*.json")) if s.with_suffix(".onnx").exists()] or sorted(path.glob("*.json"))
-    return specs[0]
 
 
 class ModelCatalog:
