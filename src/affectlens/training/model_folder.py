@@ -135,18 +135,11 @@ def write_int8(spec: ModelSpec, calib_images: np.ndarray, test_images: np.ndarra
     from affectlens.classifier import EmotionClassifier
     from affectlens.cpu import cpu_info
     from affectlens.training.custom import scores
-    from affectlens.training.quantize import quantize_model
+    from affectlens.training.quantize import quantize_spec
 
     fp32 = EmotionClassifier(spec)
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(calib_images), size=min(max_calib_faces, len(calib_images)), replace=False))
-    calib = calib_images[idx]
-    dst = spec.model_path.parent / "model-int8.onnx"
-    quantize_model(spec.model_path, dst, [fp32.preprocess(calib[i:i + 64]) for i in range(0, len(calib), 64)],
-                   spec.input.name)
-    int8 = dataclasses.replace(spec, name=f"{spec.name}-int8", file=dst.name, sha256=sha256_of(dst), metrics={},
-                               description=spec.description + f"; static int8 QDQ, 7-bit weights (portable), "
-                               f"calibrated on {len(calib)} training faces")
+    int8 = quantize_spec(spec, calib_images, spec.model_path.parent / "model-int8.onnx", max_calib_faces, seed,
+                         note="; static int8 QDQ, 7-bit weights (portable), calibrated on {n} training faces")
     p8 = EmotionClassifier(int8).classify_crops(test_images)  # run once: scores and agreement
     agreement = float((fp32.classify_crops(test_images).argmax(1) == p8.argmax(1)).mean()) if len(p8) else 1.0
     metrics = {"test": scores(p8, test_y, labels), "fp32_agreement_test": agreement,

@@ -122,6 +122,27 @@ def quantize_model(src: str | Path, dst: str | Path, calibration: Iterable[np.nd
     return dst
 
 
+def quantize_spec(spec: ModelSpec, faces: np.ndarray, dst: str | Path, max_faces: int, seed: int = 0,
+                  note: str = "") -> ModelSpec:
+    """Quantise ``spec``'s model to ``dst`` (:func:`quantize_model`), calibrated on at most
+    ``max_faces`` of ``faces`` drawn at random with ``seed``; returns the int8 spec (named
+    ``<name>-int8``, empty metrics, not saved) with ``note`` and the number of calibration faces
+    added to its description.
+
+    Args:
+        faces: ``(n, H, W[, C])`` uint8 aligned crops in the model's input size.
+    """
+    dst = Path(dst)
+    clf = EmotionClassifier(spec)
+    rng = np.random.default_rng(seed)
+    chosen = faces[np.sort(rng.choice(len(faces), size=min(max_faces, len(faces)), replace=False))]
+    quantize_model(spec.model_path, dst, [clf.preprocess(chosen[i:i + 64]) for i in range(0, len(chosen), 64)],
+                   spec.input.name)
+    return dataclasses.replace(spec, name=f"{spec.name}-int8", file=dst.name, sha256=sha256_of(dst), root=dst.parent,
+                               spec_path=None, metrics={},
+                               description=f"{spec.description}{note.format(n=len(chosen))}")
+
+
 def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str | Path | None = None,
                   calib_faces: int = 1024, seed: int = 0) -> ModelSpec:
     """Write ``<name>-int8.onnx`` and its spec next to the fp32 model (or in ``out_dir``) and
@@ -132,24 +153,15 @@ def quantize_int8(model: str | Path | ModelSpec, data: str | Path, out_dir: str 
         ModelLoadError / DatasetError: as for loading and evaluation.
     """
     spec = resolve_spec(model)
-    clf = EmotionClassifier(spec)
     train = load_fer2013(data, ("Training",))["Training"]
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(train), size=min(calib_faces, len(train)), replace=False)
-    images = train.images[idx]
     out = Path(out_dir) if out_dir else spec.model_path.parent
     out.mkdir(parents=True, exist_ok=True)
     name = f"{spec.name}-int8"
-    dst = out / f"{name}.onnx"
-    batches = [clf.preprocess(images[i:i + 64]) for i in range(0, len(images), 64)]
-    quantize_model(spec.model_path, dst, batches, spec.input.name)
-    training = {**spec.training, "quantize_command": f"python -m affectlens.training.quantize --model {spec.name} "
-                f"--calib-faces {calib_faces}"}
-    int8 = dataclasses.replace(spec, name=name, file=dst.name, sha256=sha256_of(dst), root=out, metrics={},
-                               training=training,
-                               description=spec.description + " Static int8 QDQ quantisation (per-channel 7-bit "
-                               f"weights, portable to CPUs without VNNI; MinMax activations calibrated on {len(images)} FER-2013 training faces; "
-                               "from the logits on, float).")
+    int8 = quantize_spec(spec, train.images, out / f"{name}.onnx", calib_faces, seed,
+                         note=" Static int8 QDQ quantisation (per-channel 7-bit weights, portable to CPUs without "
+                         "VNNI; MinMax activations calibrated on {n} FER-2013 training faces; from the logits on, float).")
+    int8 = dataclasses.replace(int8, training={**spec.training, "quantize_command": "python -m affectlens.training"
+                               f".quantize --model {spec.name} --calib-faces {calib_faces}"})
     metrics = {}
     ferplus = "contempt" in spec.labels
     evaluate, prefix = (evaluate_ferplus, "ferplus") if ferplus else (evaluate_fer2013, "fer2013")

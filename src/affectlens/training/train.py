@@ -126,30 +126,37 @@ def init_weights(model: torch.nn.Module, checkpoint: str | Path) -> list[str]:
     return sorted(set(own) - set(matched))
 
 
-def onnx_input_stats(path: str | Path) -> tuple[float, float]:
-    """The (mean, std) input normalisation of an exported model (its spec JSON beside it)."""
-    from affectlens.models.spec import load_spec
-
-    inp = load_spec(Path(path).with_suffix(".json")).input
-    return float(inp.mean[0]), float(inp.std[0])
-
-
-def init_from_exported(model: torch.nn.Module, path: str | Path, labels: tuple[str, ...]) -> list[str]:
-    """Copy an exported model's weights (``.onnx`` with its spec JSON beside it) into ``model``
-    (see :func:`affectlens.training.onnx_init.init_from_onnx`); returns the labels whose head
-    rows start fresh.
+def exported_spec(path: str | Path):
+    """The spec JSON beside an exported ``.onnx`` model (``init_from``), read once.
 
     Raises:
-        FileNotFoundError: the ONNX file or its spec JSON is missing.
-        ModelLoadError: another architecture.
+        FileNotFoundError: the spec JSON is missing.
+        ModelLoadError: it is unreadable.
     """
     from affectlens.models.spec import load_spec
-    from affectlens.training.onnx_init import init_from_onnx
 
     spec_path = Path(path).with_suffix(".json")
     if not spec_path.is_file():
         raise FileNotFoundError(f"{spec_path}: init_from {path} needs its spec JSON beside it")
-    return init_from_onnx(model, load_spec(spec_path), labels)
+    return load_spec(spec_path)
+
+
+def init_from_exported(model: torch.nn.Module, spec, labels: tuple[str, ...]) -> list[str]:
+    """Copy an exported model's weights into ``model`` (see
+    :func:`affectlens.training.onnx_init.init_from_onnx`); returns the labels whose head rows
+    start fresh.
+
+    Args:
+        spec: a :class:`~affectlens.models.spec.ModelSpec`, or the ``.onnx`` path (spec JSON beside it).
+
+    Raises:
+        FileNotFoundError: the spec JSON is missing.
+        ModelLoadError: another architecture.
+    """
+    from affectlens.models.spec import ModelSpec
+    from affectlens.training.onnx_init import init_from_onnx
+
+    return init_from_onnx(model, spec if isinstance(spec, ModelSpec) else exported_spec(spec), labels)
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -193,11 +200,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     ", ".join(f"{n} {w:.2f}" for n, w in zip(data.labels, weight.tolist())))
 
     model = create_net(cfg.arch, num_classes=len(data.labels), dropout=cfg.dropout)
-    frozen_bn = cfg.init_from.endswith(".onnx")
-    if frozen_bn:
-        mean, std = onnx_input_stats(cfg.init_from)  # the base model's normalisation
+    base = exported_spec(cfg.init_from) if cfg.init_from.endswith(".onnx") else None
+    frozen_bn = base is not None
+    if base is not None:
+        mean, std = float(base.input.mean[0]), float(base.input.std[0])  # the base model's normalisation
     if cfg.init_from and not (resume and (out / "last.pt").is_file()):
-        fresh = (init_from_exported(model, cfg.init_from, data.labels) if frozen_bn
+        fresh = (init_from_exported(model, base, data.labels) if base is not None
                  else init_weights(model, cfg.init_from))
         logger.info("initialised from %s; fresh: %s", cfg.init_from, ", ".join(fresh) or "none")
     model = model.to(device)
