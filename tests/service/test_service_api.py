@@ -132,14 +132,16 @@ def test_image_with_one_face(live, single_face_path):
     assert raw["faces"] == body["faces"]
 
 
-def test_bytes_that_are_not_an_image_are_415_and_a_broken_jpeg_is_422(live, single_face_path):
+def test_bytes_that_are_not_an_image_are_415_and_a_broken_or_empty_upload_is_422(live, single_face_path):
     noise = os.urandom(4096)
     msg = _error(live.http.post("/v1/images:analyze", content=noise, headers=CONSENT), 415,
                  "unsupported_media_type")["message"]
     assert "not a decodable image" in msg
     truncated = single_face_path.read_bytes()[:3000]
     _error(live.http.post("/v1/images:analyze", content=truncated, headers=CONSENT), 422, "invalid_image")
-    _error(live.http.post("/v1/images:analyze", content=b"", headers=CONSENT), 415)
+    # an empty upload is a 422 for images as for video jobs
+    msg = _error(live.http.post("/v1/images:analyze", content=b"", headers=CONSENT), 422, "invalid_image")["message"]
+    assert "empty upload" in msg
 
 
 def test_malformed_multipart_is_400(live, single_face_path):

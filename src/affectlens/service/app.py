@@ -361,6 +361,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             svc.model_for, who, fields.get("model") or request.query_params.get("model"))
         with svc.slot():
             try:
+                if not data:
+                    raise ServiceError(422, "invalid_image", "empty upload (0 bytes)")
                 bgr = await run_in_threadpool(decode_image, data, "upload", recognizer.options.max_pixels)
             except InvalidImageError as exc:
                 if not looks_like_image(data[:16]):
