@@ -66,6 +66,24 @@ def _die(msg: str, code: int = 2) -> int:
     return code
 
 
+#: Options fields whose command-line flag is not ``--`` + the field name with dashes.
+_FLAG_OF_FIELD = {"ema_tau_s": "--ema-tau", "hmm_hold_s": "--hmm-hold", "scene_cut_distance": "--scene-cut",
+                  "min_score": "--det-threshold", "min_face_px": "--min-face", "interval_s": "--interval",
+                  "start_s": "--start", "end_s": "--end", "min_track_s": "--min-track"}
+_FIELDS_WITH_FLAGS = ("classify_per_s", "detect_every", "window_s", "temporal_model", "max_faces", "max_attempts",
+                      "blur_faces", "window", "smooth", "every", "fps", "workers", "threads", "engine", "precision")
+
+
+def _die_option(exc: Exception) -> int:
+    """``_die`` for an options error, naming the command-line flags instead of Python field names
+    (``classify_per_s must be ...`` reads ``--classify-per-s must be ...``)."""
+    import re
+
+    flags = {**{f: "--" + f.replace("_", "-") for f in _FIELDS_WITH_FLAGS}, **_FLAG_OF_FIELD}
+    pattern = re.compile(r"(?<![-\w])(" + "|".join(sorted(flags, key=len, reverse=True)) + r")\b(?=\s+(?:\(|must\b|is\b|needs\b|only\b))")
+    return _die(pattern.sub(lambda m: flags[m.group(1)], str(exc)))
+
+
 def _write_json(obj, dest: str) -> None:
     text = json.dumps(obj, indent=2) + "\n"
     if dest == "-":
@@ -254,8 +272,10 @@ def cmd_video(args) -> int:
                          live=args.live, resume=args.resume, codec=args.codec, min_track_s=args.min_track,
                          thumbnails=not args.no_thumbnails)
         analyzer = VideoAnalyzer(opts)
-    except (ValueError, ModelLoadError) as exc:
+    except ModelLoadError as exc:
         return _die(str(exc))
+    except ValueError as exc:
+        return _die_option(exc)
     try:
         with quiet_native_logs(), VideoProgress(disable=args.quiet) as progress:
             result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
@@ -296,8 +316,10 @@ def cmd_batch(args) -> int:
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
     except ImportError as exc:
         return _die(f"{exc}; the batch command needs: pip install 'affectlens[batch]'")
-    except (ValueError, ModelLoadError) as exc:
+    except ModelLoadError as exc:
         return _die(str(exc))
+    except ValueError as exc:
+        return _die_option(exc)
     for _, msg in res.problems:
         print(f"affectlens: {msg}", file=sys.stderr)
     bad = {k: v for k, v in res.status.items() if v != "done"}

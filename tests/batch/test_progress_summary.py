@@ -47,7 +47,7 @@ def test_summary_pools_shares_by_faces_and_escapes_names(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"engine": "spark"}, "engine must be one of"), ({"workers": -1}, "workers and threads"),
     ({"max_attempts": 0}, "max_attempts"), ({"smooth": "kalman"}, "smooth must be one of"),
-    ({"interval_s": 0}, "interval must be > 0")])
+    ({"interval_s": 0}, "interval_s must be > 0")])
 def test_bad_options_are_refused_before_any_worker_starts(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BatchOptions(**kwargs)

@@ -143,6 +143,19 @@ def test_bad_sources_fail_cleanly(tmp_path):
     assert not (tmp_path / "o").exists()  # a bad input leaves no empty output folder behind
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--classify-per-s", "-1"), "--classify-per-s must be in [0, 10000]"),
+    (("--window-s", "0"), "--window-s must be in (0, 60]"),
+    (("--start", "5", "--end", "2"), "--end (2.0 s) must be after --start (5.0 s)"),
+    (("--every", "0"), "--every must be >= 1"),
+    (("--temporal-model", "temporal-gru"), "--temporal-model ('temporal-gru') is used only with"),
+])
+def test_option_errors_name_the_flags(tmp_path, args, message):
+    r = run(need(VIDEOS / "single_face.mp4"), "--out", tmp_path / "o", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "_per_s" not in r.stderr and not (tmp_path / "o").exists()
+
+
 def test_resume_continues_after_the_last_written_frame(tmp_path):
     src = need(VIDEOS / "single_face.mp4")
     assert run(src, "--out", tmp_path, "--end", "1").returncode == 0

@@ -84,8 +84,14 @@ class RunOptions:
     episodes: EpisodeOptions = field(default_factory=EpisodeOptions)
 
     def __post_init__(self):
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1 frames, got {self.every}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be > 0 frames per second, got {self.fps}")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s} s) must be after start_s ({self.start_s} s)")
         if self.interval_s <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {self.interval_s}")
+            raise ValueError(f"interval_s must be > 0 seconds, got {self.interval_s}")
         if self.min_track_s < 0:
             raise ValueError(f"min_track_s must be >= 0 seconds, got {self.min_track_s}")
         if self.codec not in CODECS:
