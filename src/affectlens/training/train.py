@@ -23,7 +23,7 @@ from tqdm import tqdm
 from affectlens.training.data import load_training_data
 from affectlens.training.augment import augment, mix_batch
 from affectlens.training.config import TrainConfig, save_config
-from affectlens.training.nets import create_net
+from affectlens.training.nets import create_net, load_imagenet_weights
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +205,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if base is not None:
         mean, std = float(base.input.mean[0]), float(base.input.std[0])  # the base model's normalisation
     if cfg.init_from and not (resume and (out / "last.pt").is_file()):
-        fresh = (init_from_exported(model, base, data.labels) if base is not None
-                 else init_weights(model, cfg.init_from))
+        if base is not None:
+            fresh = init_from_exported(model, base, data.labels)
+        elif cfg.init_from == "imagenet":
+            fresh = load_imagenet_weights(model)
+        else:
+            fresh = init_weights(model, cfg.init_from)
         logger.info("initialised from %s; fresh: %s", cfg.init_from, ", ".join(fresh) or "none")
     model = model.to(device)
     logger.info("training %s on %s", cfg.arch, device)
