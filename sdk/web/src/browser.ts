@@ -54,7 +54,7 @@ async function download(ref: string): Promise<Uint8Array> {
   } catch (e) {
     throw new ModelLoadError(`${ref}: cannot fetch (${(e as Error).message})`);
   }
-  if (!res.ok) throw new ModelLoadError(`${ref}: HTTP ${res.status} ${res.status === 404 ? "(file not found; build the package or set modelBaseUrl)" : ""}`);
+  if (!res.ok) throw new ModelLoadError(`${ref}: HTTP ${res.status}${res.status === 404 ? " (file not found)" : ""}`);
   return new Uint8Array(await res.arrayBuffer());
 }
 

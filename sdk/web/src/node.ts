@@ -30,7 +30,7 @@ setEnvironment({
       return new Uint8Array(await readFile(ref.startsWith("file:") ? fileURLToPath(ref) : ref));
     } catch (e) {
       const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message;
-      throw new ModelLoadError(`${ref}: ${why}; build the package (npm run build) or pass modelBaseUrl / model paths`);
+      throw new ModelLoadError(`${ref}: ${why}`);
     }
   },
   defaultModel: (m) => (m.default_int8_model && x86Int8Path() ? m.default_int8_model : m.default_model),

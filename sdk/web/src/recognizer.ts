@@ -121,7 +121,16 @@ interface Sources {
 
 async function packageSources(env: Environment, options: RecognizerOptions): Promise<Sources> {
   const base = options.modelBaseUrl ?? env.defaultModelBase();
-  const manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
+  let manifest: Manifest;
+  try {
+    manifest = (await readJson(env, env.join(base, "manifest.json"), "SDK model manifest")) as Manifest;
+  } catch (e) {
+    const fix = options.modelBaseUrl === undefined
+      ? "the package's models are missing: build the package (npm run build)"
+      : "modelBaseUrl must hold the package's models/ folder (manifest.json, specs, ONNX files); " +
+        "for a model of your own give modelPath/modelUrl of an export bundle (affectlens export --model MODEL_DIR --format onnx --out OUT)";
+    throw new ModelLoadError(`${(e as Error).message}; ${fix}`);
+  }
   const name = !options.model || options.model === "default" ? env.defaultModel(manifest) : options.model;
   let specRef: string;
   if (isRef(name)) specRef = name;

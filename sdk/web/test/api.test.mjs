@@ -65,9 +65,19 @@ describe("model loading errors", () => {
     writeFileSync(spec, JSON.stringify(raw));
     await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /names output 'logits_missing'/.test(e.message));
   });
-  test("a model folder without a build is explained", async () => {
+  test("a models folder without a manifest is explained", async () => {
     await assert.rejects(EmotionRecognizer.create({ modelBaseUrl: path.join(tmp, "nothing") }),
-      (e) => e instanceof ModelLoadError && /manifest\.json: file not found.*npm run build/.test(e.message));
+      (e) => e instanceof ModelLoadError && /manifest\.json: file not found; modelBaseUrl must hold/.test(e.message)
+        && !/npm run build/.test(e.message));
+  });
+  test("a raw model folder (not exported) names the export command, not the package build", async () => {
+    const { spec } = modelFolder("rawfolder");
+    const raw = path.join(tmp, "raw-model");
+    mkdirSync(raw, { recursive: true });
+    copyFileSync(spec, path.join(raw, "model.json"));
+    await assert.rejects(EmotionRecognizer.create({ modelPath: raw }),
+      (e) => e instanceof ModelLoadError && /not an export bundle.*affectlens export --model/.test(e.message)
+        && !/npm run build/.test(e.message));
   });
 });
 
