@@ -101,11 +101,20 @@ def base_spec_of(opts: CustomTrainOptions, data: PreparedDataset) -> tuple[Model
     spec = resolve_spec(resolve_base(data.meta.get("base") if scratch else opts.base))
     want_size = list(spec.input.size_hw)
     want_pts = [list(p) for p in spec.alignment.points_norm]
-    got_pts = data.meta.get("alignment", {}).get("points_norm")
+    got = data.meta.get("alignment", {})
+    got_pts = got.get("points_norm")
     if data.meta.get("crop_size_hw") != want_size or not np.allclose(np.asarray(got_pts, float), want_pts, atol=1e-4):
         raise DatasetError(
             f"{data.root}: prepared for base {data.meta.get('base')!r} ({data.meta.get('crop_size_hw')} crops), "
             f"but --base {opts.base} expects {want_size} crops on its own alignment template; prepare again with "
+            f"'affectlens dataset prepare SRC --out {data.root} --base {opts.base} --overwrite'")
+    # data sets prepared before the field existed were aligned fully (a dead band of 0)
+    got_band = float(got.get("roll_dead_band_deg", 0.0))
+    if abs(got_band - spec.alignment.roll_dead_band_deg) > 1e-6:
+        raise DatasetError(
+            f"{data.root}: faces aligned with a roll dead band of {got_band:g}°, but --base {opts.base} aligns "
+            f"with {spec.alignment.roll_dead_band_deg:g}° (alignment.roll_dead_band_deg), so the model would see "
+            f"faces at inference turned otherwise than in training; prepare again with "
             f"'affectlens dataset prepare SRC --out {data.root} --base {opts.base} --overwrite'")
     return spec, not scratch
 
