@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
-from affectlens.alignment import FER2013_TEMPLATE, align_faces, similarity_transform
+from affectlens.alignment import FER2013_TEMPLATE, align_faces, limit_roll, similarity_transform
 
 
 def test_similarity_transform_recovers_a_known_transform():
@@ -35,3 +37,68 @@ def test_landmarks_land_on_the_template():
 def test_no_faces_gives_an_empty_batch():
     out = align_faces(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 5, 2)), FER2013_TEMPLATE, (48, 48))
     assert out.shape == (0, 48, 48, 3)
+
+
+def _rotation(deg: float) -> np.ndarray:
+    a = np.deg2rad(deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def _tilted_face(roll_deg: float, size: int = 96):
+    """A textured image and five landmarks: the template (``size`` px crop) tilted by ``roll_deg``
+    (positive = clockwise on screen, image y down) about its centroid and shifted; returns
+    ``(image, landmarks, template_px)``."""
+    rng = np.random.default_rng(7)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (240, 260, 3), dtype=np.uint8), (5, 5), 1.5)
+    tpl = np.array(FER2013_TEMPLATE) * size
+    centre = tpl.mean(0)
+    pts = (tpl - centre) @ _rotation(roll_deg).T + np.array([131.0, 117.0])
+    return img, pts, tpl
+
+
+def _warp_expected(img, turn_back_deg: float, pts, tpl, size: int) -> np.ndarray:
+    """The crop a transform that turns the face back by ``turn_back_deg`` (scale 1, landmark
+    centroid onto template centroid) gives, built from the known geometry."""
+    rot = _rotation(-turn_back_deg)
+    m = np.hstack([rot, (tpl.mean(0) - rot @ pts.mean(0))[:, None]])
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _max_diff(a, b) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+def test_a_face_tilted_within_the_dead_band_keeps_its_tilt():
+    img, pts, tpl = _tilted_face(10.0)
+    crop = align_faces(img, pts[None], FER2013_TEMPLATE, (96, 96), roll_dead_band_deg=15)[0]
+    assert _max_diff(crop, _warp_expected(img, 0.0, pts, tpl, 96)) <= 1      # scale and shift only
+    assert _max_diff(crop, _warp_expected(img, 10.0, pts, tpl, 96)) > 30     # not de-rotated
+
+
+@pytest.mark.parametrize("roll_deg", [40.0, -40.0])
+def test_a_face_tilted_beyond_the_dead_band_is_turned_back_by_the_excess(roll_deg):
+    img, pts, tpl = _tilted_face(roll_deg)
+    crop = align_faces(img, pts[None], FER2013_TEMPLATE, (96, 96), roll_dead_band_deg=15)[0]
+    excess = np.sign(roll_deg) * 25.0
+    assert _max_diff(crop, _warp_expected(img, excess, pts, tpl, 96)) <= 1
+    assert _max_diff(crop, _warp_expected(img, roll_deg, pts, tpl, 96)) > 30
+
+
+def test_a_zero_dead_band_aligns_fully_as_before():
+    img, pts, tpl = _tilted_face(10.0)
+    full = align_faces(img, pts[None], FER2013_TEMPLATE, (96, 96))[0]
+    assert np.array_equal(align_faces(img, pts[None], FER2013_TEMPLATE, (96, 96), roll_dead_band_deg=0)[0], full)
+    assert _max_diff(full, _warp_expected(img, 10.0, pts, tpl, 96)) <= 1
+    m = similarity_transform(pts, tpl)
+    assert limit_roll(m, pts, tpl, 0.0) is m
+
+
+@pytest.mark.parametrize("roll_deg, band, kept_deg", [(40, 15, 25), (-40, 15, -25), (10, 15, 0), (-14.9, 15, 0),
+                                                      (20, 0, 20), (30, 29.5, 0.5)])
+def test_limit_roll_keeps_scale_and_centroid(roll_deg, band, kept_deg):
+    src = np.array(FER2013_TEMPLATE) * 37.0 + 5.0
+    dst = (src - src.mean(0)) @ (2.5 * _rotation(roll_deg)).T + np.array([300.0, 80.0])
+    m = limit_roll(similarity_transform(src, dst), src, dst, band)
+    assert np.degrees(np.arctan2(m[1, 0], m[0, 0])) == pytest.approx(kept_deg, abs=1e-6)
+    assert np.hypot(m[0, 0], m[1, 0]) == pytest.approx(2.5)
+    assert m[:, :2] @ src.mean(0) + m[:, 2] == pytest.approx(dst.mean(0))

@@ -62,3 +62,22 @@ def test_batch_larger_than_batch_size(classifier):
     small = EmotionClassifier(classifier.spec, batch_size=4)
     crops = np.random.default_rng(1).integers(0, 256, (10, 48, 48), dtype=np.uint8)
     assert np.allclose(small.classify_crops(crops), classifier.classify_crops(crops), atol=1e-5)
+
+
+def test_align_leaves_the_specs_roll_dead_band(classifier):
+    """A real face turned 30°: the crop is turned back by 30 − 15 = 15° only, as the spec says."""
+    import cv2
+
+    from affectlens.alignment import align_faces
+
+    img = load_image(need(IMAGES / "single_face.jpg"))
+    lm = RetinaFaceDetector().detect(img).landmarks[:1]
+    centre = tuple(float(v) for v in lm[0].mean(0))
+    turned = cv2.warpAffine(img, cv2.getRotationMatrix2D(centre, 30, 1.0), img.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    lm = RetinaFaceDetector().detect(turned).landmarks[:1]
+    ali = classifier.spec.alignment
+    assert ali.roll_dead_band_deg == 15
+    crops = {band: align_faces(turned, lm, ali.points_norm, classifier.crop_size_hw, band) for band in (0, 15)}
+    got = classifier.align(turned, lm)
+    assert np.array_equal(got, crops[15])
+    assert np.abs(got.astype(int) - crops[0].astype(int)).mean() > 10

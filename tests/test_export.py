@@ -28,6 +28,9 @@ def check_bundle(out, fmt):
     spec = json.loads((out / manifest["spec"]).read_text())
     assert spec["file"] == manifest["emotion_model"] and spec["labels"] == manifest["labels"]
     assert (out / "labels.txt").read_text().split() == spec["labels"]
+    # every runtime must align as the source model does: its roll dead band travels with it
+    source = resolve_spec(manifest["source_model"]["path"])
+    assert spec["alignment"].get("roll_dead_band_deg", 0) == source.alignment.roll_dead_band_deg
     v = manifest["verification"]
     assert v["passed"] and v["agreement"] >= 0.99 and v["photo_faces"] >= 1, v
     # the exported emotion model runs in ONNX Runtime with the spec's input name and label count

@@ -16,6 +16,10 @@ FER2013_TEMPLATE_SOURCE = (
     "median landmarks of RetinaFace-MobileNet0.25 on 2,920 FER-2013 training faces "
     "(tools/estimate_fer_template.py)"
 )
+#: Roll (degrees) that models trained on unaligned FER-2013 / FER+ crops keep (see
+#: :func:`limit_roll`): those crops come tilted by about 13° (standard deviation, as our
+#: detector reads it), so fully de-rotating faces moves them away from what the model saw.
+FER2013_ROLL_DEAD_BAND_DEG = 15.0
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -53,7 +57,41 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw: tuple[int, int]) -> np.ndarray:
+def limit_roll(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: float) -> np.ndarray:
+    """Keep the roll (in-plane rotation) of a fitted similarity only beyond a dead band.
+
+    Models trained on unaligned crops (FER-2013, FER+) saw faces tilted by about ±13° as
+    they come; de-rotating every face moves it away from that. With a dead band of ``b``
+    degrees, a fitted rotation of ``a`` degrees becomes ``sign(a) * max(0, |a| - b)``: faces
+    tilted less than ``b`` keep their tilt, more tilted ones are turned back to ``±b``. The
+    fitted scale is kept and the centroid of ``src`` still lands on the centroid of ``dst``.
+
+    Args:
+        m: ``(2, 3)`` similarity from :func:`similarity_transform` (``src`` → ``dst``).
+        src, dst: the ``(k, 2)`` points ``m`` was fitted on (pixels).
+        dead_band_deg: the dead band in degrees, in [0, 90); 0 returns ``m`` unchanged.
+
+    Returns:
+        ``(2, 3)`` float64 similarity with the limited rotation.
+
+    Example:
+        >>> m = similarity_transform(landmarks, template_px)      # rotates the face by 40°
+        >>> limit_roll(m, landmarks, template_px, 15.0)           # rotates it by 25°
+    """
+    if dead_band_deg <= 0:
+        return m
+    angle_deg = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    kept_rad = np.radians(np.sign(angle_deg) * max(0.0, abs(angle_deg) - dead_band_deg))
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    rot = scale * np.array([[np.cos(kept_rad), -np.sin(kept_rad)], [np.sin(kept_rad), np.cos(kept_rad)]])
+    out = np.zeros((2, 3))
+    out[:, :2] = rot
+    out[:, 2] = np.asarray(dst, np.float64).mean(0) - rot @ np.asarray(src, np.float64).mean(0)
+    return out
+
+
+def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw: tuple[int, int],
+                roll_dead_band_deg: float = 0.0) -> np.ndarray:
     """Warp every face to the template.
 
     Args:
@@ -61,6 +99,8 @@ def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw
         landmarks: ``(n, 5, 2)`` pixel landmarks in ``image``.
         template_norm: five ``(x, y)`` template points as fractions of the crop size.
         size_hw: crop height and width in pixels.
+        roll_dead_band_deg: roll the alignment leaves in place, in degrees (see
+            :func:`limit_roll`; the model spec's ``alignment.roll_dead_band_deg``); 0 aligns fully.
 
     Returns:
         ``(n, H, W[, c])`` uint8 crops (replicated borders where the face leaves the image).
@@ -69,7 +109,7 @@ def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw
     dst = np.asarray(template_norm, dtype=np.float64) * np.array([w, h])
     crops = []
     for pts in np.asarray(landmarks, dtype=np.float64):
-        m = similarity_transform(pts, dst)
+        m = limit_roll(similarity_transform(pts, dst), pts, dst, roll_dead_band_deg)
         # Strong downscaling with a plain warp aliases: warp at k times the size, then area-resize.
         k = int(min(8, max(1, np.floor(1.0 / max(_scale_of(m), 1e-6)))))
         big = cv2.warpAffine(image, m * k, (w * k, h * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

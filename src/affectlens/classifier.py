@@ -71,8 +71,10 @@ class EmotionClassifier:
         return tuple(self.spec.input.size_hw)
 
     def align(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """``(n, H, W, 3)`` uint8 BGR crops warped to the spec's template."""
-        return align_faces(image_bgr, landmarks, self.spec.alignment.points_norm, self.crop_size_hw)
+        """``(n, H, W, 3)`` uint8 BGR crops warped to the spec's template, leaving the spec's
+        roll dead band in place (``alignment.roll_dead_band_deg``)."""
+        ali = self.spec.alignment
+        return align_faces(image_bgr, landmarks, ali.points_norm, self.crop_size_hw, ali.roll_dead_band_deg)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """Crops → the model's float32 NCHW input (:func:`affectlens.preprocess.to_model_input`).

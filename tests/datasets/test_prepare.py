@@ -67,6 +67,7 @@ def test_photos_are_detected_and_aligned_as_at_inference(photo_folder, recognize
     meta = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert meta["problems"] == {"no_face": 1, "unreadable": 1, "multi_face": 1}
     assert any("has 1 faces" in w for w in meta["warnings"])
+    assert meta["alignment"]["roll_dead_band_deg"] == recognizer.classifier.spec.alignment.roll_dead_band_deg == 15
 
 
 def test_ckplus48_crops_are_taken_as_crops_with_subjects(tmp_path):

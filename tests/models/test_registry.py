@@ -115,6 +115,32 @@ def test_malformed_specs(tmp_path, content, message):
         load_spec(p)
 
 
+@pytest.mark.parametrize("value, expected", [
+    (None, 0.0), (0, 0.0), (15, 15.0), (12.5, 12.5), (89.9, 89.9),
+    ("15", "must be a number of degrees in \\[0, 90\\), got '15'"), (-1, "got -1"), (90, "got 90"),
+    (True, "got True"), ([15], r"got \[15\]"), (float("nan"), "got nan"),
+])
+def test_roll_dead_band_is_read_and_checked(model_copy, value, expected):
+    spec_path = model_copy / f"{DEFAULT_MODEL}.json"
+    raw = json.loads(spec_path.read_text())
+    raw["alignment"].pop("roll_dead_band_deg", None)
+    if value is not None:
+        raw["alignment"]["roll_dead_band_deg"] = value
+    spec_path.write_text(json.dumps(raw))
+    if isinstance(expected, float):
+        assert load_spec(spec_path).alignment.roll_dead_band_deg == expected
+    else:
+        with pytest.raises(ModelLoadError, match=rf"{spec_path.name}: alignment.roll_dead_band_deg .*{expected}.*align fully"):
+            load_spec(spec_path)
+
+
+def test_shipped_classifiers_keep_15_degrees_of_roll():
+    """All were trained on unaligned FER-2013 / FER+ crops (see docs/wild-eval.md)."""
+    names = available_models()
+    assert len(names) == 7
+    assert {n: load_spec(WEIGHTS_DIR / f"{n}.json").alignment.roll_dead_band_deg for n in names} == dict.fromkeys(names, 15.0)
+
+
 def test_spec_that_disagrees_with_the_graph(model_copy):
     spec_path = model_copy / f"{DEFAULT_MODEL}.json"
     raw = json.loads(spec_path.read_text())

@@ -154,6 +154,9 @@ def test_model_folder_loads_everywhere(trained, photos):
 
     int8 = json.loads((model / "model-int8.json").read_text())  # portable int8 beside the fp32 model
     assert int8["metrics"]["fp32_agreement_test"] >= 0.9 and int8["labels"] == labels
+    # both align as the data set was prepared (the base's roll dead band)
+    bands = {json.loads((model / f).read_text())["alignment"].get("roll_dead_band_deg") for f in ("model.json", "model-int8.json")}
+    assert bands == {ds.meta["alignment"]["roll_dead_band_deg"]} == {15}
     assert EmotionClassifier(str(model / "model-int8.onnx")).classify_crops(ds.images[:4]).shape == (4, len(labels))
     r = _cli("image", photo, "--model", model, "--json", "-", "-q")
     assert r.returncode == 0, r.stderr
@@ -194,5 +197,19 @@ def test_bad_training_inputs_fail_clearly_and_lose_nothing(trained, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({**spec, "file": "other.onnx"}))
     with pytest.raises(DatasetError, match="prepare again"):
         train_custom(work / "ds", tmp_path / "m3", CustomTrainOptions(base=str(tmp_path / "other.json")))
+    # a base that aligns with another roll dead band (here: a full alignment)
+    spec = json.loads((work / "model" / "model.json").read_text())
+    spec["alignment"]["roll_dead_band_deg"] = 0
+    (tmp_path / "other.json").write_text(json.dumps({**spec, "file": "other.onnx"}))
+    with pytest.raises(DatasetError, match=r"roll dead band of 15°, but --base .*other.json aligns with 0°.*prepare again"):
+        train_custom(work / "ds", tmp_path / "m3", CustomTrainOptions(base=str(tmp_path / "other.json")))
+    # a data set prepared before the dead band existed was aligned fully: the shipped base refuses it
+    old = tmp_path / "old_ds"
+    shutil.copytree(work / "ds", old)
+    meta = json.loads((old / "dataset.json").read_text())
+    del meta["alignment"]["roll_dead_band_deg"]
+    (old / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=r"roll dead band of 0°, but --base .* aligns with 15°.*prepare again"):
+        train_custom(old, tmp_path / "m3", CustomTrainOptions(epochs=1))
     assert load_prepared(work / "ds").meta["faces"] > 120  # the data set is untouched
     assert not (tmp_path / "m2" / "model.json").exists() and not (tmp_path / "m3" / "model.json").exists()

@@ -31,6 +31,25 @@ export function similarityTransform(src: number[][], dst: number[][]): number[] 
 }
 
 /**
+ * Keep the roll (in-plane rotation) of a fitted similarity only beyond a dead band (Python's
+ * `limit_roll`): a fitted rotation of `a` degrees becomes `sign(a) * max(0, |a| - deadBandDeg)`,
+ * the fitted scale is kept and the centroid of `src` still lands on the centroid of `dst`.
+ *
+ * @param m row-major 2x3 similarity from `similarityTransform(src, dst)`.
+ * @param deadBandDeg the dead band in degrees, in [0, 90); 0 returns `m` unchanged.
+ */
+export function limitRoll(m: number[], src: number[][], dst: number[][], deadBandDeg: number): number[] {
+  if (!(deadBandDeg > 0)) return m;
+  const angleDeg = (Math.atan2(m[3], m[0]) * 180) / Math.PI;
+  const keptRad = ((Math.sign(angleDeg) * Math.max(0, Math.abs(angleDeg) - deadBandDeg)) * Math.PI) / 180;
+  const scale = Math.hypot(m[0], m[3]);
+  const a = scale * Math.cos(keptRad), c = scale * Math.sin(keptRad);
+  const mean = (pts: number[][], i: number) => pts.reduce((acc, p) => acc + p[i], 0) / pts.length;
+  const msx = mean(src, 0), msy = mean(src, 1), mdx = mean(dst, 0), mdy = mean(dst, 1);
+  return [a, -c, mdx - (a * msx - c * msy), c, a, mdy - (c * msx + a * msy)];
+}
+
+/**
  * Warp one face onto the template (Python's `align_faces`): supersampled by k = floor(1/scale)
  * (1..8), then area-downscaled, so large faces do not alias.
  *
@@ -38,11 +57,14 @@ export function similarityTransform(src: number[][], dst: number[][]): number[] 
  * @param landmarks five (x, y) pixel points.
  * @param templateNorm five (x, y) template points as fractions of the crop (from the spec).
  * @param sizeHw crop height and width (from the spec).
+ * @param rollDeadBandDeg roll in degrees the alignment leaves in place (the spec's
+ *   `alignment.roll_dead_band_deg`; see `limitRoll`); 0 aligns fully.
  */
-export function alignFace(image: Image8, landmarks: number[][], templateNorm: number[][], sizeHw: [number, number]): Image8 {
+export function alignFace(image: Image8, landmarks: number[][], templateNorm: number[][], sizeHw: [number, number],
+  rollDeadBandDeg = 0): Image8 {
   const [h, w] = sizeHw;
   const dst = templateNorm.map(([x, y]) => [x * w, y * h]);
-  const m = similarityTransform(landmarks, dst);
+  const m = limitRoll(similarityTransform(landmarks, dst), landmarks, dst, rollDeadBandDeg);
   const s = Math.sqrt(Math.abs(m[0] * m[4] - m[1] * m[3]));
   const k = Math.trunc(Math.min(8, Math.max(1, Math.floor(1 / Math.max(s, 1e-6)))));
   const big = warpAffineLinear(image, m.map((v) => v * k), w * k, h * k);

@@ -26,9 +26,10 @@ export class EmotionClassifier {
     return this.spec.labels;
   }
 
-  /** Warp every face to the spec's template: BGR crops of the spec's size. */
+  /** Warp every face to the spec's template (leaving its roll dead band): BGR crops of the spec's size. */
   align(image: Image8, landmarks: number[][][]): Image8[] {
-    return landmarks.map((pts) => alignFace(image, pts, this.spec.alignment.points_norm, this.spec.input.size_hw));
+    const { points_norm, roll_dead_band_deg = 0 } = this.spec.alignment;
+    return landmarks.map((pts) => alignFace(image, pts, points_norm, this.spec.input.size_hw, roll_dead_band_deg));
   }
 
   /** BGR (or gray) crops → the model's float32 NCHW input, exactly as Python's `preprocess`. */

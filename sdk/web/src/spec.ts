@@ -28,6 +28,8 @@ export interface AlignmentSpec {
   /** Five (x, y) template points as fractions of the crop width and height. */
   points_norm: [number, number][];
   source?: string;
+  /** Roll (degrees, in [0, 90)) the alignment leaves in place; absent = 0 = full alignment. */
+  roll_dead_band_deg?: number;
 }
 
 export interface ModelSpec {
@@ -96,6 +98,11 @@ export function parseSpec(raw: unknown, where: string): ModelSpec {
   if (!Array.isArray(pts) || pts.length !== 5 || pts.some((p: unknown) => !Array.isArray(p) || p.length !== 2)) {
     throw new ModelLoadError(`${where}: alignment.points_norm must hold 5 (x, y) pairs`);
   }
+  const band = d.alignment.roll_dead_band_deg ?? 0;
+  if (typeof band !== "number" || !(band >= 0 && band < 90)) {
+    throw new ModelLoadError(`${where}: alignment.roll_dead_band_deg must be a number of degrees in [0, 90), got ` +
+      `${JSON.stringify(band)}; write e.g. 15 (the roll a model trained on unaligned crops keeps), or 0 / leave it out to align fully`);
+  }
   if (!Array.isArray(d.labels) || d.labels.length < 2) {
     throw new ModelLoadError(`${where}: labels must list at least 2 class names`);
   }
@@ -107,6 +114,7 @@ export function parseSpec(raw: unknown, where: string): ModelSpec {
   return {
     ...d,
     input: { ...inp, layout: "NCHW" },
+    alignment: { ...d.alignment, roll_dead_band_deg: band },
     output_name: d.output_name ?? "probs",
     output_kind: kind,
   } as ModelSpec;

@@ -51,6 +51,16 @@ describe("model loading errors", () => {
     writeFileSync(spec, JSON.stringify(raw));
     await assert.rejects(EmotionRecognizer.create({ model: spec }), (e) => e instanceof ModelLoadError && /mean\/std need/.test(e.message));
   });
+  test("a roll dead band outside [0, 90) degrees is refused, as in Python", async () => {
+    const { spec } = modelFolder("badband");
+    const raw = JSON.parse(readFileSync(spec, "utf8"));
+    for (const bad of [90, -1, "15"]) {
+      raw.alignment.roll_dead_band_deg = bad;
+      writeFileSync(spec, JSON.stringify(raw));
+      await assert.rejects(EmotionRecognizer.create({ model: spec }),
+        (e) => e instanceof ModelLoadError && /alignment\.roll_dead_band_deg must be a number of degrees in \[0, 90\)/.test(e.message));
+    }
+  });
   test("a model file that is not the one its spec describes fails the sha256 check", async () => {
     const { spec, onnx } = modelFolder("corrupt");
     const bytes = readFileSync(onnx);

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { EmotionRecognizer, readImage } from "../dist/node.mjs";
+import { EmotionRecognizer, alignFace, readImage } from "../dist/node.mjs";
 import { SHARED, SKIP_SHARED, parityImages, parityReport, runPython, matchFaces } from "./helpers.mjs";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "affectlens-sdk-"));
@@ -92,5 +92,41 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
     assert.ok(idMap.size >= 2, "the scene cut between the two clips starts a new track in both");
     assert.ok(faces >= 18, `expected a face in most frames, got ${faces}`);
     assert.ok(worst <= 0.02, `smoothed/raw probability difference ${worst}`);
+  });
+});
+
+describe("alignment keeps the spec's roll dead band, as Python does", { skip: SKIP_SHARED }, () => {
+  test("a face turned 30°: the SDK's crops equal Python's (within 1 grey level), probabilities within 0.02", async () => {
+    const dir = path.join(tmp, "turned");
+    runPython(["turned", dir, path.join(SHARED, "media/images/single_face.jpg"), "30"]);
+    const ref = JSON.parse(readFileSync(path.join(dir, "turned.json"), "utf8"));
+    const rec = await EmotionRecognizer.create({ threads: 2 });
+    try {
+      const band = rec.spec.alignment.roll_dead_band_deg;
+      assert.equal(rec.spec.name, ref.model);
+      assert.equal(band, 15);
+      assert.equal(band, ref.roll_dead_band_deg);
+      const raw = await readImage(path.join(dir, "turned.png"));
+      const bgr = { data: new Uint8Array(raw.width * raw.height * 3), width: raw.width, height: raw.height, channels: 3 };
+      for (let i = 0; i < raw.width * raw.height; i++) {
+        for (let c = 0; c < 3; c++) bgr.data[3 * i + c] = raw.data[4 * i + 2 - c];
+      }
+      const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+      const meanDiff = (a, b) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+      assert.ok(ref.faces.length >= 1);
+      for (const face of ref.faces) {
+        assert.ok(Math.abs(face.roll_deg) > band + 10, `the face should be turned well beyond the band, reads ${face.roll_deg}°`);
+        const crop = rec.classifier.align(bgr, [face.landmarks])[0];
+        assert.ok(maxDiff(crop.data, face.crop) <= 1, `crop differs from Python's by ${maxDiff(crop.data, face.crop)}`);
+        const full = alignFace(bgr, face.landmarks, rec.spec.alignment.points_norm, rec.spec.input.size_hw);
+        assert.ok(maxDiff(full.data, face.crop_full) <= 1, "the fully aligned crop (band 0) matches Python's too");
+        assert.ok(meanDiff(crop.data, full.data) > 10, "the dead band changes the crop");
+      }
+      const got = await rec.detect(raw);
+      const r = parityReport([["turned.png", got.faces, ref.result.faces]], ref.labels ?? rec.labels);
+      assert.ok(r.faces >= 1 && r.missing === 0 && r.extra === 0 && r.maxProbDiff <= 0.02 && r.topAgreement >= 0.99, JSON.stringify(r));
+    } finally {
+      await rec.close();
+    }
   });
 });

@@ -8,6 +8,9 @@
 
   python python_reference.py frames DIR                     DIR/frames.json + RGB files recorded by
       the browser through VideoAnalyzer.process -> DIR/python.json
+  python python_reference.py turned OUT_DIR IMG DEG         IMG turned by DEG degrees about its first
+      face -> OUT_DIR/turned.png and OUT_DIR/turned.json: per face the landmarks, the fitted roll,
+      the classifier's crop (the spec's roll dead band) and the fully aligned crop, Faces.to_dict()
   python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
   python python_reference.py learned OUT.json VIDEO N [STEP] N frames through VideoAnalyzer with
       smooth="learned": per frame and face the inputs of the learned smoother (raw probabilities,
@@ -120,6 +123,31 @@ def frames(folder: str) -> None:
     (d / "python.json").write_text(json.dumps({"labels": list(va.labels), "frames": out}))
 
 
+def turned(out_dir: str, path: str, deg: float) -> None:
+    import numpy as np
+    from affectlens.alignment import align_faces, similarity_transform
+
+    rec = EmotionRecognizer(model=os.environ.get("AFFECTLENS_MODEL") or None, threads=1)
+    img = cv2.imread(path)
+    centre = tuple(float(v) for v in rec.detector.detect(img).landmarks[0].mean(0))
+    photo = cv2.warpAffine(img, cv2.getRotationMatrix2D(centre, deg, 1.0), img.shape[1::-1],
+                           borderMode=cv2.BORDER_REPLICATE)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out / "turned.png"), photo)
+    faces = rec.predict(str(out / "turned.png"))
+    ali, size = rec.classifier.spec.alignment, rec.classifier.crop_size_hw
+    dst = np.asarray(ali.points_norm) * np.array(size[::-1])
+    per_face = [{"landmarks": lm.tolist(),
+                 "roll_deg": float(np.degrees(np.arctan2(*similarity_transform(lm, dst)[[1, 0], 0]))),
+                 "crop": rec.classifier.align(photo, lm[None])[0].ravel().tolist(),
+                 "crop_full": align_faces(photo, lm[None], ali.points_norm, size)[0].ravel().tolist()}
+                for lm in faces.landmarks]
+    (out / "turned.json").write_text(json.dumps({"model": rec.classifier.spec.name,
+                                                "roll_dead_band_deg": ali.roll_dead_band_deg,
+                                                "faces": per_face, "result": faces.to_dict()}))
+
+
 def y4m(out: str, path: str, n: int) -> None:
     """The first ``n`` frames of a video as a Y4M file (I420), for Chromium's fake camera."""
     cap = cv2.VideoCapture(path)
@@ -143,9 +171,11 @@ if __name__ == "__main__":
         video(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
     elif mode == "frames":
         frames(args[0])
+    elif mode == "turned":
+        turned(args[0], args[1], float(args[2]))
     elif mode == "y4m":
         y4m(args[0], args[1], int(args[2]))
     elif mode == "learned":
         learned(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
     else:
-        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, y4m or learned")
+        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, turned, y4m or learned")

@@ -52,10 +52,15 @@ class AlignmentSpec:
     Attributes:
         points_norm: five ``(x, y)`` pairs in [0, 1].
         source: how the template was obtained.
+        roll_dead_band_deg: roll (in-plane rotation, degrees, in [0, 90)) the alignment leaves
+            in place: a face tilted by ``a`` degrees is turned back by ``sign(a) * max(0,
+            |a| - band)`` only (:func:`affectlens.alignment.limit_roll`). 0 (absent in the JSON)
+            aligns fully; models trained on unaligned crops (FER-2013, FER+) use 15.
     """
 
     points_norm: tuple[tuple[float, float], ...]
     source: str = ""
+    roll_dead_band_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,17 @@ def _require(d: dict, key: str, where: Path) -> Any:
     return d[key]
 
 
+def _roll_dead_band(alignment: dict, where: Path) -> float:
+    """``alignment.roll_dead_band_deg`` checked: a number in [0, 90) degrees, absent = 0."""
+    value = alignment.get("roll_dead_band_deg", 0)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 90
+    if not ok:
+        raise ModelLoadError(
+            f"{where}: alignment.roll_dead_band_deg must be a number of degrees in [0, 90), got {value!r}; "
+            "write e.g. 15 (the roll a model trained on unaligned crops keeps), or 0 / leave it out to align fully")
+    return float(value)
+
+
 def load_spec(path: str | Path) -> ModelSpec:
     """Read a spec JSON.
 
@@ -153,10 +169,11 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{p}: input.color must be gray, rgb or bgr, got {input_spec.color!r}")
     if len(points) != 5 or any(len(pt) != 2 for pt in points):
         raise ModelLoadError(f"{p}: alignment.points_norm must hold 5 (x, y) pairs")
+    dead_band = _roll_dead_band(ali, p)
     return ModelSpec(
         name=_require(raw, "name", p), file=_require(raw, "file", p), sha256=_require(raw, "sha256", p),
         labels=tuple(_require(raw, "labels", p)), input=input_spec,
-        alignment=AlignmentSpec(points_norm=points, source=ali.get("source", "")),
+        alignment=AlignmentSpec(points_norm=points, source=ali.get("source", ""), roll_dead_band_deg=dead_band),
         output_name=raw.get("output_name", "probs"), output_kind=raw.get("output_kind", "probabilities"),
         temperature=float(raw.get("temperature", 1.0)), tta=tuple(raw.get("tta", ())),
         metrics=raw.get("metrics", {}), training=raw.get("training", {}), license=raw.get("license", ""),

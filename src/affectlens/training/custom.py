@@ -95,19 +95,35 @@ def base_spec_of(opts: CustomTrainOptions, data: PreparedDataset) -> tuple[Model
     """The spec whose input and alignment the model uses, and whether weights come from it.
 
     Raises:
-        DatasetError: the data set was cut to another crop size or template than the base expects.
+        DatasetError: the data set was cut to another crop size, template or roll dead band than the base expects.
     """
     scratch = str(opts.base).lower() in ("none", "scratch")
     spec = resolve_spec(resolve_base(data.meta.get("base") if scratch else opts.base))
+    _check_prepared_alike(data, spec, opts.base)
+    return spec, not scratch
+
+
+def _check_prepared_alike(data: PreparedDataset, spec: ModelSpec, base) -> None:
+    """Crop size, template and roll dead band of the data set's preparation against ``spec``'s.
+
+    Raises:
+        DatasetError: they differ (the fix: prepare again with that base).
+    """
+    again = f"prepare again with 'affectlens dataset prepare SRC --out {data.root} --base {base} --overwrite'"
     want_size = list(spec.input.size_hw)
     want_pts = [list(p) for p in spec.alignment.points_norm]
-    got_pts = data.meta.get("alignment", {}).get("points_norm")
-    if data.meta.get("crop_size_hw") != want_size or not np.allclose(np.asarray(got_pts, float), want_pts, atol=1e-4):
+    got = data.meta.get("alignment", {})
+    if data.meta.get("crop_size_hw") != want_size or not np.allclose(np.asarray(got.get("points_norm"), float),
+                                                                     want_pts, atol=1e-4):
         raise DatasetError(
             f"{data.root}: prepared for base {data.meta.get('base')!r} ({data.meta.get('crop_size_hw')} crops), "
-            f"but --base {opts.base} expects {want_size} crops on its own alignment template; prepare again with "
-            f"'affectlens dataset prepare SRC --out {data.root} --base {opts.base} --overwrite'")
-    return spec, not scratch
+            f"but --base {base} expects {want_size} crops on its own alignment template; {again}")
+    got_band = float(got.get("roll_dead_band_deg", 0.0))  # data sets prepared before the field: full alignment
+    if abs(got_band - spec.alignment.roll_dead_band_deg) > 1e-6:
+        raise DatasetError(
+            f"{data.root}: faces aligned with a roll dead band of {got_band:g}°, but --base {base} aligns with "
+            f"{spec.alignment.roll_dead_band_deg:g}° (alignment.roll_dead_band_deg), so the model would see faces "
+            f"turned otherwise at run time than in training; {again}")
 
 
 def training_set(data: PreparedDataset, spec: ModelSpec, labels: tuple[str, ...] | None) -> TrainingSet:

@@ -70,7 +70,7 @@ def export_and_score(net: nn.Module, name: str, out: Path, data, mean: float, st
                      training: dict, description: str, licence: str | None = None) -> dict:
     """Fit the temperature of ``net`` (mirror TTA) on PublicTest, export ``out/name.onnx`` with its
     spec, score the exported file on the test splits; writes and returns ``metrics.json``."""
-    from affectlens.alignment import FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
+    from affectlens.alignment import FER2013_ROLL_DEAD_BAND_DEG, FER2013_TEMPLATE, FER2013_TEMPLATE_SOURCE
 
     out.mkdir(parents=True, exist_ok=True)
     x_pub = _to_tensor(data.splits["PublicTest"].images, input_size)
@@ -85,7 +85,8 @@ def export_and_score(net: nn.Module, name: str, out: Path, data, mean: float, st
         name=name, file=onnx_path.name, sha256=sha256_of(onnx_path), labels=data.labels,
         input=InputSpec(name="input", size_hw=(input_size, input_size), color="gray", scale=1 / 255,
                         mean=(mean,), std=(std,)),
-        alignment=AlignmentSpec(points_norm=FER2013_TEMPLATE, source=FER2013_TEMPLATE_SOURCE),
+        alignment=AlignmentSpec(points_norm=FER2013_TEMPLATE, source=FER2013_TEMPLATE_SOURCE,
+                                roll_dead_band_deg=FER2013_ROLL_DEAD_BAND_DEG),
         temperature=temperature, tta=("hflip",), training=training,
         license=licence or "MIT (weights trained by the AffectLens authors on FER-2013; see MODEL_CARD.md for data terms)",
         description=description,
