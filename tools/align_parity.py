@@ -12,7 +12,7 @@ Figures in docs/alignment.md.
 
 Usage:
     python tools/align_parity.py ../shared/data/fer2013 [--faces 1024] [--cell 288] [--grid 4] \\
-        [--bands 0,12,15,18] [--model fer-vgg48s-int8]
+        [--bands 0,12,15,18] [--model fer-vgg48s-int8] [--labels fer2013|ferplus]
 """
 
 from __future__ import annotations
@@ -40,6 +40,20 @@ def photos(images: np.ndarray, face_px: int, cell_px: int, grid: int):
         yield photo, where
 
 
+def test_faces(data: str, labels: str, model_labels) -> tuple[np.ndarray, np.ndarray]:
+    """PrivateTest faces and their label indices in ``model_labels``: FER-2013's own labels, or
+    FER+ majority votes (faces whose label the model lacks, or with no majority, left out)."""
+    if labels == "fer2013":
+        split = load_fer2013(data, ("PrivateTest",))["PrivateTest"]
+        return split.images, split.labels
+    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
+
+    fp = load_ferplus(data, "PrivateTest")
+    names = np.array([FERPLUS_EMOTIONS[i] if i < len(FERPLUS_EMOTIONS) else "" for i in fp.labels])
+    keep = np.isin(names, list(model_labels))
+    return fp.images[keep], np.array([list(model_labels).index(n) for n in names[keep]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data")
@@ -49,11 +63,13 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=4)
     ap.add_argument("--bands", default="0,12,15,18", help="roll dead bands to compare, degrees")
     ap.add_argument("--model", default="fer-vgg48s-int8")
+    ap.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
+                    help="FER-2013's labels, or FER+ majority votes (faces the model cannot name left out)")
     args = ap.parse_args()
     bands = [float(b) for b in args.bands.split(",")]
-    split = load_fer2013(args.data, ("PrivateTest",))["PrivateTest"]
-    images, labels = split.images[:args.faces], split.labels[:args.faces]
     rec = EmotionRecognizer(model=args.model, min_quality=0.0, threads=1)
+    images, labels = test_faces(args.data, args.labels, rec.classifier.labels)
+    images, labels = images[:args.faces], labels[:args.faces]
     clf, ali = rec.classifier, rec.classifier.spec.alignment
     direct = clf.classify_crops(images).argmax(1)
     piped = {b: np.full(len(images), -1) for b in bands}
@@ -78,7 +94,7 @@ def main() -> None:
                 lm = faces.landmarks[j]
                 m = limit_roll(similarity_transform(lm, dst), lm, dst, ali.roll_dead_band_deg)
                 framing.append((np.hypot(m[0, 0], m[1, 0]) * args.face / w, *(m[:, :2] @ (x, y) + m[:, 2] - (w / 2, h / 2))))
-    print(f"model {args.model}, {len(images)} faces, {args.face} px in {args.cell} px cells, {args.grid}x{args.grid} per photo")
+    print(f"model {args.model}, {args.labels} labels, {len(images)} faces, {args.face} px in {args.cell} px cells, {args.grid}x{args.grid} per photo")
     for b in bands:
         found = piped[b] >= 0
         d_acc = (direct[found] == labels[found]).mean()

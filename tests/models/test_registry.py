@@ -134,6 +134,14 @@ def test_roll_dead_band_is_read_and_checked(model_copy, value, expected):
             load_spec(spec_path)
 
 
+@pytest.mark.parametrize("band", [-1, 90, float("nan"), "15", True])
+def test_an_alignment_built_in_code_is_checked_too(band):
+    from affectlens.models.spec import AlignmentSpec
+
+    with pytest.raises(ValueError, match="roll_dead_band_deg must be a number of degrees in"):
+        AlignmentSpec(points_norm=((0.3, 0.4),) * 5, roll_dead_band_deg=band)
+
+
 def test_shipped_classifiers_keep_15_degrees_of_roll():
     """All were trained on unaligned FER-2013 / FER+ crops (see docs/wild-eval.md)."""
     names = available_models()

@@ -62,6 +62,11 @@ class AlignmentSpec:
     source: str = ""
     roll_dead_band_deg: float = 0.0
 
+    def __post_init__(self):
+        band = self.roll_dead_band_deg
+        if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 90:
+            raise ValueError(f"roll_dead_band_deg must be a number of degrees in [0, 90), got {band!r}")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
