@@ -97,25 +97,43 @@ def _fer_faces_in_photos(images: np.ndarray, face_px: int = 192, cell_px: int = 
         yield photo, where
 
 
-@pytest.mark.slow
-def test_detect_and_align_land_near_direct_crop_accuracy():
-    """Issue 15's parity check: FER-2013 test faces upscaled and padded into photos, through the
-    whole pipeline (detection, 5-point alignment with the spec's 15° roll dead band,
-    classification), against the same faces fed as crops. Measured on the first 1,024
-    PrivateTest faces with fer-vgg48s-int8 (2-core AMD EPYC, AVX2; ``tools/align_parity.py``):
-    99.0% found; on those, 69.7% through the pipeline vs 72.0% as crops (gap 2.3 points; 2.2
-    with full alignment, 2.2 / 2.0 with a 12° / 18° band). The issue's aim is within 1 point;
-    it is not reached: the same faces cut back by the known upscale-and-pad transform score
-    72.3% (gap -0.3), so the gap is the per-face framing (scale sd 19%, shift sd 3-4 px, roll)
-    that the fit to one template changes away from FER's own crops, and with about 140 faces
-    right on one side only its standard error is about 1.2 points (docs/alignment.md). The
-    test guards the measured level (3 points)."""
+def _fer_test_faces(labels: str, model_labels, n: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` PrivateTest faces with FER-2013's labels, or FER+ majority votes, as label
+    indices of the model."""
     from affectlens.datasets import load_fer2013
+    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
     from conftest import FER2013
 
-    split = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
-    images, labels = split.images[:1024], split.labels[:1024]
-    rec = EmotionRecognizer(model="fer-vgg48s-int8", min_quality=0.0)
+    if labels == "fer2013":
+        split = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
+        return split.images[:n], split.labels[:n]
+    fp = load_ferplus(need(FER2013), "PrivateTest")
+    return fp.images[:n], np.array([list(model_labels).index(FERPLUS_EMOTIONS[i]) for i in fp.labels[:n]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, labels, bound", [
+    ("ferplus-vgg48s-ens-zoom-int8", "ferplus", 0.01),  # the default on x86, on its own labels
+    ("fer-vgg48s-int8", "fer2013", 0.03),               # the FER-2013 benchmark model: guards its level
+])
+def test_detect_and_align_land_near_direct_crop_accuracy(model, labels, bound):
+    """Issue 15's parity check: FER test faces upscaled to 192 px and padded into grey photos,
+    through the whole pipeline (detection, 5-point alignment with the spec's 15° roll dead
+    band, classification), against the same faces fed as crops. Measured on 2-core AMD EPYC
+    (AVX2) with ``tools/align_parity.py`` (docs/alignment.md), first 1,024 test faces:
+
+    - the default ``ferplus-vgg48s-ens-zoom-int8`` on FER+ majority votes: 99.3% found; 89.28%
+      through the pipeline vs 89.48% as crops, a gap of 0.20 points (whole FER+ test, 3,153
+      faces: 0.32; 0.64 with full alignment). Within the issue's 1 point.
+    - ``fer-vgg48s-int8`` on FER-2013's labels: 99.0% found; 69.7% vs 72.0%, 2.3 points (whole
+      PrivateTest: 1.68; 2.13 with full alignment). Not within 1 point: the same faces cut back
+      by the known upscale-and-pad transform score 72.3%, so the gap is the per-face framing
+      (scale sd 19%, shift sd 3-4 px) that one template changes away from FER's own crops,
+      which this single network, trained without zoom views, is more sensitive to. With about
+      140 faces right on one side only, its standard error is about 1.2 points.
+    """
+    rec = EmotionRecognizer(model=model, min_quality=0.0)
+    images, truth = _fer_test_faces(labels, rec.classifier.labels)
     direct = rec.classifier.classify_crops(images).argmax(1)
     piped = np.full(len(images), -1)
     for photo, where in _fer_faces_in_photos(images):
@@ -127,5 +145,5 @@ def test_detect_and_align_land_near_direct_crop_accuracy():
                 piped[i] = int(faces.probs[int(d.argmin())].argmax())
     found = piped >= 0
     assert found.mean() >= 0.97
-    gap = float((direct[found] == labels[found]).mean() - (piped[found] == labels[found]).mean())
-    assert gap <= 0.03, f"pipeline {gap:.1%} below direct crops"
+    gap = float((direct[found] == truth[found]).mean() - (piped[found] == truth[found]).mean())
+    assert gap <= bound, f"{model}: pipeline {gap:.1%} below direct crops"
