@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -114,7 +115,9 @@ def _fer_test_faces(labels: str, model_labels, n: int = 1024) -> tuple[np.ndarra
 @pytest.mark.slow
 @pytest.mark.parametrize("model, labels, bound", [
     ("ferplus-vgg48s-ens-zoom-int8", "ferplus", 0.01),  # the default on x86, on its own labels
-    ("fer-vgg48s-int8", "fer2013", 0.03),               # the FER-2013 benchmark model: guards its level
+    # the FER-2013 benchmark model: guards its measured level; about 25 s, so with the full evaluation only
+    pytest.param("fer-vgg48s-int8", "fer2013", 0.03, marks=pytest.mark.skipif(
+        os.environ.get("AFFECTLENS_FULL_EVAL") != "1", reason="AFFECTLENS_FULL_EVAL=1 runs this model's parity")),
 ])
 def test_detect_and_align_land_near_direct_crop_accuracy(model, labels, bound):
     """Issue 15's parity check: FER test faces upscaled to 192 px and padded into grey photos,
