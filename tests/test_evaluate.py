@@ -219,3 +219,15 @@ def test_cli_evaluates_a_folder_and_refuses_labels_the_model_lacks(tmp_path):
     proc = subprocess.run(cmd + ["--folder", str(tmp_path / "ok"), "--split", "all"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "['yawn'] are not among" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_faces_in_photos_lays_faces_into_grey_cells():
+    from affectlens.evaluate import faces_in_photos
+
+    faces = np.stack([np.full((48, 48), 10 * k, np.uint8) for k in range(17)])
+    laid = list(faces_in_photos(faces, face_px=96, cell_px=128, grid=4))
+    assert [len(where) for _, where in laid] == [16, 1]
+    photo, where = laid[0]
+    assert photo.shape == (512, 512, 3) and photo[0, 0, 0] == 128
+    i, x, y = where[5]  # row 1, column 1
+    assert (i, x, y) == (5, 128 + 64, 128 + 64) and photo[int(y), int(x), 0] == 50

@@ -82,36 +82,6 @@ def test_pil_input_and_notebook_display(recognizer):
     assert html.count('<img') == 1 and "data:image/jpeg;base64," in html and "<table>" in html
 
 
-def _fer_faces_in_photos(images: np.ndarray, face_px: int = 192, cell_px: int = 288, grid: int = 4):
-    """FER-2013 faces upscaled to ``face_px`` and padded into grey ``grid`` x ``grid`` photos;
-    yields ``(photo, [(face index, centre x, centre y)])``."""
-    import cv2
-
-    for s in range(0, len(images), grid * grid):
-        photo = np.full((grid * cell_px, grid * cell_px, 3), 128, np.uint8)
-        where = []
-        for k, face in enumerate(images[s:s + grid * grid]):
-            r, c = divmod(k, grid)
-            y, x = r * cell_px + (cell_px - face_px) // 2, c * cell_px + (cell_px - face_px) // 2
-            photo[y:y + face_px, x:x + face_px] = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)[..., None]
-            where.append((s + k, x + face_px / 2, y + face_px / 2))
-        yield photo, where
-
-
-def _fer_test_faces(labels: str, model_labels, n: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` PrivateTest faces with FER-2013's labels, or FER+ majority votes, as label
-    indices of the model."""
-    from affectlens.datasets import load_fer2013
-    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
-    from conftest import FER2013
-
-    if labels == "fer2013":
-        split = load_fer2013(need(FER2013), ("PrivateTest",))["PrivateTest"]
-        return split.images[:n], split.labels[:n]
-    fp = load_ferplus(need(FER2013), "PrivateTest")
-    return fp.images[:n], np.array([list(model_labels).index(FERPLUS_EMOTIONS[i]) for i in fp.labels[:n]])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model, labels, bound", [
     ("ferplus-vgg48s-ens-zoom-int8", "ferplus", 0.01),  # the default on x86, on its own labels
@@ -135,11 +105,15 @@ def test_detect_and_align_land_near_direct_crop_accuracy(model, labels, bound):
       which this single network, trained without zoom views, is more sensitive to. With about
       140 faces right on one side only, its standard error is about 1.2 points.
     """
+    from affectlens.evaluate import faces_in_photos, private_test_faces
+    from conftest import FER2013
+
     rec = EmotionRecognizer(model=model, min_quality=0.0)
-    images, truth = _fer_test_faces(labels, rec.classifier.labels)
+    images, truth = private_test_faces(need(FER2013), labels, rec.classifier.labels)
+    images, truth = images[:1024], truth[:1024]
     direct = rec.classifier.classify_crops(images).argmax(1)
     piped = np.full(len(images), -1)
-    for photo, where in _fer_faces_in_photos(images):
+    for photo, where in faces_in_photos(images):
         faces = rec.predict_bgr(photo)
         centres = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
         for i, x, y in where:

@@ -24,34 +24,7 @@ import numpy as np
 
 from affectlens import EmotionRecognizer
 from affectlens.alignment import align_faces, limit_roll, similarity_transform
-from affectlens.datasets import load_fer2013
-
-
-def photos(images: np.ndarray, face_px: int, cell_px: int, grid: int):
-    """Yields ``(photo, [(face index, centre x, centre y)])`` (the parity test's layout)."""
-    for s in range(0, len(images), grid * grid):
-        photo = np.full((grid * cell_px, grid * cell_px, 3), 128, np.uint8)
-        where = []
-        for k, face in enumerate(images[s:s + grid * grid]):
-            r, c = divmod(k, grid)
-            y, x = r * cell_px + (cell_px - face_px) // 2, c * cell_px + (cell_px - face_px) // 2
-            photo[y:y + face_px, x:x + face_px] = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)[..., None]
-            where.append((s + k, x + face_px / 2, y + face_px / 2))
-        yield photo, where
-
-
-def test_faces(data: str, labels: str, model_labels) -> tuple[np.ndarray, np.ndarray]:
-    """PrivateTest faces and their label indices in ``model_labels``: FER-2013's own labels, or
-    FER+ majority votes (faces whose label the model lacks, or with no majority, left out)."""
-    if labels == "fer2013":
-        split = load_fer2013(data, ("PrivateTest",))["PrivateTest"]
-        return split.images, split.labels
-    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
-
-    fp = load_ferplus(data, "PrivateTest")
-    names = np.array([FERPLUS_EMOTIONS[i] if i < len(FERPLUS_EMOTIONS) else "" for i in fp.labels])
-    keep = np.isin(names, list(model_labels))
-    return fp.images[keep], np.array([list(model_labels).index(n) for n in names[keep]])
+from affectlens.evaluate import faces_in_photos, private_test_faces
 
 
 def main() -> None:
@@ -68,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     bands = [float(b) for b in args.bands.split(",")]
     rec = EmotionRecognizer(model=args.model, min_quality=0.0, threads=1)
-    images, labels = test_faces(args.data, args.labels, rec.classifier.labels)
+    images, labels = private_test_faces(args.data, args.labels, rec.classifier.labels)
     images, labels = images[:args.faces], labels[:args.faces]
     clf, ali = rec.classifier, rec.classifier.spec.alignment
     direct = clf.classify_crops(images).argmax(1)
@@ -77,7 +50,7 @@ def main() -> None:
     framing = []  # fitted scale / true scale, where the true face centre lands (crop px from the centre)
     h, w = clf.crop_size_hw
     dst = np.asarray(ali.points_norm) * np.array([w, h])
-    for photo, where in photos(images, args.face, args.cell, args.grid):
+    for photo, where in faces_in_photos(images, args.face, args.cell, args.grid):
         faces = rec.detector.detect(photo)
         centres = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
         probs = {b: clf.classify_crops(align_faces(photo, faces.landmarks, ali.points_norm, clf.crop_size_hw, b))

@@ -239,3 +239,44 @@ def write_plots(report: dict, out_dir: str) -> dict[str, str]:
 def public(report: dict) -> dict:
     """The report without its private arrays (JSON-ready)."""
     return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def faces_in_photos(images: np.ndarray, face_px: int = 192, cell_px: int = 288, grid: int = 4):
+    """Lay 48x48 grey faces into photos for detect→align parity checks: each face upscaled
+    (cubic) to ``face_px`` and centred in a ``cell_px`` grey cell, ``grid`` x ``grid`` cells per
+    photo.
+
+    Yields:
+        ``(photo, [(face index, centre x, centre y)])``: a BGR uint8 photo and where each face
+        sits in it (pixels).
+    """
+    import cv2
+
+    for s in range(0, len(images), grid * grid):
+        photo = np.full((grid * cell_px, grid * cell_px, 3), 128, np.uint8)
+        where = []
+        for k, face in enumerate(images[s:s + grid * grid]):
+            r, c = divmod(k, grid)
+            y, x = r * cell_px + (cell_px - face_px) // 2, c * cell_px + (cell_px - face_px) // 2
+            photo[y:y + face_px, x:x + face_px] = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)[..., None]
+            where.append((s + k, x + face_px / 2, y + face_px / 2))
+        yield photo, where
+
+
+def private_test_faces(data: str, labels: str, model_labels) -> tuple[np.ndarray, np.ndarray]:
+    """PrivateTest faces and their label indices in ``model_labels``: ``labels="fer2013"`` for
+    FER-2013's own labels, ``"ferplus"`` for FER+ majority votes (faces whose label the model
+    lacks, or with no majority, left out).
+
+    Raises:
+        DatasetError: the data set is missing or unreadable.
+    """
+    if labels == "fer2013":
+        split = load_fer2013(data, ("PrivateTest",))["PrivateTest"]
+        return split.images, split.labels
+    from affectlens.datasets.ferplus import FERPLUS_EMOTIONS, load_ferplus
+
+    fp = load_ferplus(data, "PrivateTest")
+    names = np.array([FERPLUS_EMOTIONS[i] if i < len(FERPLUS_EMOTIONS) else "" for i in fp.labels])
+    keep = np.isin(names, list(model_labels))
+    return fp.images[keep], np.array([list(model_labels).index(n) for n in names[keep]])
