@@ -65,7 +65,9 @@ class AlignmentSpec:
     def __post_init__(self):
         band = self.roll_dead_band_deg
         if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 90:
-            raise ValueError(f"roll_dead_band_deg must be a number of degrees in [0, 90), got {band!r}")
+            raise ValueError(f"roll_dead_band_deg must be a number of degrees in [0, 90), got {band!r}; write e.g. "
+                             "15 (the roll a model trained on unaligned crops keeps), or 0 / leave it out to align fully")
+        object.__setattr__(self, "roll_dead_band_deg", float(band))
 
 
 @dataclass(frozen=True)
@@ -135,17 +137,6 @@ def _require(d: dict, key: str, where: Path) -> Any:
     return d[key]
 
 
-def _roll_dead_band(alignment: dict, where: Path) -> float:
-    """``alignment.roll_dead_band_deg`` checked: a number in [0, 90) degrees, absent = 0."""
-    value = alignment.get("roll_dead_band_deg", 0)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 90
-    if not ok:
-        raise ModelLoadError(
-            f"{where}: alignment.roll_dead_band_deg must be a number of degrees in [0, 90), got {value!r}; "
-            "write e.g. 15 (the roll a model trained on unaligned crops keeps), or 0 / leave it out to align fully")
-    return float(value)
-
-
 def load_spec(path: str | Path) -> ModelSpec:
     """Read a spec JSON.
 
@@ -174,11 +165,15 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{p}: input.color must be gray, rgb or bgr, got {input_spec.color!r}")
     if len(points) != 5 or any(len(pt) != 2 for pt in points):
         raise ModelLoadError(f"{p}: alignment.points_norm must hold 5 (x, y) pairs")
-    dead_band = _roll_dead_band(ali, p)
+    try:
+        alignment = AlignmentSpec(points_norm=points, source=ali.get("source", ""),
+                                  roll_dead_band_deg=ali.get("roll_dead_band_deg", 0.0))
+    except ValueError as exc:
+        raise ModelLoadError(f"{p}: alignment.{exc}") from None
     return ModelSpec(
         name=_require(raw, "name", p), file=_require(raw, "file", p), sha256=_require(raw, "sha256", p),
         labels=tuple(_require(raw, "labels", p)), input=input_spec,
-        alignment=AlignmentSpec(points_norm=points, source=ali.get("source", ""), roll_dead_band_deg=dead_band),
+        alignment=alignment,
         output_name=raw.get("output_name", "probs"), output_kind=raw.get("output_kind", "probabilities"),
         temperature=float(raw.get("temperature", 1.0)), tta=tuple(raw.get("tta", ())),
         metrics=raw.get("metrics", {}), training=raw.get("training", {}), license=raw.get("license", ""),
