@@ -294,6 +294,8 @@ def test_job_without_annotate_has_no_annotated_video(live):
     (None, {"fps": "fast"}, 422, "invalid_option"),
     (None, {"smooth": "kalman"}, 422, "invalid_option"),
     (None, {"path": "/etc/passwd"}, 422, "invalid_option"),                   # no path input from clients
+    (None, {"every": "0"}, 422, "invalid_option"),
+    (None, {"start_s": "2", "end_s": "1"}, 422, "invalid_option"),
 ])
 def test_bad_video_uploads_are_refused(live, content, params, status, code):
     if content is None:

@@ -266,11 +266,7 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str], wh
                                    f"{given[k][:40]!r}") from None
     try:
         VideoOptions(**{k: opts[k] for k in VIDEO_OPTION_KEYS if k in opts})
-        RunOptions(**{k: v for k, v in opts.items() if k not in VIDEO_OPTION_KEYS})
-        if opts.get("every", 1) < 1 or opts.get("fps", 1) <= 0:
-            raise ValueError("every must be >= 1 and fps > 0")
-        if opts.get("start_s") is not None and opts.get("end_s") is not None and opts["end_s"] <= opts["start_s"]:
-            raise ValueError(f"end_s ({opts['end_s']}) must be after start_s ({opts['start_s']})")
+        RunOptions(**{k: v for k, v in opts.items() if k not in VIDEO_OPTION_KEYS})  # every, fps, start/end too
     except ValueError as exc:
         raise ServiceError(422, "invalid_option", str(exc)) from None
     entry = svc.models.choose(given.get("model"), who.model if who else None)  # 422 unknown_model
