@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from affectlens.alignment import FER2013_TEMPLATE, align_faces, limit_roll, similarity_transform
+from affectlens.alignment import (FER2013_TEMPLATE, align_faces, limit_roll, limit_rolls, similarity_transform,
+                                  similarity_transforms)
 
 
 def test_similarity_transform_recovers_a_known_transform():
@@ -16,6 +17,32 @@ def test_similarity_transform_recovers_a_known_transform():
     dst = src @ rot.T + t
     m = similarity_transform(src, dst)
     assert np.allclose(m[:, :2], rot, atol=1e-6) and np.allclose(m[:, 2], t, atol=1e-6)
+
+
+def test_batched_transforms_equal_one_face_at_a_time_and_match_umeyama():
+    # The batched complex fit must give what the SVD (Umeyama) solution gives, face by face,
+    # including noisy, reflected-looking point sets where the reflection must be refused.
+    rng = np.random.default_rng(3)
+    dst = np.array(FER2013_TEMPLATE) * 48
+    src = rng.uniform(0, 400, (40, 5, 2))
+    src[:20] = (dst - 24) @ np.array([[2.0, -1.0], [1.0, 2.0]]).T + rng.uniform(50, 300, (20, 1, 2)) \
+        + rng.normal(0, 3, (20, 5, 2))
+    batched = limit_rolls(similarity_transforms(src, dst), src, dst, 15.0)
+    for pts, m in zip(src, batched):
+        mu_s, mu_d = pts.mean(0), dst.mean(0)
+        u, sig, vt = np.linalg.svd((dst - mu_d).T @ (pts - mu_s))
+        sign = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
+        rot = u @ np.diag(sign) @ vt * (sig * sign).sum() / ((pts - mu_s) ** 2).sum()
+        umeyama = np.hstack([rot, (mu_d - rot @ mu_s)[:, None]])
+        assert np.allclose(similarity_transform(pts, dst), umeyama, atol=1e-9)
+        assert np.allclose(limit_roll(umeyama, pts, dst, 15.0), m, atol=1e-9)
+
+
+def test_coinciding_landmarks_are_refused():
+    pts = np.full((2, 5, 2), 10.0)
+    pts[0] = np.array(FER2013_TEMPLATE) * 100
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_transforms(pts, np.array(FER2013_TEMPLATE) * 48)
 
 
 def test_landmarks_land_on_the_template():

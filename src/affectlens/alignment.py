@@ -22,15 +22,39 @@ FER2013_TEMPLATE_SOURCE = (
 FER2013_ROLL_DEAD_BAND_DEG = 15.0
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto
-    ``dst`` (Umeyama, without reflection).
+def similarity_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarities (rotation, uniform scale, translation) mapping each point set
+    of ``src`` onto ``dst``, all at once. In the plane this is the complex least-squares fit
+    ``z_dst ≈ c · z_src + t``, which equals Umeyama's solution without reflection.
 
     Args:
-        src, dst: ``(k, 2)`` corresponding points, ``k >= 2``.
+        src: ``(n, k, 2)`` point sets (e.g. every face's 5 landmarks, pixels), ``k >= 2``.
+        dst: ``(k, 2)`` target points (e.g. a template in crop pixels), or ``(n, k, 2)``.
 
     Returns:
-        ``(2, 3)`` float64 affine matrix ``M`` with ``dst ≈ M @ [x, y, 1]``.
+        ``(n, 2, 3)`` float64 affine matrices ``M`` with ``dst ≈ M @ [x, y, 1]``.
+
+    Raises:
+        ValueError: shapes that do not match, fewer than 2 points, or a point set whose points
+            all coincide.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.ndim != 3 or src.shape[1] < 2 or src.shape[2] != 2 or dst.shape[-2:] != src.shape[1:]:
+        raise ValueError(f"expected (n, k>=2, 2) source points and (k, 2) or (n, k, 2) targets, "
+                         f"got {src.shape} and {dst.shape}")
+    zs, zd = src[..., 0] + 1j * src[..., 1], dst[..., 0] + 1j * dst[..., 1]
+    mu_s, mu_d = zs.mean(-1), zd.mean(-1)
+    s, d = zs - mu_s[:, None], zd - np.expand_dims(mu_d, -1)
+    var_s = (np.abs(s) ** 2).sum(-1)
+    if np.any(var_s < 1e-12 * src.shape[1]):
+        raise ValueError("source points coincide; cannot estimate a similarity transform")
+    c = (np.conj(s) * d).sum(-1) / var_s
+    return _matrices(c, mu_d - c * mu_s)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """One point set's :func:`similarity_transforms`: ``(k, 2)`` ``src`` and ``dst`` → ``(2, 3)``.
 
     Raises:
         ValueError: shapes differ or fewer than 2 points, or all ``src`` points coincide.
@@ -39,26 +63,11 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
         raise ValueError(f"expected two (k>=2, 2) point arrays of one shape, got {src.shape} and {dst.shape}")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    var_s = (s ** 2).sum() / len(src)
-    if var_s < 1e-12:
-        raise ValueError("source points coincide; cannot estimate a similarity transform")
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1
-    rot = u @ np.diag(sign) @ vt
-    scale = (sig * sign).sum() / var_s
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
-    return m
+    return similarity_transforms(src[None], dst)[0]
 
 
-def limit_roll(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: float) -> np.ndarray:
-    """Keep the roll (in-plane rotation) of a fitted similarity only beyond a dead band.
+def limit_rolls(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: float) -> np.ndarray:
+    """Keep the roll (in-plane rotation) of fitted similarities only beyond a dead band.
 
     Models trained on unaligned crops (FER-2013, FER+) saw faces tilted by about ±13° as
     they come; de-rotating every face moves it away from that. With a dead band of ``b``
@@ -67,12 +76,28 @@ def limit_roll(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: f
     fitted scale is kept and the centroid of ``src`` still lands on the centroid of ``dst``.
 
     Args:
-        m: ``(2, 3)`` similarity from :func:`similarity_transform` (``src`` → ``dst``).
-        src, dst: the ``(k, 2)`` points ``m`` was fitted on (pixels).
-        dead_band_deg: the dead band in degrees, in [0, 90); 0 returns ``m`` unchanged.
+        m: ``(n, 2, 3)`` similarities from :func:`similarity_transforms` (``src`` → ``dst``).
+        src: the ``(n, k, 2)`` points ``m`` was fitted on (pixels); ``dst``: ``(k, 2)`` or ``(n, k, 2)``.
+        dead_band_deg: the dead band in degrees; 0 (or less) returns ``m`` unchanged.
 
     Returns:
-        ``(2, 3)`` float64 similarity with the limited rotation.
+        ``(n, 2, 3)`` float64 similarities with the limited rotation.
+    """
+    if dead_band_deg <= 0:
+        return m
+    c = m[:, 0, 0] + 1j * m[:, 1, 0]
+    angle = np.angle(c)
+    kept = np.sign(angle) * np.maximum(0.0, np.abs(angle) - np.radians(dead_band_deg))
+    c = np.abs(c) * np.exp(1j * kept)
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s = (src[..., 0] + 1j * src[..., 1]).mean(-1)
+    mu_d = (dst[..., 0] + 1j * dst[..., 1]).mean(-1)
+    return _matrices(c, mu_d - c * mu_s)
+
+
+def limit_roll(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: float) -> np.ndarray:
+    """One similarity's :func:`limit_rolls`: ``(2, 3)`` ``m`` fitted on ``(k, 2)`` ``src`` → ``dst``.
 
     Example:
         >>> m = similarity_transform(landmarks, template_px)      # rotates the face by 40°
@@ -80,14 +105,15 @@ def limit_roll(m: np.ndarray, src: np.ndarray, dst: np.ndarray, dead_band_deg: f
     """
     if dead_band_deg <= 0:
         return m
-    angle_deg = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
-    kept_rad = np.radians(np.sign(angle_deg) * max(0.0, abs(angle_deg) - dead_band_deg))
-    scale = float(np.hypot(m[0, 0], m[1, 0]))
-    rot = scale * np.array([[np.cos(kept_rad), -np.sin(kept_rad)], [np.sin(kept_rad), np.cos(kept_rad)]])
-    out = np.zeros((2, 3))
-    out[:, :2] = rot
-    out[:, 2] = np.asarray(dst, np.float64).mean(0) - rot @ np.asarray(src, np.float64).mean(0)
-    return out
+    return limit_rolls(np.asarray(m, np.float64)[None], np.asarray(src, np.float64)[None], dst, dead_band_deg)[0]
+
+
+def _matrices(c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``(n, 2, 3)`` affine matrices of the complex similarities ``z -> c z + t``."""
+    m = np.empty((len(c), 2, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c.real, -c.imag, np.real(t)
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = c.imag, c.real, np.imag(t)
+    return m
 
 
 def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw: tuple[int, int],
@@ -100,24 +126,25 @@ def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw
         template_norm: five ``(x, y)`` template points as fractions of the crop size.
         size_hw: crop height and width in pixels.
         roll_dead_band_deg: roll the alignment leaves in place, in degrees (see
-            :func:`limit_roll`; the model spec's ``alignment.roll_dead_band_deg``); 0 aligns fully.
+            :func:`limit_rolls`; the model spec's ``alignment.roll_dead_band_deg``); 0 aligns fully.
 
     Returns:
         ``(n, H, W[, c])`` uint8 crops (replicated borders where the face leaves the image).
+
+    Raises:
+        ValueError: landmarks that are not ``(n, k, 2)``, or a face whose landmarks coincide.
     """
     h, w = size_hw
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if len(pts) == 0:
+        return np.zeros((0, h, w) + image.shape[2:], dtype=np.uint8)
     dst = np.asarray(template_norm, dtype=np.float64) * np.array([w, h])
+    ms = limit_rolls(similarity_transforms(pts, dst), pts, dst, roll_dead_band_deg)
+    # Strong downscaling with a plain warp aliases: warp at k times the size, then area-resize.
+    scales = np.hypot(ms[:, 0, 0], ms[:, 1, 0])
+    ks = np.clip(np.floor(1.0 / np.maximum(scales, 1e-6)), 1, 8).astype(int)
     crops = []
-    for pts in np.asarray(landmarks, dtype=np.float64):
-        m = limit_roll(similarity_transform(pts, dst), pts, dst, roll_dead_band_deg)
-        # Strong downscaling with a plain warp aliases: warp at k times the size, then area-resize.
-        k = int(min(8, max(1, np.floor(1.0 / max(_scale_of(m), 1e-6)))))
+    for m, k in zip(ms, ks):
         big = cv2.warpAffine(image, m * k, (w * k, h * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         crops.append(big if k == 1 else cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA))
-    if not crops:
-        return np.zeros((0, h, w) + image.shape[2:], dtype=np.uint8)
     return np.stack(crops)
-
-
-def _scale_of(m: np.ndarray) -> float:
-    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))

@@ -513,10 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scan the whole frame for faces on every K-th analysed frame and track in between; "
                     "0 (default) = auto: a full scan every 0.5 s, the detector on windows around the tracked "
                     "faces between")
-    vi.add_argument("--classify-per-s", type=float, default=40.0, metavar="N",
+    vi.add_argument("--classify-per-s", type=float, default=30.0, metavar="N",
                     help="read at most about N faces per second of video with the emotion model, the longest "
                     "unread first; the others keep their latest reading for that frame (0 = every face on every "
-                    "frame; default 40: one face is read on every frame, a crowd about 5 times a second each)")
+                    "frame; default 30: one face is read on every frame, a crowd of eight about 4 times a second each)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
     vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS")
     ba.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH")
     ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
-    ba.add_argument("--classify-per-s", type=float, default=40.0, metavar="N", help="as for 'affectlens video'")
+    ba.add_argument("--classify-per-s", type=float, default=30.0, metavar="N", help="as for 'affectlens video'")
     ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")

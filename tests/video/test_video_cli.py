@@ -50,7 +50,7 @@ def test_the_outputs_name_the_models_and_the_schedule(talking_head):
     spec = resolve_spec(select_variant(None, "auto")[0])
     assert summary["model"]["name"] == spec.name and summary["model"]["sha256"] == spec.sha256
     assert summary["model"]["cpu"] and summary["model"]["choice"]
-    assert summary["options"]["classify_per_s"] == 40.0 and summary["options"]["detect_every"] == 0
+    assert summary["options"]["classify_per_s"] == 30.0 and summary["options"]["detect_every"] == 0
     rows = _csv(talking_head / "frames.csv")
     assert {"quality", "reliable", "read"} <= set(rows[0])
     assert all(r["emotion"] == "unreliable" for r in rows if r["reliable"] == "0")

@@ -67,7 +67,7 @@ class BatchOptions:
     hmm_hold_s: float = 0.8
     temporal_model: str | None = None
     detect_every: int = 0
-    classify_per_s: float = 40.0
+    classify_per_s: float = 30.0
     annotate: bool = False
     blur_faces: bool = False
 

@@ -51,9 +51,10 @@ class VideoOptions:
             video: faces without a reading always, then the tracked faces read longest ago; the
             others keep their latest reading for that frame (``data["read"]`` is False on
             those rows, and the smoother is not fed one reading twice). ``0`` reads every face on
-            every frame. With the default 40, one face at 24-30 frames/s is read on every frame,
-            two at 25 frames/s on 4 frames of 5, and a crowd of eight about 5 times a second each,
-            which keeps a 1080p crowd real time on 2 cores (``benchmarks/bench_video.py``).
+            every frame. With the default 30, one face at up to 30 frames/s is read on every frame,
+            two at 25 frames/s on 3 frames of 5, and a crowd of eight about 4 times a second each,
+            which keeps a 1080p crowd real time on 2 cores; against 40 it changed the smoothed top
+            label of no more faces on the crowd clip (``benchmarks/bench_video.py``).
         scene_cut_distance: end every track at a hard cut between two analysed frames whose
             colour histograms differ by at least this Bhattacharyya distance (see
             :mod:`affectlens.video.scenecut`); ``None`` turns scene-cut detection off.
@@ -75,7 +76,7 @@ class VideoOptions:
     detect_every: int = AUTO
     rescan_s: float = 0.5
     regions_every: int = 2
-    classify_per_s: float = 40.0
+    classify_per_s: float = 30.0
     scene_cut_distance: float | None = 0.35
 
     def __post_init__(self):
