@@ -85,6 +85,7 @@ SCHEDULES = {"every frame (k=1, every face read)": {"detect_every": 1, "classify
              "k=3, every face read": {"detect_every": 3, "classify_per_s": 0},
              "auto, every face read": {"detect_every": 0, "classify_per_s": 0},
              "auto, 40 readings/s": {"classify_per_s": 40},
+             "auto, windows every 2nd frame, 30 readings/s": {"regions_every": 2},
              "auto, 30 readings/s (default)": {}}
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from affectlens.video.schedule import AUTO, FULL, PREDICT, REGIONS, DetectionScheduler
+from affectlens.video.schedule import (AUTO, AUTO_GAPS, FULL, PREDICT, REGIONS, STABLE_ERROR, UNSTABLE_ERROR,
+                                      DetectionScheduler)
 
 
 def _run(s: DetectionScheduler, n: int, step_ms: float = 40.0, have_tracks: bool = True) -> list[str]:
@@ -35,7 +36,30 @@ def test_reset_scans_the_next_frame():
     assert s.plan(200.0, True) == FULL
 
 
-@pytest.mark.parametrize("kwargs", [{"every": -1}, {"rescan_ms": 0.0}])
+def test_auto_gap_grows_on_stable_tracks_and_shrinks_on_moving_ones():
+    s = DetectionScheduler(AUTO, rescan_ms=1e9, regions_every=0)
+    assert s.gap == AUTO_GAPS[0] and _run(s, 5) == [FULL, PREDICT, REGIONS, PREDICT, REGIONS]
+    for _ in range(5):
+        s.observe(STABLE_ERROR / 2)
+    assert s.gap == AUTO_GAPS[1]
+    assert [s.plan(t, True) for t in (200.0, 240.0, 280.0, 320.0)] == [PREDICT, PREDICT, PREDICT, REGIONS]
+    s.observe((STABLE_ERROR + UNSTABLE_ERROR) / 2)  # in between: kept
+    assert s.gap == AUTO_GAPS[1]
+    for _ in range(5):
+        s.observe(2 * UNSTABLE_ERROR)
+    assert s.gap == AUTO_GAPS[0]
+    s.observe(STABLE_ERROR / 2)
+    s.reset()  # a new stream or a scene cut starts from the smallest gap
+    assert s.gap == AUTO_GAPS[0]
+
+
+def test_a_fixed_regions_every_ignores_stability():
+    s = DetectionScheduler(AUTO, rescan_ms=1e9, regions_every=3)
+    s.observe(0.0)
+    assert s.gap == 3 and _run(s, 7) == [FULL, PREDICT, PREDICT, REGIONS, PREDICT, PREDICT, REGIONS]
+
+
+@pytest.mark.parametrize("kwargs", [{"every": -1}, {"rescan_ms": 0.0}, {"regions_every": -1}])
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError, match="expected every"):
         DetectionScheduler(**kwargs)

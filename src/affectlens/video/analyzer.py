@@ -46,7 +46,10 @@ class VideoOptions:
         rescan_s: longest time between two full-frame scans with ``detect_every=0`` (new faces
             are found within this delay).
         regions_every: with ``detect_every=0``, look around the tracked faces on every this-many-th
-            frame between two scans and move them with the tracker's motion model on the others.
+            frame between two scans and move them with the tracker's motion model on the others;
+            ``0`` (default) chooses that gap, 2 to 4 frames, from how well the motion model
+            predicted the measured boxes (:mod:`affectlens.video.schedule`): steady faces are
+            measured less often, moving ones more.
         classify_per_s: the emotion model reads at most about this many faces per second of
             video: faces without a reading always, then the tracked faces read longest ago; the
             others keep their latest reading for that frame (``data["read"]`` is False on
@@ -75,7 +78,7 @@ class VideoOptions:
     temporal_model: str | None = None
     detect_every: int = AUTO
     rescan_s: float = 0.5
-    regions_every: int = 2
+    regions_every: int = 0
     classify_per_s: float = 30.0
     scene_cut_distance: float | None = 0.35
 
@@ -86,8 +89,8 @@ class VideoOptions:
             raise ValueError(f"detect_every must be 0 (auto) or >= 1, got {self.detect_every}")
         if not 0 < self.rescan_s <= 60:
             raise ValueError(f"rescan_s must be in (0, 60] seconds (0.25 recommended), got {self.rescan_s}")
-        if self.regions_every < 1:
-            raise ValueError(f"regions_every must be >= 1 frames, got {self.regions_every}")
+        if self.regions_every < 0:
+            raise ValueError(f"regions_every must be 0 (from track stability) or >= 1 frames, got {self.regions_every}")
         if not 0 <= self.classify_per_s <= 10_000:
             raise ValueError(f"classify_per_s must be in [0, 10000] faces per second (0 = every face on every "
                              f"frame), got {self.classify_per_s}")
@@ -237,6 +240,7 @@ class VideoAnalyzer:
         detector = self.recognizer.detector
         if near_tracks:  # low scores may continue a track (as in the tracker's second stage)
             low = min(self.tracker.options.min_low_score, detector.options.min_score)
+            predicted = self.tracker.predict(timestamp_ms)
             found = detector.detect_regions(image_bgr, self.tracker.search_boxes(timestamp_ms), min_score=low)
         elif self._held and self.options.detect_every == AUTO:
             found = detector.detect(image_bgr, max_side_px=self._rescan_side(image_bgr.shape[:2]))
@@ -246,6 +250,9 @@ class VideoAnalyzer:
         faces = self.tracker.update(faces, timestamp_ms)
         if near_tracks:  # a weak detection that continues no track is not reported
             faces = faces[(faces.track_id > 0) | (faces.det_score >= detector.options.min_score)]
+            error = prediction_error(*predicted, faces)
+            if error is not None:
+                self.scheduler.observe(error)
         self._held = {int(t): (faces.xyxy[i], faces.landmarks[i], float(faces.det_score[i]))
                       for i, t in enumerate(faces.track_id) if t > 0}
         return faces
@@ -297,3 +304,20 @@ class VideoAnalyzer:
         with src:
             for frame in source_frames(src):
                 yield self.process(frame.image, frame.timestamp_ms, frame.index, src.source)
+
+
+def prediction_error(ids: np.ndarray, predicted_xyxy: np.ndarray, faces: Faces) -> float | None:
+    """How far a tracker's predicted boxes were from the measured ones: per track found in
+    ``faces`` (by ``track_id``), the largest difference of centre (x, y) or size (w, h) over the
+    measured box's longer side; the median over those tracks, or ``None`` when none was found."""
+    rows = {int(t): i for i, t in enumerate(faces.track_id) if t > 0}
+    errors = []
+    for tid, p in zip(ids, np.asarray(predicted_xyxy, np.float64)):
+        i = rows.get(int(tid))
+        if i is None:
+            continue
+        b = faces.xyxy[i].astype(np.float64)
+        side = max(b[2] - b[0], b[3] - b[1], 1.0)
+        diff = np.r_[(b[:2] + b[2:] - p[:2] - p[2:]) / 2, (b[2:] - b[:2]) - (p[2:] - p[:2])]
+        errors.append(float(np.abs(diff).max() / side))
+    return float(np.median(errors)) if errors else None
