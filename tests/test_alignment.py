@@ -45,6 +45,16 @@ def test_coinciding_landmarks_are_refused():
         similarity_transforms(pts, np.array(FER2013_TEMPLATE) * 48)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_landmarks_that_are_not_numbers_are_refused(bad):
+    pts = np.array(FER2013_TEMPLATE)[None] * 100
+    pts[0, 2, 0] = bad
+    with pytest.raises(ValueError, match="finite"):
+        align_faces(np.zeros((200, 200, 3), np.uint8), pts, FER2013_TEMPLATE, (48, 48), 15.0)
+    with pytest.raises(ValueError, match="expected"):
+        similarity_transforms(np.ones((5, 5, 2)), np.ones((3, 5, 2)))
+
+
 def test_landmarks_land_on_the_template():
     # Draw 5 bright dots at rotated, scaled positions, align, and find them at the template points.
     size = 48

@@ -35,14 +35,16 @@ def similarity_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         ``(n, 2, 3)`` float64 affine matrices ``M`` with ``dst ≈ M @ [x, y, 1]``.
 
     Raises:
-        ValueError: shapes that do not match, fewer than 2 points, or a point set whose points
-            all coincide.
+        ValueError: shapes that do not match, fewer than 2 points, points that are not finite,
+            or a point set whose points all coincide.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    if src.ndim != 3 or src.shape[1] < 2 or src.shape[2] != 2 or dst.shape[-2:] != src.shape[1:]:
+    if src.ndim != 3 or src.shape[1] < 2 or src.shape[2] != 2 or dst.shape not in (src.shape[1:], src.shape):
         raise ValueError(f"expected (n, k>=2, 2) source points and (k, 2) or (n, k, 2) targets, "
                          f"got {src.shape} and {dst.shape}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise ValueError("points must be finite numbers (got NaN or infinity)")
     zs, zd = src[..., 0] + 1j * src[..., 1], dst[..., 0] + 1j * dst[..., 1]
     mu_s, mu_d = zs.mean(-1), zd.mean(-1)
     s, d = zs - mu_s[:, None], zd - np.expand_dims(mu_d, -1)
@@ -132,7 +134,7 @@ def align_faces(image: np.ndarray, landmarks: np.ndarray, template_norm, size_hw
         ``(n, H, W[, c])`` uint8 crops (replicated borders where the face leaves the image).
 
     Raises:
-        ValueError: landmarks that are not ``(n, k, 2)``, or a face whose landmarks coincide.
+        ValueError: landmarks that are not ``(n, k, 2)`` finite numbers, or a face whose landmarks coincide.
     """
     h, w = size_hw
     pts = np.asarray(landmarks, dtype=np.float64)

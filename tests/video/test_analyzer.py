@@ -190,6 +190,8 @@ def test_prediction_error_is_the_median_track_offset_over_the_face_side():
                      np.zeros((3, 5, 2)), track_id=np.array([1, 2, -1]))
     predicted = np.array([[3, 0, 103, 100], [200, 0, 260, 50], [0, 0, 1, 1.0]])
     # track 1: centre 3 px off a 100 px face (0.03); track 2: width 10 px off a 50 px face (0.2);
-    # track 9 was not measured and the unconfirmed face has no track: both left out
-    assert prediction_error(np.array([1, 2, 9]), predicted, measured) == pytest.approx((0.03 + 0.2) / 2)
-    assert prediction_error(np.array([9]), predicted[:1], measured) is None
+    # track 9 was not found (lost) and the unconfirmed face has no track: both left out of the median
+    error, lost = prediction_error(np.array([1, 2, 9]), predicted, measured)
+    assert error == pytest.approx((0.03 + 0.2) / 2) and lost
+    assert prediction_error(np.array([1, 2]), predicted[:2], measured) == (pytest.approx(0.115), False)
+    assert prediction_error(np.array([9]), predicted[:1], measured) == (float("inf"), True)

@@ -53,6 +53,34 @@ def test_auto_gap_grows_on_stable_tracks_and_shrinks_on_moving_ones():
     assert s.gap == AUTO_GAPS[0]
 
 
+def test_a_lost_face_shrinks_the_gap_and_slow_frame_rates_keep_the_smallest():
+    s = DetectionScheduler(AUTO, rescan_ms=1e9, regions_every=0)
+    _run(s, 3)
+    for _ in range(3):
+        s.observe(0.0)
+    assert s.gap == 4
+    s.observe(0.0, lost=True)  # a followed face was not found where predicted
+    assert s.gap == 3
+    s.observe(float("inf"))  # none was found
+    assert s.gap == 2
+    # at 5 frames/s two frames already span 400 ms: the gap stays at the smallest, and windowed
+    # passes keep coming between full scans (every 0.5 s)
+    slow = DetectionScheduler(AUTO, rescan_ms=500, regions_every=0)
+    plans = []
+    for i in range(12):
+        plans.append(slow.plan(i * 200.0, True))
+        if plans[-1] == REGIONS:
+            slow.observe(0.0)
+    assert slow.gap == 2 and plans.count(REGIONS) >= 3
+    # at 24 frames/s the gap may reach 4 (167 ms), at 12 frames/s only 2 (83 ms a frame)
+    for frame_ms, longest in ((1000 / 24, 4), (1000 / 12, 2)):
+        s = DetectionScheduler(AUTO, rescan_ms=1e9, regions_every=0)
+        for i in range(40):
+            if s.plan(i * frame_ms, True) == REGIONS:
+                s.observe(0.0)
+        assert s.gap == longest
+
+
 def test_a_fixed_regions_every_ignores_stability():
     s = DetectionScheduler(AUTO, rescan_ms=1e9, regions_every=3)
     s.observe(0.0)

@@ -344,6 +344,7 @@ def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoO
         "options": {"smooth": opts.smooth,
                     **{k: v for k, v in opts.smoother_kwargs(labels).items() if k not in ("labels", "classifier")},
                     "detect_every": opts.detect_every, "rescan_s": opts.rescan_s,
+                    "regions_every": opts.regions_every,
                     "classify_per_s": opts.classify_per_s,
                     "scene_cut_distance": getattr(opts, "scene_cut_distance", None),
                     "interval_s": run.interval_s, "every": run.every,
