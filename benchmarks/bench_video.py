@@ -153,7 +153,6 @@ def main(argv=None) -> dict:
 
     from affectlens.recognizer import RecognizerOptions
     from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
-    from affectlens.video.session import RunOptions, run_video
 
     talk = VIDEOS / "WolfgangLanger_Pexels.mp4"
     dec_fps, n_frames, _ = decode_fps(talk)
@@ -162,15 +161,12 @@ def main(argv=None) -> dict:
     analyzer = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(threads=args.threads)))
     result = {"clip": talk.name, "frames": n_frames, "nominal_fps": round(nominal, 3),
               "decode_only_fps": round(dec_fps, 1)}
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run = run_video(talk, tmp, analyzer=analyzer, run=RunOptions(interval_s=5))
-        secs = time.perf_counter() - t0
-    result.update({"full_run_seconds": round(secs, 2), "full_run_fps": round(n_frames / secs, 1),
+    whole = {clip: real_time_ratio(VIDEOS / clip, args.threads) for clip in (talk.name, "crowd_walking.mp4")}
+    secs = whole[talk.name]["seconds"]  # the talking head's median whole run
+    result.update({"full_run_seconds": secs, "full_run_fps": round(n_frames / secs, 1),
                    "ratio_to_real_time": round(n_frames / secs / nominal, 2),
                    "ratio_to_decode_only": round(n_frames / secs / dec_fps, 3)})
-    result["default_settings_real_time"] = {clip: real_time_ratio(VIDEOS / clip, args.threads)
-                                            for clip in ("WolfgangLanger_Pexels.mp4", "crowd_walking.mp4")}
+    result["default_settings_real_time"] = whole
     result["cpu"] = cpu_info().to_dict()
     result["model"] = analyzer.recognizer.classifier.spec.name
 

@@ -516,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--classify-per-s", type=float, default=30.0, metavar="N",
                     help="read at most about N faces per second of video with the emotion model, the longest "
                     "unread first; the others keep their latest reading for that frame (0 = every face on every "
-                    "frame; default 30: one face is read on every frame but its second, a crowd of eight about 4 times a second each)")
+                    "frame; default 30: one face is read on every frame but its second, a crowd of eight about 4 "
+                    "times a second each)")
     vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
     vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
