@@ -17,6 +17,7 @@ from typing import Callable
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from affectlens.service.schemas import ErrorResponse
 from affectlens.service.security import CONSENT_HEADER, ServiceError
 
 MAX_FIELDS = 32
@@ -160,3 +161,23 @@ async def _read_multipart(request, ctype: str, dest: Path | None, consent_known:
         raise ServiceError(400, "bad_request", "multipart body has no file part named 'file'; send the content "
                            "as -F file=@PATH (or as the raw request body)")
     return (None if dest is not None else memory.getvalue()), form.fields
+
+
+UPLOAD_ERRORS = {s: {"model": ErrorResponse, "description": d} for s, d in (
+    (400, "malformed multipart body or no part named 'file'"), (401, "missing or invalid API key"),
+    (403, "no valid consent declaration"), (413, "upload too large"), (415, "not an image/video format"),
+    (422, "undecodable content or invalid option"), (429, "rate limit reached"), (503, "overloaded or starting"))}
+
+
+def upload_body(what: str, fields: dict[str, dict]) -> dict:
+    """OpenAPI request body: multipart with a ``file`` field and options, or the raw bytes."""
+    props = {"file": {"type": "string", "format": "binary", "description": what},
+             "consent": {"type": "string", "description": "consent basis (or the X-Consent header)"}, **fields}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": props}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def consent_source(request, header: str | None, fields: dict[str, str]) -> str | None:
+    """The declared consent basis: the header, else the form field, else the query parameter."""
+    return header or fields.get("consent") or request.query_params.get("consent")
