@@ -151,3 +151,20 @@ def test_native_video_messages_do_not_leak(tmp_path):
     assert r.returncode == 1 and "cut.mov" in r.stderr
     assert "moov atom" not in r.stderr and "@ 0x" not in r.stderr, r.stderr
     assert "s of video" not in r.stderr, "no empty progress bar before the error"
+
+
+def test_video_and_batch_share_one_definition_of_the_video_options():
+    from affectlens.cli import build_parser
+
+    parser = build_parser()
+    shared = ["--fps", "5", "--smooth", "ema", "--ema-tau", "0.4", "--detect-every", "3", "--classify-per-s", "12",
+              "--interval", "2", "--temporal-model", "m"]
+    video = vars(parser.parse_args(["video", "clip.mp4", "--out", "o", *shared]))
+    batch = vars(parser.parse_args(["batch", "clip.mp4", "--out", "o", *shared]))
+    keys = ("fps", "every", "smooth", "ema_tau", "window_s", "window", "hmm_hold", "temporal_model", "detect_every",
+            "classify_per_s", "interval")
+    assert {k: video[k] for k in keys} == {k: batch[k] for k in keys}
+    assert video["classify_per_s"] == 12.0 and video["detect_every"] == 3 and video["fps"] == 5.0
+    assert "start" in video and "start" not in batch  # batch has no --start/--end (it reads whole videos)
+    with pytest.raises(SystemExit):  # --every and --fps exclude each other in both
+        parser.parse_args(["batch", "clip.mp4", "--out", "o", "--every", "2", "--fps", "5"])

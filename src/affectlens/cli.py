@@ -429,10 +429,29 @@ def _add_face_and_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``affectlens`` argument parser: one sub-command per ``_add_*_parser``."""
+    from affectlens.custom_cli import add_dataset_parser
+    from affectlens.service.cli import add_serve_parser  # stdlib-only module; FastAPI is imported when run
+
     p = argparse.ArgumentParser(prog="affectlens", description="Facial emotion recognition. " + RESPONSIBLE_USE)
     p.add_argument("--version", action="version", version=f"affectlens {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_image_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_train_parser(sub)
+    add_dataset_parser(sub)
+    _add_train_temporal_parser(sub)
+    _add_video_parser(sub)
+    _add_batch_parser(sub)
+    _add_export_parser(sub)
+    _add_models_parser(sub)
+    _add_doctor_parser(sub)
+    add_serve_parser(sub)
+    return p
 
+
+def _add_image_parser(sub) -> None:
+    """``affectlens image``."""
     im = sub.add_parser("image", help="analyse image files or folders (recursive)")
     im.add_argument("paths", nargs="+", help="image files or folders")
     im.add_argument("--json", metavar="OUT", help="write one record per image to OUT ('-' = stdout)")
@@ -443,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
     im.set_defaults(func=cmd_image)
 
+
+def _add_evaluate_parser(sub) -> None:
+    """``affectlens evaluate``."""
     ev = sub.add_parser("evaluate", help="score an emotion model on FER-2013, FER+, your own faces (folders or a "
                                          "prepared data set) or the in-the-wild set")
     ev.add_argument("--data", default="../shared/data/fer2013",
@@ -470,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
 
+
+def _add_train_parser(sub) -> None:
+    """``affectlens train``."""
     tr = sub.add_parser("train", help="train an emotion model (needs the 'train' extra)", epilog=_train_set_keys(),
                         formatter_class=_WrapEpilog)
     tr.add_argument("--config", default=None,
@@ -477,48 +502,29 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run (--config or --data)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override config values, e.g. --set epochs=10 augment.hflip=0 (keys listed below)")
-    from affectlens.custom_cli import add_dataset_parser, add_train_arguments
+    from affectlens.custom_cli import add_train_arguments
 
     add_train_arguments(tr)
     tr.set_defaults(func=cmd_train)
-    add_dataset_parser(sub)
 
+
+def _add_train_temporal_parser(sub) -> None:
+    """``affectlens train-temporal``."""
     tt = sub.add_parser("train-temporal", help="train the learned temporal smoother (needs the 'train' extra)")
     tt.add_argument("--config", default=None, metavar="TOML", help="e.g. configs/temporal-gru.toml")
     tt.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
     tt.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     tt.set_defaults(func=cmd_train_temporal)
 
+
+def _add_video_parser(sub) -> None:
+    """``affectlens video``."""
     vi = sub.add_parser("video", help="analyse a video file, folder of frames, webcam or stream")
     vi.add_argument("source", help="video file, folder of frames, webcam index (0) or rtsp/http URL")
     vi.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    g = vi.add_mutually_exclusive_group()
-    g.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
-    g.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames per second")
-    vi.add_argument("--start", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--end", type=float, default=None, metavar="SECONDS")
-    vi.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
-                    help="temporal smoother (default hmm; see docs/temporal.md)")
-    vi.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
-                    help="moving-average window in seconds of video time (default 0.5)")
-    vi.add_argument("--window", type=int, default=None, metavar="FRAMES",
-                    help="moving-average window in analysed frames instead (10-30)")
-    vi.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
-    vi.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
-                    help="HMM: mean time an expression is expected to be held")
-    vi.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
-                    help="model of --smooth learned (default: the shipped one trained on the emotion "
-                         "model's outputs, picked by its labels and name)")
-    vi.add_argument("--detect-every", type=int, default=0, metavar="K",
-                    help="scan the whole frame for faces on every K-th analysed frame and track in between; "
-                    "0 (default) = auto: a full scan every 0.5 s, the detector on windows around the tracked "
-                    "faces between")
-    vi.add_argument("--classify-per-s", type=float, default=30.0, metavar="N",
-                    help="read at most about N faces per second of video with the emotion model, the longest "
-                    "unread first; the others keep their latest reading for that frame (0 = every face on every "
-                    "frame; default 30: one face is read on every frame but its second, a crowd of eight about 4 "
-                    "times a second each)")
-    vi.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
+    _add_video_run_arguments(vi)
+    vi.add_argument("--start", type=float, default=None, metavar="SECONDS", help="analyse from this time on")
+    vi.add_argument("--end", type=float, default=None, metavar="SECONDS", help="stop at this time")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
     vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
                     help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
@@ -536,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("-q", "--quiet", action="store_true")
     vi.set_defaults(func=cmd_video)
 
+
+def _add_batch_parser(sub) -> None:
+    """``affectlens batch``."""
     ba = sub.add_parser("batch", help="analyse many images and videos (resumable; local processes or Ray)")
     ba.add_argument("inputs", nargs="+", help="files, folders, glob patterns, or manifest CSVs "
                     "(path[,subject,session,consent_ref])")
@@ -547,25 +556,46 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (0 = CPUs / workers)")
     ba.add_argument("--max-attempts", type=int, default=3, metavar="N",
                     help="tries per item when a worker crashes (unreadable files are not retried)")
-    g = ba.add_mutually_exclusive_group()
-    g.add_argument("--every", type=int, default=1, metavar="N", help="videos: analyse every N-th frame")
-    g.add_argument("--fps", type=float, default=None, metavar="F", help="videos: analyse about F frames per second")
-    ba.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
-                    help="temporal smoother, as for 'affectlens video' (default hmm)")
-    ba.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS")
-    ba.add_argument("--window", type=int, default=None, metavar="FRAMES")
-    ba.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS")
-    ba.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS")
-    ba.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH")
-    ba.add_argument("--detect-every", type=int, default=0, metavar="K", help="as for 'affectlens video' (0 = auto)")
-    ba.add_argument("--classify-per-s", type=float, default=30.0, metavar="N", help="as for 'affectlens video'")
-    ba.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    _add_video_run_arguments(ba, prefix="videos: ")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
     _add_face_and_model_arguments(ba)
     ba.add_argument("-q", "--quiet", action="store_true")
     ba.set_defaults(func=cmd_batch)
 
+
+def _add_video_run_arguments(parser, prefix: str = "") -> None:
+    """Frame sampling, smoothing, detection schedule, reading budget and aggregation: the
+    options ``video`` and ``batch`` share (help lines start with ``prefix``)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, default=1, metavar="N", help=prefix + "analyse every N-th frame")
+    g.add_argument("--fps", type=float, default=None, metavar="F", help=prefix + "analyse about F frames per second")
+    parser.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
+                        help=prefix + "temporal smoother (default hmm; see docs/temporal.md)")
+    parser.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
+                        help="moving-average window in seconds of video time (default 0.5)")
+    parser.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                        help="moving-average window in analysed frames instead (10-30)")
+    parser.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
+    parser.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
+                        help="HMM: mean time an expression is expected to be held")
+    parser.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
+                        help="model of --smooth learned (default: the shipped one trained on the emotion "
+                             "model's outputs, picked by its labels and name)")
+    parser.add_argument("--detect-every", type=int, default=0, metavar="K",
+                        help="scan the whole frame for faces on every K-th analysed frame and track in between; "
+                        "0 (default) = auto: a full scan every 0.5 s, the detector on windows around the tracked "
+                        "faces between")
+    parser.add_argument("--classify-per-s", type=float, default=30.0, metavar="N",
+                        help="read at most about N faces per second of video with the emotion model, the longest "
+                        "unread first; the others keep their latest reading for that frame (0 = every face on "
+                        "every frame; default 30: one face is read on every frame but its second, a crowd of "
+                        "eight about 4 times a second each)")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
+
+
+def _add_export_parser(sub) -> None:
+    """``affectlens export``."""
     ex = sub.add_parser("export", help="write the detector and an emotion model (shipped or a --model MODEL_DIR) "
                                        "for on-device apps (web/Node SDK, Android, iOS)")
     ex.add_argument("--format", required=True, choices=["ort", "onnx", "tflite"],
@@ -580,9 +610,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="FER-2013 PrivateTest crops checked besides the photos (0 = photos only)")
     ex.set_defaults(func=cmd_export)
 
+
+def _add_models_parser(sub) -> None:
+    """``affectlens models``."""
     mo = sub.add_parser("models", help="list the shipped emotion models and the one chosen for this CPU")
     mo.set_defaults(func=cmd_models)
 
+
+def _add_doctor_parser(sub) -> None:
+    """``affectlens doctor``."""
     dr = sub.add_parser("doctor", help="this CPU, its int8 path, the thread policy, and a 10-second self-check "
                         "of the chosen model against its fp32 reference")
     dr.add_argument("--model", default=None, metavar="NAME", help="model to check (default: the one chosen here)")
@@ -593,11 +629,6 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--faces", type=int, default=300, help="reference faces to check")
     dr.add_argument("--json", metavar="OUT", help="also write the report as JSON ('-' = stdout only)")
     dr.set_defaults(func=cmd_doctor)
-
-    from affectlens.service.cli import add_serve_parser  # stdlib-only module; FastAPI is imported when run
-
-    add_serve_parser(sub)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
