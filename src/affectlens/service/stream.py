@@ -126,131 +126,173 @@ def _stream_faces(faces) -> list[dict]:
 
 def add_stream_route(app: FastAPI, svc) -> None:
     """Register ``/v1/stream`` on ``app`` (``svc`` is the app's ``ServiceState``)."""
-    config = svc.config
-
-    async def send_error(ws: WebSocket, code: str, message: str) -> None:
-        await ws.send_text(json.dumps({"type": "error", "error": {"code": code, "message": message}}))
-
-    async def refuse(ws: WebSocket, exc: ServiceError) -> None:
-        await send_error(ws, exc.code, exc.message)
-        await ws.close(code=_CLOSE_CODES.get(exc.status, 1008), reason=exc.code)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
         await ws.accept()
-        key = ws.headers.get(API_KEY_HEADER)
-        consent = ws.headers.get(CONSENT_HEADER) or ws.query_params.get("consent")
-        model = ws.query_params.get("model")
-        try:
-            check_origin(ws.headers, config.cors_origins)  # no cross-site WebSocket hijacking
-            if (key is None and not svc.keys.open_mode) or (consent is None and config.consent_required):
-                no_key = key is None and not svc.keys.open_mode
-                try:
-                    text = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S)
-                except (asyncio.TimeoutError, KeyError, TypeError):
-                    raise ServiceError(401 if no_key else 403, "unauthorized" if no_key else "consent_required",
-                                       "expected a first text message {\"type\": \"hello\", \"api_key\": ..., "
-                                       "\"consent\": ...} (or the X-API-Key / X-Consent headers)") from None
-                hello = parse_hello(text)
-                key = key or hello.get("api_key")
-                consent = consent or hello.get("consent")
-                model = model or hello.get("model")
-            who = svc.keys.authenticate(key)
-            if who.rate_per_minute > 0:
-                await svc.db(svc.limiter.check, who)
-            consent = check_consent(config, consent)
-            entry, recognizer = await run_in_threadpool(svc.model_for, who, model)
-            check_smoother(ws.query_params.get("smooth"), entry)
-            analyzer = _make_analyzer(recognizer, ws.query_params)
-        except ServiceError as exc:
-            await refuse(ws, exc)
-            return
-        except WebSocketDisconnect:
+        session = await _open(ws, svc)
+        if session is None:
             return
         try:
-            await svc.db(svc.store.audit, who.key_id, "stream.open", consent, model=entry.name)
-        except ServiceError as exc:
-            await refuse(ws, exc)
-            return
-        svc.metrics.add("stream_connections")
-        frames = faces_total = 0
-        state_lock = threading.Lock()  # this stream's tracker/smoother state; the models are shared, unlocked
-        t_open = time.monotonic()
-        pending_ts: float | None = None
-        max_bytes = int(config.max_image_mb * 2 ** 20)
-        await ws.send_text(json.dumps({"type": "ready", "protocol": 1, "labels": list(analyzer.labels),
-                                       "max_frame_bytes": max_bytes, "model": entry.name,
-                                       "model_sha256": entry.sha256}))
-        try:
+            await ws.send_text(json.dumps({"type": "ready", "protocol": 1, "labels": list(session.analyzer.labels),
+                                           "max_frame_bytes": session.max_bytes, "model": session.entry.name,
+                                           "model_sha256": session.entry.sha256}))
             while True:
                 try:
                     msg = await asyncio.wait_for(ws.receive(), IDLE_TIMEOUT_S)
                 except asyncio.TimeoutError:
-                    await send_error(ws, "idle_timeout", f"no message for {IDLE_TIMEOUT_S:.0f} s; closing")
+                    await _send_error(ws, "idle_timeout", f"no message for {IDLE_TIMEOUT_S:.0f} s; closing")
                     await ws.close(code=4408, reason="idle_timeout")
                     return
                 if msg["type"] == "websocket.disconnect":
                     return
                 if msg.get("text") is not None:
-                    try:
-                        obj = loads_object(msg["text"])
-                    except ValueError as exc:
-                        await send_error(ws, "bad_message", f"text messages must be JSON objects ({exc})")
-                        continue
-                    if obj.get("type") == "reset":
-                        analyzer.reset()
-                        pending_ts = None
-                    elif "timestamp_ms" in obj:
-                        try:
-                            pending_ts = float(obj["timestamp_ms"])
-                            if not math.isfinite(pending_ts):
-                                raise ValueError
-                        except (TypeError, ValueError):
-                            pending_ts = None
-                            await send_error(ws, "invalid_timestamp", "timestamp_ms must be a finite number")
-                    continue
-                data = msg.get("bytes") or b""
-                if data[:4] == MAGIC and len(data) >= 12:
-                    ts, data = struct.unpack(">d", data[4:12])[0], data[12:]
-                elif pending_ts is not None:
-                    ts = pending_ts
+                    await session.on_text(ws, msg["text"])
                 else:
-                    ts = (time.monotonic() - t_open) * 1000.0
-                pending_ts = None
-                if not math.isfinite(ts):
-                    await send_error(ws, "invalid_timestamp", f"timestamp must be a finite number, got {ts}")
-                    continue
-                if len(data) > max_bytes:
-                    await send_error(ws, "payload_too_large", f"frame of {len(data)} bytes is over {max_bytes}")
-                    continue
-                try:
-                    with svc.slot():
-                        faces = await run_in_threadpool(_analyse, recognizer, analyzer, state_lock, data, ts, frames)
-                except ServiceError as exc:
-                    await send_error(ws, exc.code, exc.message)
-                    continue
-                except InvalidImageError as exc:
-                    await send_error(ws, "invalid_image", str(exc))
-                    continue
-                except ValueError as exc:  # e.g. timestamps going backwards
-                    await send_error(ws, "invalid_timestamp", str(exc))
-                    continue
-                frames += 1
-                faces_total += len(faces)
-                svc.metrics.add("stream_frames")
-                svc.metrics.add_faces("stream", len(faces))
-                await ws.send_text(json.dumps({
-                    "type": "faces", "frame_index": frames - 1, "timestamp_ms": ts,
-                    "image_size_hw": list(faces.info.image_size_hw), "labels": list(faces.labels),
-                    "faces": _stream_faces(faces)}))
+                    await session.on_frame(ws, msg.get("bytes") or b"")
         except WebSocketDisconnect:
             return
         finally:
-            svc.metrics.add("stream_connections", -1)
+            await session.close()
+
+
+class _Session:
+    """One open stream: its key, consent, model and tracker/smoother state (with its own lock;
+    the models are shared, unlocked), the pending timestamp and the counts audited at close."""
+
+    def __init__(self, svc, who, consent: str, entry, recognizer, analyzer):
+        self.svc, self.who, self.consent = svc, who, consent
+        self.entry, self.recognizer, self.analyzer = entry, recognizer, analyzer
+        self.state_lock = threading.Lock()
+        self.frames = self.faces_total = 0
+        self.t_open = time.monotonic()
+        self.pending_ts: float | None = None
+        self.max_bytes = int(svc.config.max_image_mb * 2 ** 20)
+
+    async def on_text(self, ws: WebSocket, text: str) -> None:
+        """A reset, or the timestamp of the next binary frame; anything else is answered with an error."""
+        try:
+            obj = loads_object(text)
+        except ValueError as exc:
+            await _send_error(ws, "bad_message", f"text messages must be JSON objects ({exc})")
+            return
+        if obj.get("type") == "reset":
+            self.analyzer.reset()
+            self.pending_ts = None
+        elif "timestamp_ms" in obj:
             try:
-                await svc.db(svc.store.audit, who.key_id, "stream.close", consent, frames=frames, faces=faces_total)
-            except ServiceError:
-                logger.error("stream.close not audited (database unavailable): key %s, %d frames", who.key_id, frames)
+                self.pending_ts = float(obj["timestamp_ms"])
+                if not math.isfinite(self.pending_ts):
+                    raise ValueError
+            except (TypeError, ValueError):
+                self.pending_ts = None
+                await _send_error(ws, "invalid_timestamp", "timestamp_ms must be a finite number")
+
+    def timestamp(self, data: bytes) -> tuple[float, bytes]:
+        """``(timestamp in ms, image bytes)`` of a binary frame: its ``ALF1`` header, else the
+        pending text timestamp, else the milliseconds since the stream opened."""
+        if data[:4] == MAGIC and len(data) >= 12:
+            ts, data = struct.unpack(">d", data[4:12])[0], data[12:]
+        elif self.pending_ts is not None:
+            ts = self.pending_ts
+        else:
+            ts = (time.monotonic() - self.t_open) * 1000.0
+        self.pending_ts = None
+        return ts, data
+
+    async def on_frame(self, ws: WebSocket, data: bytes) -> None:
+        """Analyse one binary frame and answer with its faces, or with an error (the stream goes on)."""
+        ts, data = self.timestamp(data)
+        if not math.isfinite(ts):
+            await _send_error(ws, "invalid_timestamp", f"timestamp must be a finite number, got {ts}")
+            return
+        if len(data) > self.max_bytes:
+            await _send_error(ws, "payload_too_large", f"frame of {len(data)} bytes is over {self.max_bytes}")
+            return
+        try:
+            with self.svc.slot():
+                faces = await run_in_threadpool(_analyse, self.recognizer, self.analyzer, self.state_lock, data, ts,
+                                                self.frames)
+        except ServiceError as exc:
+            await _send_error(ws, exc.code, exc.message)
+            return
+        except InvalidImageError as exc:
+            await _send_error(ws, "invalid_image", str(exc))
+            return
+        except ValueError as exc:  # e.g. timestamps going backwards
+            await _send_error(ws, "invalid_timestamp", str(exc))
+            return
+        self.frames += 1
+        self.faces_total += len(faces)
+        self.svc.metrics.add("stream_frames")
+        self.svc.metrics.add_faces("stream", len(faces))
+        await ws.send_text(json.dumps({
+            "type": "faces", "frame_index": self.frames - 1, "timestamp_ms": ts,
+            "image_size_hw": list(faces.info.image_size_hw), "labels": list(faces.labels),
+            "faces": _stream_faces(faces)}))
+
+    async def close(self) -> None:
+        """Count the stream closed and audit it (frames and faces, never their content)."""
+        self.svc.metrics.add("stream_connections", -1)
+        try:
+            await self.svc.db(self.svc.store.audit, self.who.key_id, "stream.close", self.consent,
+                              frames=self.frames, faces=self.faces_total)
+        except ServiceError:
+            logger.error("stream.close not audited (database unavailable): key %s, %d frames", self.who.key_id,
+                         self.frames)
+
+
+async def _open(ws: WebSocket, svc) -> _Session | None:
+    """The handshake: origin, key (header or hello), rate limit, consent, model and smoother
+    options and the ``stream.open`` audit (counted open from here). Returns ``None`` after
+    refusing (an error message, then the close code of :data:`_CLOSE_CODES`) or a disconnect."""
+    config = svc.config
+    key = ws.headers.get(API_KEY_HEADER)
+    consent = ws.headers.get(CONSENT_HEADER) or ws.query_params.get("consent")
+    model = ws.query_params.get("model")
+    try:
+        check_origin(ws.headers, config.cors_origins)  # no cross-site WebSocket hijacking
+        if (key is None and not svc.keys.open_mode) or (consent is None and config.consent_required):
+            hello = await _receive_hello(ws, no_key=key is None and not svc.keys.open_mode)
+            key = key or hello.get("api_key")
+            consent = consent or hello.get("consent")
+            model = model or hello.get("model")
+        who = svc.keys.authenticate(key)
+        if who.rate_per_minute > 0:
+            await svc.db(svc.limiter.check, who)
+        consent = check_consent(config, consent)
+        entry, recognizer = await run_in_threadpool(svc.model_for, who, model)
+        check_smoother(ws.query_params.get("smooth"), entry)
+        analyzer = _make_analyzer(recognizer, ws.query_params)
+        await svc.db(svc.store.audit, who.key_id, "stream.open", consent, model=entry.name)
+    except ServiceError as exc:
+        await _send_error(ws, exc.code, exc.message)
+        await ws.close(code=_CLOSE_CODES.get(exc.status, 1008), reason=exc.code)
+        return None
+    except WebSocketDisconnect:
+        return None
+    svc.metrics.add("stream_connections")
+    return _Session(svc, who, consent, entry, recognizer, analyzer)
+
+
+async def _receive_hello(ws: WebSocket, no_key: bool) -> dict:
+    """The client's first text message, validated by :func:`parse_hello`.
+
+    Raises:
+        ServiceError: 401 (no key) or 403 (no consent) when none comes within ``HELLO_TIMEOUT_S``
+            or it is not text; 400 for a malformed hello.
+    """
+    try:
+        text = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S)
+    except (asyncio.TimeoutError, KeyError, TypeError):
+        raise ServiceError(401 if no_key else 403, "unauthorized" if no_key else "consent_required",
+                           "expected a first text message {\"type\": \"hello\", \"api_key\": ..., "
+                           "\"consent\": ...} (or the X-API-Key / X-Consent headers)") from None
+    return parse_hello(text)
+
+
+async def _send_error(ws: WebSocket, code: str, message: str) -> None:
+    await ws.send_text(json.dumps({"type": "error", "error": {"code": code, "message": message}}))
 
 
 def _make_analyzer(recognizer, params):
