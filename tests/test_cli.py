@@ -165,6 +165,11 @@ def test_video_and_batch_share_one_definition_of_the_video_options():
             "classify_per_s", "interval")
     assert {k: video[k] for k in keys} == {k: batch[k] for k in keys}
     assert video["classify_per_s"] == 12.0 and video["detect_every"] == 3 and video["fps"] == 5.0
+    defaults = {"every": 1, "fps": None, "smooth": "hmm", "window_s": 0.5, "window": None, "ema_tau": 0.3,
+                "hmm_hold": 0.8, "temporal_model": None, "detect_every": 0, "classify_per_s": 30.0, "interval": 5.0}
+    for command in (["video", "clip.mp4", "--out", "o"], ["batch", "clip.mp4", "--out", "o"]):
+        got = vars(parser.parse_args(command))
+        assert {k: got[k] for k in defaults} == defaults, command
     assert "start" in video and "start" not in batch  # batch has no --start/--end (it reads whole videos)
     with pytest.raises(SystemExit):  # --every and --fps exclude each other in both
         parser.parse_args(["batch", "clip.mp4", "--out", "o", "--every", "2", "--fps", "5"])

@@ -566,7 +566,8 @@ def _add_batch_parser(sub) -> None:
 
 def _add_video_run_arguments(parser, prefix: str = "") -> None:
     """Frame sampling, smoothing, detection schedule, reading budget and aggregation: the
-    options ``video`` and ``batch`` share (help lines start with ``prefix``)."""
+    options ``video`` and ``batch`` share (``prefix`` starts the help of the sampling and
+    smoother choices, e.g. ``"videos: "`` for ``batch``, which also reads images)."""
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--every", type=int, default=1, metavar="N", help=prefix + "analyse every N-th frame")
     g.add_argument("--fps", type=float, default=None, metavar="F", help=prefix + "analyse about F frames per second")

@@ -389,6 +389,30 @@ def test_stream_hello_message_and_refusals(live):
             assert info.value.rcvd.code == close_code
 
 
+def test_a_stream_left_at_once_is_counted_closed_and_audited(live):
+    """Clients that go before (or right after) the ready message: the open-streams gauge comes back
+    down and every stream.open gets its stream.close in the audit log."""
+    def opens_and_closes():
+        audit = JobStore(live.data / "affectlens.db").audit_log(limit=100000)
+        return (sum(a["action"] == "stream.open" for a in audit), sum(a["action"] == "stream.close" for a in audit))
+
+    def gauge():
+        text = httpx.get(live.url + "/metrics").text
+        return float(next(ln.split()[1] for ln in text.splitlines() if ln.startswith("affectlens_stream_connections ")))
+
+    before = opens_and_closes()
+    for _ in range(5):
+        ws = ws_client.connect(live.ws_url + "/v1/stream?consent=subject-consented",
+                               additional_headers={"X-API-Key": live.key})
+        ws.close()
+    t0 = time.monotonic()
+    while (gauge() != 0 or opens_and_closes()[1] - before[1] < 5) and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+    opens, closes = opens_and_closes()
+    assert gauge() == 0
+    assert opens - before[0] == 5 and closes - before[1] == 5, (before, opens, closes)
+
+
 # ---------------------------------------------------------------------- metrics (last: counts the above)
 def test_metrics_expose_requests_latency_faces_and_queue(live):
     # requests of its own (a sample photo from an installed wheel), so that it does not depend on

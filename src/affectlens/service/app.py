@@ -46,8 +46,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         config: :class:`ServiceConfig` (defaults: loopback, open mode, ``./affectlens-data``).
 
     Raises:
-        ValueError: an invalid configuration (e.g. open mode on a public address).
-        ModelLoadError: a model it is configured to serve is missing or unreadable (named).
+        ValueError: an invalid configuration (e.g. open mode on a public address), or a model it
+            is configured to serve is missing or unreadable (named).
     """
     from affectlens.service.models import ModelCatalog
     from affectlens.service.stream import add_stream_route

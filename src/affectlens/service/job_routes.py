@@ -175,6 +175,7 @@ async def _own_job(svc: ServiceState, job_id: str, who: Principal) -> Job:
         raise ServiceError(404, "not_found", f"no job {job_id[:40]!r} for this API key (deleted or expired?)")
     return job
 
+
 async def _done_job(svc: ServiceState, job_id: str, who: Principal) -> Job:
     """The job, if it belongs to ``who`` and is done.
 
@@ -287,7 +288,6 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str], wh
     check_smoother(opts.get("smooth"), entry)
     opts["model"], opts["model_sha256"] = entry.name, entry.sha256
     return opts
-
 
 
 def _probe_video(path: Path) -> None:

@@ -170,7 +170,8 @@ class _Session:
         self.max_bytes = int(svc.config.max_image_mb * 2 ** 20)
 
     async def on_text(self, ws: WebSocket, text: str) -> None:
-        """A reset, or the timestamp of the next binary frame; anything else is answered with an error."""
+        """A reset, or the timestamp of the next binary frame. Text that is not a JSON object, or a
+        timestamp that is not a finite number, is answered with an error; other objects are ignored."""
         try:
             obj = loads_object(text)
         except ValueError as exc:

@@ -4,6 +4,8 @@ The file part goes straight to its destination (a new ``0600`` file) or to memor
 temporary file elsewhere. When the consent basis has to come from a form field, that field must
 precede the file part: the upload is refused (403) when the file part starts, before a byte of it
 is stored. Storage failures are the server's fault and say so (503/507), never a client error.
+Also what the upload routes document alike: their OpenAPI body (:func:`upload_body`) and errors
+(:data:`UPLOAD_ERRORS`), and where a request's consent basis is read (:func:`consent_source`).
 """
 
 from __future__ import annotations
