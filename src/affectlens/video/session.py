@@ -13,6 +13,9 @@ Outputs in ``out_dir``:
 - ``report.html`` — self-contained report with plots.
 - ``annotated.mp4`` — optional annotated video (boxes, track ids, smoothed label, bars), H.264
   when PyAV is installed so that browsers play it (see :mod:`affectlens.video.writer`).
+- ``thumbnails.partial.jsonl`` — only while a run with report thumbnails is going or was
+  interrupted: the people's pictures so far (blurred with ``blur_faces``), so that a resumed
+  run's report still shows those who left before; deleted when the run finishes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ from affectlens.video.writer import CODECS, VideoWriter
 
 logger = logging.getLogger(__name__)
 
+
+
+#: Report thumbnails carried across an interruption (see :class:`ThumbnailKeeper`).
+THUMBNAILS_PARTIAL = "thumbnails.partial.jsonl"
 
 
 @dataclass(frozen=True)
@@ -209,7 +216,12 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     writer_video = None
     ann_name = "annotated.mp4" if not done else f"annotated-from-{done[-1].info.frame_index + 1}.mp4"
     frames: list[Faces] = list(done)
-    thumbs = ThumbnailKeeper(blur=run.blur_faces)
+    thumbs = ThumbnailKeeper(blur=run.blur_faces, path=out / THUMBNAILS_PARTIAL if run.thumbnails else None,
+                             flush_every=run.flush_every)
+    if done:
+        thumbs.load()
+    else:
+        (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # a fresh run into a used folder: not its people
     interrupted = False
     t0 = time.perf_counter()
     total_ms = (src.report.frames_announced / src.report.fps_nominal * 1000.0
@@ -242,6 +254,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        thumbs.flush()
         if writer_video is not None:
             writer_video.close()
         if live:
@@ -256,6 +269,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                             getattr(va, "scene_cuts_ms", None), model_record(va))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
+    if not interrupted:
+        (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # the report holds them now; nothing else keeps faces
     return result
 
 
@@ -373,14 +388,43 @@ def finish_outputs(out: Path, frames: list[Faces], run: RunOptions, opts: VideoO
 class ThumbnailKeeper:
     """Keeps one small picture per confirmed track: its largest, most confidently detected face.
 
+    With ``path``, the pictures that changed are appended to that file (``0600``, one JSON line
+    per picture: track id, score, JPEG data URI) every ``flush_every`` offers and on
+    :meth:`flush`, so that a resumed run's report still shows the people who left before the
+    interruption; :func:`run_video` deletes the file when the run finishes.
+
     Args:
         blur: blur each picture as the annotated video does (privacy).
         size_px: height and width of the pictures.
+        path: the file that carries the pictures across an interruption (``None``: memory only).
+        flush_every: offers between appends to ``path``.
     """
 
-    def __init__(self, blur: bool = False, size_px: int = 96):
+    def __init__(self, blur: bool = False, size_px: int = 96, path: str | Path | None = None,
+                 flush_every: int = 25):
         self.blur, self.size_px = blur, size_px
+        self.path = Path(path) if path is not None else None
+        self.flush_every = max(1, flush_every)
         self._best: dict[int, tuple[float, np.ndarray]] = {}
+        self._changed: set[int] = set()
+        self._offers = 0
+
+    def load(self) -> int:
+        """Read back the pictures an interrupted run appended to ``path`` (the last line of each
+        track wins; a torn or unreadable line is skipped). Returns how many tracks have one."""
+        if self.path is None or not self.path.is_file():
+            return 0
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                tid, score, uri = int(rec["track_id"]), float(rec["score"]), str(rec["uri"])
+                data = np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8)
+                img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            except (ValueError, KeyError, TypeError, IndexError, cv2.error):
+                continue
+            if img is not None:
+                self._best[tid] = (score, img)
+        return len(self._best)
 
     def offer(self, image_bgr: np.ndarray, faces: Faces) -> None:
         """Keep a crop of each tracked face of this frame that beats the track's current picture."""
@@ -402,12 +446,27 @@ class ThumbnailKeeper:
             if self.blur:
                 blur_region(crop, (x1 - a, y1 - b, x2 - a, y2 - b))
             self._best[tid] = (score, cv2.resize(crop, (self.size_px, self.size_px), interpolation=cv2.INTER_AREA))
+            self._changed.add(tid)
+        self._offers += 1
+        if self.path is not None and self._offers % self.flush_every == 0:
+            self.flush()
 
-    def data_uris(self) -> dict[int, str]:
-        """Track id → ``data:image/jpeg;base64,...``."""
+    def flush(self) -> None:
+        """Append the pictures that changed since the last flush to ``path`` (no-op without one)."""
+        if self.path is None or not self._changed:
+            return
+        uris = self.data_uris(sorted(self._changed))
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # face pictures: owner only
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            for tid, uri in uris.items():
+                fh.write(json.dumps({"track_id": tid, "score": round(self._best[tid][0], 4), "uri": uri}) + "\n")
+        self._changed.clear()
+
+    def data_uris(self, track_ids=None) -> dict[int, str]:
+        """Track id → ``data:image/jpeg;base64,...`` (of ``track_ids``, default every track)."""
         out = {}
-        for tid, (_, img) in self._best.items():
-            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        for tid in self._best if track_ids is None else track_ids:
+            ok, buf = cv2.imencode(".jpg", self._best[tid][1], [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
                 out[tid] = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
         return out

@@ -1,0 +1,62 @@
+"""``run_video`` (``affectlens.video.session``) in-process: what an interrupted and resumed run keeps."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+
+from affectlens.video.session import THUMBNAILS_PARTIAL, RunOptions, ThumbnailKeeper, run_video
+from conftest import VIDEOS, need
+
+
+def _stop_at(frames: int):
+    def progress(n, timestamp_ms, total_ms):
+        if n == frames:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a run
+    return progress
+
+
+def test_a_resumed_report_still_shows_the_person_who_left_before_the_interruption(tmp_path):
+    src = need(VIDEOS / "face_noface.mov")  # one face, gone after about frame 71 of 169
+    first = run_video(src, tmp_path, run=RunOptions(), progress=_stop_at(160))
+    assert first.interrupted
+    frames = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    assert max(f["frame_index"] for f in frames if f["faces"]) < 120  # the face had left
+    partial = tmp_path / THUMBNAILS_PARTIAL
+    assert partial.is_file() and stat.S_IMODE(partial.stat().st_mode) == 0o600  # face pictures: owner only
+    assert {json.loads(line)["track_id"] for line in partial.read_text().splitlines()} == {1}
+
+    run_video(src, tmp_path, run=RunOptions(resume=True))
+    html = (tmp_path / "report.html").read_text()
+    assert len(re.findall(r'<img class="thumb" src="data:image/jpeg;base64,', html)) >= 1
+    assert "no image" not in html
+    assert not partial.exists()  # the finished report holds the picture; nothing else keeps it
+
+
+def test_no_thumbnail_file_without_thumbnails_and_a_fresh_run_forgets_an_old_one(tmp_path):
+    src = need(VIDEOS / "face_noface.mov")
+    (tmp_path / THUMBNAILS_PARTIAL).write_text('{"track_id": 7, "score": 1e9, "uri": "data:image/jpeg;base64,AAAA"}\n')
+    run_video(src, tmp_path, run=RunOptions(thumbnails=False, end_s=1.0))
+    assert not (tmp_path / THUMBNAILS_PARTIAL).exists()  # a fresh run is not an earlier run's people
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/jpeg" not in html
+
+
+def test_thumbnail_keeper_skips_torn_and_bad_lines(tmp_path):
+    keeper = ThumbnailKeeper(path=tmp_path / "t.jsonl")
+    good = ThumbnailKeeper()
+    import numpy as np
+
+    from affectlens.faces import Faces, FrameInfo
+
+    img = np.full((120, 160, 3), 90, np.uint8)
+    faces = Faces(xyxy=np.array([[40, 30, 100, 100]], np.float32), det_score=np.array([0.9], np.float32),
+                  landmarks=np.zeros((1, 5, 2), np.float32), probs=np.zeros((1, 0), np.float32), labels=(),
+                  info=FrameInfo(image_size_hw=(120, 160)), track_id=np.array([3]))
+    good.offer(img, faces)
+    uri = good.data_uris()[3]
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"track_id": 3, "score": 5.0, "uri": uri}) + "\n" + '{"track_id": 4, "sco' + "\n"
+        + json.dumps({"track_id": 5, "score": 1.0, "uri": "data:image/jpeg;base64,!!"}) + "\n")
+    assert keeper.load() == 1 and set(keeper.data_uris()) == {3}
