@@ -129,3 +129,18 @@ def test_windows_around_known_faces_find_the_same_faces(detector):
     assert len(detector.detect_regions(img, np.zeros((0, 4)))) == 0
     with pytest.raises(ValueError, match="uint8"):
         detector.detect_regions(img.astype(np.float32), moved)
+
+
+def test_network_input_is_bgr_minus_the_mean_in_nchw_for_a_batch(detector):
+    """``_run`` builds the network input channel by channel; the network must see exactly
+    ``(image - mean)`` as NCHW float32, for one image and for a batch of windows."""
+    from affectlens.detection import _MEAN_BGR
+
+    from affectlens.samples import sample_images
+
+    photo = cv2.resize(load_image(sample_images()[0]), (320, 240))
+    batch = np.stack([photo, photo[::-1].copy(), np.zeros_like(photo)])
+    reference = np.ascontiguousarray((batch.astype(np.float32) - _MEAN_BGR).transpose(0, 3, 1, 2))
+    want = detector._session.run(None, {detector._input: reference})
+    got = detector._run(batch)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))

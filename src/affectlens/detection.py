@@ -249,8 +249,11 @@ class RetinaFaceDetector:
 
     def _run(self, images_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's ``(loc, conf, landm)`` for ``(n, h, w, 3)`` uint8 BGR images of one size."""
-        blob = (images_bgr.astype(np.float32) - _MEAN_BGR).transpose(0, 3, 1, 2)
-        loc, conf, landm = self._session.run(None, {self._input: np.ascontiguousarray(blob)})
+        n, h, w, _ = images_bgr.shape
+        blob = np.empty((n, 3, h, w), np.float32)
+        for c in range(3):  # one channel at a time into NCHW: the same values, ~7x faster than cast-subtract-transpose
+            np.subtract(images_bgr[..., c], _MEAN_BGR[c], out=blob[:, c], dtype=np.float32)
+        loc, conf, landm = self._session.run(None, {self._input: blob})
         return loc, conf, landm
 
     def _detect_at(self, image_bgr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
