@@ -281,6 +281,8 @@ def cmd_video(args) -> int:
             result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
     except InvalidVideoError as exc:
         return _die(str(exc), 1)
+    except ValueError as exc:  # e.g. --resume into another video's folder
+        return _die(str(exc), 2)
     for problem in result.problems:
         print(f"affectlens: {problem}", file=sys.stderr)
     what = "interrupted after " if result.interrupted else ""

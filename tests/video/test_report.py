@@ -218,3 +218,10 @@ def test_scene_cuts_are_drawn_on_the_overview():
     parse(text)
     assert text.count('class="cut"') == 1 and "scene cut at 2.0 s" in text and "Dashed lines: scene cuts" in text
     assert "<td>scene cuts</td><td>2.0 s</td>" in text
+
+
+def test_run_details_read_a_reading_rate_as_a_rate_not_seconds():
+    from affectlens.video.report import _human
+
+    assert _human("options", "classify_per_s", 30.0, {}) == "30 per second"
+    assert _human("options", "interval_s", 5.0, {}) == "5 s"

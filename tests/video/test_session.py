@@ -6,6 +6,8 @@ import json
 import re
 import stat
 
+import pytest
+
 from affectlens.video.session import THUMBNAILS_PARTIAL, RunOptions, ThumbnailKeeper, run_video
 from conftest import VIDEOS, need
 
@@ -28,6 +30,9 @@ def test_a_resumed_report_still_shows_the_person_who_left_before_the_interruptio
     assert {json.loads(line)["track_id"] for line in partial.read_text().splitlines()} == {1}
 
     run_video(src, tmp_path, run=RunOptions(resume=True))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["frames_analysed"] == 169
+    assert any(abs(t - 2400) < 50 for t in summary["scene_cuts_ms"])  # the cut (frame 72) came before the stop
     html = (tmp_path / "report.html").read_text()
     assert len(re.findall(r'<img class="thumb" src="data:image/jpeg;base64,', html)) >= 1
     assert "no image" not in html
@@ -60,3 +65,19 @@ def test_thumbnail_keeper_skips_torn_and_bad_lines(tmp_path):
         json.dumps({"track_id": 3, "score": 5.0, "uri": uri}) + "\n" + '{"track_id": 4, "sco' + "\n"
         + json.dumps({"track_id": 5, "score": 1.0, "uri": "data:image/jpeg;base64,!!"}) + "\n")
     assert keeper.load() == 1 and set(keeper.data_uris()) == {3}
+
+
+def test_resume_refuses_a_folder_that_holds_another_videos_run(tmp_path):
+    run_video(need(VIDEOS / "face_noface.mov"), tmp_path, run=RunOptions(), progress=_stop_at(10))
+    before = (tmp_path / "frames.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="face_noface.mov.*single_face.mp4|holds a run of"):
+        run_video(need(VIDEOS / "single_face.mp4"), tmp_path, run=RunOptions(resume=True))
+    assert (tmp_path / "frames.jsonl").read_bytes() == before  # the earlier run is left as it was
+
+
+def test_progress_counts_the_part_of_the_video_the_run_covers(tmp_path):
+    seen = []
+    run_video(need(VIDEOS / "WolfgangLanger_Pexels.mp4"), tmp_path, run=RunOptions(start_s=2.0, end_s=4.0, fps=5),
+              progress=lambda n, ms, span: seen.append((ms, span)))
+    assert {span for _, span in seen} == {2000.0}
+    assert 0 <= seen[0][0] < 250 and 1700 < seen[-1][0] <= 2000

@@ -331,6 +331,8 @@ def _human(section: str, key: str, v: Any, d: dict) -> str | None:
         return f"{str(v)[:16]}… (in full in summary.json)"
     if key.endswith("_ms"):
         return f"{float(v) / 1000:.1f} s"
+    if key.endswith("_per_s"):  # a rate, e.g. classify_per_s: faces read per second of video
+        return f"{float(v):.3g} per second"
     if key in ("seconds", "interval_s", "start_s", "end_s") or (key.endswith("_s") and isinstance(v, (int, float))):
         return f"{float(v):.3g} s" if float(v) < 100 else f"{float(v):.0f} s"
     if key == "window":

@@ -43,7 +43,7 @@ from affectlens.video.episodes import EPISODE_FIELDS, EpisodeOptions, find_episo
 from affectlens.video.prefetch import source_frames
 from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
-from affectlens.video.store import FrameWriter, read_frames
+from affectlens.video.store import FrameWriter, read_frames, read_marks
 from affectlens.video.writer import CODECS, VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,9 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         out_dir: output folder (created).
         options / run / analyzer: analysis options, run options, or a ready analyzer.
         progress: ``True`` for a progress bar on standard error (seconds of video, speed as a
-            multiple of real time), or a callable ``(frames_done, timestamp_ms, total_ms_or_None)``.
+            multiple of real time), or a callable ``(frames_done, ms_since_start, span_ms_or_None)``:
+            the time of the frame and the length of the part of the video the run covers, both
+            counted from ``run.start_s`` and up to ``run.end_s`` or the video's end.
         source_name: how the outputs name the source (default ``str(source)``); the service passes
             ``"video.mp4"`` so that no server path reaches results, without changing directory.
 
@@ -187,6 +189,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
 
     Raises:
         InvalidVideoError: the source cannot be opened or has no decodable frame.
+        ValueError: ``resume`` into a folder that holds a run of a video with another file name.
     """
     run = run or RunOptions()
     if progress is True:
@@ -198,6 +201,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     jsonl = out / "frames.jsonl"
     name = str(source) if source_name is None else source_name
     done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
+    earlier_cuts = _check_resumable(jsonl, name, source) if done else []
     start_s = run.start_s
     resume = ResumeIds(done)
     va = analyzer or VideoAnalyzer(options)
@@ -224,8 +228,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # a fresh run into a used folder: not its people
     interrupted = False
     t0 = time.perf_counter()
-    total_ms = (src.report.frames_announced / src.report.fps_nominal * 1000.0
-                if src.report.fps_nominal and src.report.frames_announced else None)
+    total_ms, origin_ms = _progress_span(src, run)
     try:
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
             for frame in source_frames(src):
@@ -233,7 +236,11 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                 if resume.warming_up(faces):
                     continue
                 faces = resume.ids(faces)
-                fw.write(faces)
+                cuts = getattr(va, "scene_cuts_ms", None)
+                marks = {"scene_cut": True} if cuts and cuts[-1] == frame.timestamp_ms else {}
+                if not frames:
+                    marks["source"] = name
+                fw.write(faces, **marks)
                 frames.append(faces)
                 if run.thumbnails:
                     thumbs.offer(frame.image, faces)
@@ -250,7 +257,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             break
                 if progress:
-                    progress(len(frames), frame.timestamp_ms, total_ms)
+                    progress(len(frames), frame.timestamp_ms - origin_ms, total_ms)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -266,12 +273,46 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
     result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
                             len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
-                            getattr(va, "scene_cuts_ms", None), model_record(va))
+                            _merge_cuts(earlier_cuts, getattr(va, "scene_cuts_ms", None), start_s), model_record(va))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     if not interrupted:
         (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # the report holds them now; nothing else keeps faces
     return result
+
+
+def _check_resumable(jsonl: Path, name: str, source) -> list[float]:
+    """The scene cuts an interrupted run recorded in ``jsonl``, after checking that it analysed a
+    video of the same file name.
+
+    Raises:
+        ValueError: the folder holds another video's run (names both and the fix).
+    """
+    marks = read_marks(jsonl)
+    earlier = marks["source"]
+    if earlier is not None and Path(earlier).name != Path(name).name:
+        raise ValueError(f"{jsonl}: cannot resume: this folder holds a run of {earlier!r}, not of {str(source)!r}; "
+                         "give another --out folder, or leave out --resume to start over")
+    return marks["scene_cuts_ms"]
+
+
+def _merge_cuts(earlier: list[float], new: list[float] | None, start_s: float | None) -> list[float]:
+    """An interrupted run's cuts before where the resumed run started re-analysing, then the new ones."""
+    since = 1000.0 * (start_s or 0.0)
+    return [t for t in earlier if t < since] + list(new or [])
+
+
+def _progress_span(src: VideoSource, run: RunOptions) -> tuple[float | None, float]:
+    """``(length in ms of the part of the video this run covers, or None when the container does
+    not announce its length; where that part starts, in ms)``: progress and ETA count from
+    ``start_s`` to ``end_s`` (or the end of the video), not over the whole file."""
+    origin = 1000.0 * (run.start_s or 0.0)
+    if not (src.report.fps_nominal and src.report.frames_announced):
+        return (1000.0 * run.end_s - origin if run.end_s is not None else None), origin
+    length = src.report.frames_announced / src.report.fps_nominal * 1000.0
+    if run.end_s is not None:
+        length = min(length, 1000.0 * run.end_s)
+    return max(length - origin, 1.0), origin
 
 
 class ResumeIds:

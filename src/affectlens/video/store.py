@@ -80,8 +80,10 @@ class FrameWriter:
         self.flush_every = max(1, flush_every)
         self._pending = 0
 
-    def write(self, faces: Faces) -> None:
-        self._fh.write(json.dumps(frame_record(faces), separators=(",", ":")) + "\n")
+    def write(self, faces: Faces, **marks) -> None:
+        """Append one frame; ``marks`` (e.g. ``scene_cut=True``, ``source=NAME``) join its record,
+        for :func:`read_marks` to find after an interruption."""
+        self._fh.write(json.dumps({**frame_record(faces), **marks}, separators=(",", ":")) + "\n")
         self._pending += 1
         if self._pending >= self.flush_every:
             self.flush()
@@ -121,6 +123,25 @@ def read_frames(path: str | Path, source: str | None = None) -> list[Faces]:
             except (json.JSONDecodeError, KeyError):
                 break
     return out
+
+
+def read_marks(path: str | Path) -> dict:
+    """What :meth:`FrameWriter.write` marked in a JSONL file's complete lines:
+    ``{"source": the first recorded source name or None, "scene_cuts_ms": [...]}``."""
+    source, cuts = None, []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if source is None and rec.get("source") is not None:
+                source = str(rec["source"])
+            if rec.get("scene_cut"):
+                cuts.append(float(rec["timestamp_ms"]))
+    return {"source": source, "scene_cuts_ms": cuts}
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
