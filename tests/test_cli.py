@@ -165,11 +165,29 @@ def test_video_and_batch_share_one_definition_of_the_video_options():
             "classify_per_s", "interval")
     assert {k: video[k] for k in keys} == {k: batch[k] for k in keys}
     assert video["classify_per_s"] == 12.0 and video["detect_every"] == 3 and video["fps"] == 5.0
-    defaults = {"every": 1, "fps": None, "smooth": "hmm", "window_s": 0.5, "window": None, "ema_tau": 0.3,
-                "hmm_hold": 0.8, "temporal_model": None, "detect_every": 0, "classify_per_s": 30.0, "interval": 5.0}
+    # the smoothers' settings default to None so that one given for another smoother is refused
+    # (VideoOptions holds their values: 0.5 s, 0.3 s, 0.8 s)
+    defaults = {"every": 1, "fps": None, "smooth": "hmm", "window_s": None, "window": None, "ema_tau": None,
+                "hmm_hold": None, "temporal_model": None, "detect_every": 0, "classify_per_s": 30.0, "interval": 5.0}
     for command in (["video", "clip.mp4", "--out", "o"], ["batch", "clip.mp4", "--out", "o"]):
         got = vars(parser.parse_args(command))
         assert {k: got[k] for k in defaults} == defaults, command
     assert "start" in video and "start" not in batch  # batch has no --start/--end (it reads whole videos)
     with pytest.raises(SystemExit):  # --every and --fps exclude each other in both
         parser.parse_args(["batch", "clip.mp4", "--out", "o", "--every", "2", "--fps", "5"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--smooth", "hmm", "--ema-tau", "5"], "--ema-tau is a setting of --smooth ema"),
+    (["--window", "20"], "--window is a setting of --smooth moving-average"),
+    (["--smooth", "ema", "--hmm-hold", "2"], "--hmm-hold is a setting of --smooth hmm"),
+])
+def test_a_setting_of_another_smoother_is_refused_not_ignored(tmp_path, args, message):
+    r = run("video", "clip-that-is-not-read.mp4", "--out", tmp_path / "o", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_batch_address_needs_the_ray_engine(tmp_path):
+    r = run("batch", tmp_path, "--out", tmp_path / "o", "--address", "auto")
+    assert r.returncode == 2 and "--engine ray" in r.stderr, r.stderr

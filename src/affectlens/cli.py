@@ -263,8 +263,7 @@ def cmd_video(args) -> int:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision,
                                                          detector=det, threads=args.threads),
-                            smooth=args.smooth, window_s=args.window_s, window=args.window,
-                            ema_tau_s=args.ema_tau, hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
+                            **_smoother_options(args),
                             detect_every=args.detect_every, classify_per_s=args.classify_per_s,
                             scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         run = RunOptions(every=args.every, fps=args.fps, start_s=args.start, end_s=args.end,
@@ -295,6 +294,25 @@ def cmd_video(args) -> int:
     return 1 if result.problems else 0
 
 
+def _smoother_options(args) -> dict:
+    """``smooth`` and its settings for :class:`VideoOptions`; a setting of another smoother than
+    the chosen one is refused (it would be silently ignored).
+
+    Raises:
+        ValueError: e.g. ``--ema-tau`` with ``--smooth hmm``.
+    """
+    owner = {"window_s": ("--window-s", "moving-average"), "window": ("--window", "moving-average"),
+             "ema_tau": ("--ema-tau", "ema"), "hmm_hold": ("--hmm-hold", "hmm"),
+             "temporal_model": ("--temporal-model", "learned")}
+    for key, (flag, smoother) in owner.items():
+        if getattr(args, key) is not None and args.smooth != smoother:
+            raise ValueError(f"{flag} is a setting of --smooth {smoother}, not of --smooth {args.smooth}; "
+                             f"leave it out or add --smooth {smoother}")
+    given = {"window_s": args.window_s, "window": args.window, "ema_tau_s": args.ema_tau,
+             "hmm_hold_s": args.hmm_hold, "temporal_model": args.temporal_model}
+    return {"smooth": args.smooth, **{k: v for k, v in given.items() if v is not None}}
+
+
 # ----------------------------------------------------------------------------- batch
 def cmd_batch(args) -> int:
     import signal
@@ -310,9 +328,8 @@ def cmd_batch(args) -> int:
         opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
                             max_attempts=args.max_attempts, model=args.model, precision=args.precision,
                             min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces,
-                            every=args.every, fps=args.fps, interval_s=args.interval, smooth=args.smooth,
-                            window_s=args.window_s, window=args.window, ema_tau_s=args.ema_tau,
-                            hmm_hold_s=args.hmm_hold, temporal_model=args.temporal_model,
+                            every=args.every, fps=args.fps, interval_s=args.interval,
+                            **_smoother_options(args),
                             detect_every=args.detect_every, classify_per_s=args.classify_per_s,
                             annotate=args.annotate, blur_faces=args.blur_faces)
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
@@ -575,13 +592,14 @@ def _add_video_run_arguments(parser, prefix: str = "") -> None:
     g.add_argument("--fps", type=float, default=None, metavar="F", help=prefix + "analyse about F frames per second")
     parser.add_argument("--smooth", default="hmm", choices=["none", "moving-average", "ema", "hmm", "learned"],
                         help=prefix + "temporal smoother (default hmm; see docs/temporal.md)")
-    parser.add_argument("--window-s", type=float, default=0.5, metavar="SECONDS",
-                        help="moving-average window in seconds of video time (default 0.5)")
+    parser.add_argument("--window-s", type=float, default=None, metavar="SECONDS",
+                        help="--smooth moving-average: window in seconds of video time (default 0.5)")
     parser.add_argument("--window", type=int, default=None, metavar="FRAMES",
-                        help="moving-average window in analysed frames instead (10-30)")
-    parser.add_argument("--ema-tau", type=float, default=0.3, metavar="SECONDS", help="EMA time constant")
-    parser.add_argument("--hmm-hold", type=float, default=0.8, metavar="SECONDS",
-                        help="HMM: mean time an expression is expected to be held")
+                        help="--smooth moving-average: window in analysed frames instead (10-30)")
+    parser.add_argument("--ema-tau", type=float, default=None, metavar="SECONDS",
+                        help="--smooth ema: time constant (default 0.3)")
+    parser.add_argument("--hmm-hold", type=float, default=None, metavar="SECONDS",
+                        help="--smooth hmm: mean time an expression is expected to be held (default 0.8)")
     parser.add_argument("--temporal-model", default=None, metavar="NAME_OR_PATH",
                         help="model of --smooth learned (default: the shipped one trained on the emotion "
                              "model's outputs, picked by its labels and name)")
@@ -594,7 +612,8 @@ def _add_video_run_arguments(parser, prefix: str = "") -> None:
                         "unread first; the others keep their latest reading for that frame (0 = every face on "
                         "every frame; default 30: one face is read on every frame but its second, a crowd of "
                         "eight about 4 times a second each)")
-    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="aggregation interval")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="aggregation interval (default 5)")
 
 
 def _add_export_parser(sub) -> None:

@@ -74,6 +74,8 @@ class BatchOptions:
     def __post_init__(self):
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(f"address ({self.address!r}) is a Ray cluster's: it needs engine='ray' (--engine ray)")
         if self.workers < 0 or self.threads < 0:
             raise ValueError(f"workers and threads must be >= 0 (0 = automatic), got {self.workers} and {self.threads}")
         if self.max_attempts < 1:

@@ -100,6 +100,9 @@ class VideoOptions:
             raise ValueError(f"window must be 1..300 frames (10-30 recommended), got {self.window}")
         if self.scene_cut_distance is not None and not 0.0 < self.scene_cut_distance <= 1.0:
             raise ValueError(f"scene_cut_distance must be in (0, 1] or None, got {self.scene_cut_distance}")
+        if self.window is not None and self.smooth != "moving-average":
+            raise ValueError(f"window ({self.window} frames) is used only with smooth='moving-average', not "
+                             f"{self.smooth!r}")
         if self.temporal_model is not None and self.smooth != "learned":
             raise ValueError(f"temporal_model ({self.temporal_model!r}) is used only with smooth='learned' "
                              f"(--smooth learned); got smooth={self.smooth!r}")
