@@ -277,3 +277,21 @@ def test_presence_is_the_share_of_time_with_the_face():
     dur = frame_durations(ts)
     assert track["presence_ratio"] == pytest.approx((dur[:5].sum() + dur[9]) / dur.sum(), abs=1e-6)
     assert track["presence_ratio"] < 0.3 and track["lifespan_frames"] == 10 and track["frames_with_face"] == 6
+
+
+def test_engagement_leaves_out_unreliable_faces_and_keeps_missing_ones_as_zero():
+    """Track 1 is frontal and happy (engagement 1 when present); frames 0-9 of it are marked
+    unreliable: they leave the average instead of counting their untrusted expressiveness."""
+    frames = [f.with_data(reliable=np.array([not (tid == 1 and f.info.frame_index < 10) for tid in f.track_id]))
+              if len(f) else f for f in make_frames()]
+    rows = aggregate_intervals(frames, interval_s=0.4)  # 10 frames of 40 ms per interval
+    first = [r for r in rows if r["track_id"] == 1 and r["interval"] == 0][0]
+    assert first["engagement"] is None and first["dominant"] is None  # every frame there unreliable
+    second = [r for r in rows if r["track_id"] == 1 and r["interval"] == 2][0]  # frames 20-29 of the lifespan 0-27
+    assert second["frames_in_lifespan"] == 8 and second["engagement"] < 1.0
+    whole = {t["track_id"]: t for t in summarize(frames, rows)["tracks"]}[1]
+    reliable_all = summarize(make_frames())["tracks"][0]["engagement"]
+    # lifespan frames 0-27: 22 frontal (1), 3 missing (0), 3 turned away (0); with frames 0-9
+    # unreliable, 10 frontal of the 18 that are left
+    assert reliable_all == pytest.approx(22 / 28, abs=1e-5)
+    assert whole["engagement"] == pytest.approx(12 / 18, abs=1e-5)

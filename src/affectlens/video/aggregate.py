@@ -50,7 +50,10 @@ from the smoothed probabilities (1 when the label set has no ``neutral``). A fac
 camera scores 0.5 when fully neutral and up to 1 when clearly expressive; a turned-away or
 missing face scores 0. Averages over time (per interval and per track) run over the frames of
 the track's *lifespan*, from its first to its last appearance: frames in between where its face
-is missing count as 0, frames before it first appears or after it was last seen do not count.
+is missing count as 0, frames before it first appears or after it was last seen do not count,
+and neither do frames where the face is unreliable (below the quality threshold: its reading is
+not trusted). So an interval's engagement may exceed its ``face_present_ratio``, which divides by
+all analysed frames of the interval, not only the track's lifespan.
 It describes visible, camera-facing, expressive behaviour; it does not measure interest,
 attention in the cognitive sense, or learning.
 
@@ -108,7 +111,8 @@ DEFINITIONS: dict[str, str] = {
                    "face is in the frame, 0 when not. Attention is 1 when the head faces the camera and falls to 0 "
                    "as it turns away. Expressiveness = 0.5 + 0.5 x (1 - probability of 'neutral'): 0.5 for a fully "
                    "neutral face, up to 1 for a clearly expressive one. Averages over time count the frames between "
-                   "a person's first and last appearance, with frames where the face is missing as 0. It describes "
+                   "a person's first and last appearance, with frames where the face is missing as 0 and frames "
+                   "where it is too small, blurred or turned away to be read (unreliable) left out. It describes "
                    "visible behaviour towards the camera, not interest or learning."),
     "valence_arousal": ("Each emotion has a fixed position: valence (unpleasant -1 to pleasant +1) and arousal "
                         "(calm -1 to excited +1), from Russell & Mehrabian (1977). A face's valence and arousal are "
@@ -389,9 +393,17 @@ def _face_stats(t: _Table, idx: np.ndarray) -> dict[str, Any]:
 
 
 def _engagement(t: _Table, idx: np.ndarray, life_pos: np.ndarray) -> float | None:
-    """Duration-weighted mean engagement over the frames ``life_pos`` (missing face = 0)."""
+    """Duration-weighted mean engagement over the frames ``life_pos``: a frame without the face
+    counts 0; a frame where the face is below the quality threshold (``reliable`` False) is left
+    out, since its expressiveness comes from a reading that is not trusted. ``None`` when every
+    frame of ``life_pos`` had the face and none of them was reliable."""
     total = t.frame_dur[life_pos].sum()
-    return _r((t.m["engagement"][idx] * t.frame_dur[t.pos[idx]]).sum() / total) if total > 0 else 0.0
+    if t.reliable is not None:
+        total -= t.frame_dur[t.pos[idx[~t.reliable[idx]]]].sum()
+        idx = idx[t.reliable[idx]]
+    if total <= 1e-9:
+        return None if len(life_pos) else 0.0
+    return _r((t.m["engagement"][idx] * t.frame_dur[t.pos[idx]]).sum() / total)
 
 
 # ----- public aggregations -----------------------------------------------------------------
@@ -414,7 +426,7 @@ def aggregate_intervals(frames: Sequence[Faces], interval_s: float = 5.0) -> lis
     averaged over frames with the face), ``dominant`` (label of the largest mean),
     ``share_<label>`` (fraction of the face's time in which it is the smoothed top label; they sum
     to 1), ``valence``, ``arousal`` and ``attention`` (means over frames with the face),
-    ``engagement`` (mean over ``frames_in_lifespan``, missing face = 0). Every mean and ratio is
+    ``engagement`` (mean over ``frames_in_lifespan``, missing face = 0, unreliable faces left out). Every mean and ratio is
     weighted by frame duration (see "Duration weighting" in the module docstring).
 
     Args:
