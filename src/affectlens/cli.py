@@ -439,8 +439,8 @@ def _train_set_keys() -> str:
 
 def _add_face_and_model_arguments(p: argparse.ArgumentParser) -> None:
     """The detector and emotion-model options that ``image``, ``video`` and ``batch`` share."""
-    p.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels")
-    p.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold (0-1)")
+    p.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than PX pixels (default 0: all)")
+    p.add_argument("--det-threshold", type=float, default=0.6, metavar="P", help="face score threshold, 0-1 (default 0.6)")
     p.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best faces (0 = all)")
     p.add_argument("--model", default=None, metavar="NAME_OR_PATH", help="emotion model (see 'affectlens models')")
     p.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
@@ -478,7 +478,7 @@ def _add_image_parser(sub) -> None:
     im.add_argument("--blur-faces", action="store_true", help="blur the faces in the annotated copies (privacy)")
     _add_face_and_model_arguments(im)
     im.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
-    im.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-image lines")
+    im.add_argument("-q", "--quiet", action="store_true", help="no progress bar (results and errors still print)")
     im.set_defaults(func=cmd_image)
 
 
@@ -548,17 +548,17 @@ def _add_video_parser(sub) -> None:
     vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
                     help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
     vi.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
-                    help="report: fold tracks visible for less than this into one short list")
+                    help="report: fold tracks visible for less than this into one short list (default 2)")
     vi.add_argument("--no-thumbnails", action="store_true",
                     help="report: no face picture per person (they are blurred with --blur-faces)")
     vi.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
-                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1); 0 = off")
+                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1; default 0.35); 0 = off")
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     _add_face_and_model_arguments(vi)
-    vi.add_argument("--threads", type=int, default=0)
-    vi.add_argument("-q", "--quiet", action="store_true")
+    vi.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = the CPUs this process may use)")
+    vi.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     vi.set_defaults(func=cmd_video)
 
 
@@ -568,18 +568,19 @@ def _add_batch_parser(sub) -> None:
     ba.add_argument("inputs", nargs="+", help="files, folders, glob patterns, or manifest CSVs "
                     "(path[,subject,session,consent_ref])")
     ba.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun skips the items done)")
-    ba.add_argument("--engine", default="local", choices=["local", "ray"])
+    ba.add_argument("--engine", default="local", choices=["local", "ray"],
+                    help="local processes (default) or a Ray cluster (needs the 'batch' extra)")
     ba.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
                     help="Ray cluster to join (default: start a local Ray instance)")
     ba.add_argument("--workers", type=int, default=0, metavar="N", help="parallel workers (0 = one per CPU)")
     ba.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (0 = CPUs / workers)")
     ba.add_argument("--max-attempts", type=int, default=3, metavar="N",
-                    help="tries per item when a worker crashes (unreadable files are not retried)")
+                    help="tries per item when a worker crashes (default 3; unreadable files are not retried)")
     _add_video_run_arguments(ba, prefix="videos: ")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
     _add_face_and_model_arguments(ba)
-    ba.add_argument("-q", "--quiet", action="store_true")
+    ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-item lines")
     ba.set_defaults(func=cmd_batch)
 
 

@@ -51,15 +51,17 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                     help="with --engine ray: the cluster to join (default: start a local Ray)")
     sv.add_argument("--no-consent-required", action="store_true",
                     help="do not require a consent declaration (logged; for closed lab set-ups only)")
-    sv.add_argument("--max-upload-mb", type=float, default=None)
-    sv.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per key per minute")
-    sv.add_argument("--ttl-hours", type=float, default=None, help="delete results this long after a job ends")
-    sv.add_argument("--workers", type=int, default=None, help="video jobs running at once")
+    sv.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
+                    help="largest video upload (default 500; images: 20)")
+    sv.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per key per minute (default 120; 0 = no limit)")
+    sv.add_argument("--ttl-hours", type=float, default=None, help="delete results and media this long after a job ends (default 24)")
+    sv.add_argument("--workers", type=int, default=None, help="video jobs running at once, one process each (default 1)")
     sv.add_argument("--threads", type=int, default=None, metavar="N",
                     help="ONNX Runtime threads per model session in the API and worker processes (0 = default)")
     sv.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                     help="allow this browser origin (repeatable; CORS is off by default)")
-    sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                    help="server log detail (default info)")
     sv.set_defaults(func=cmd_serve)
     return sv
 
