@@ -145,10 +145,10 @@ def test_bad_sources_fail_cleanly(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("--classify-per-s", "-1"), "--classify-per-s must be in [0, 10000]"),
-    (("--window-s", "0"), "--window-s must be in (0, 60]"),
+    (("--smooth", "moving-average", "--window-s", "0"), "--window-s must be in (0, 60]"),
     (("--start", "5", "--end", "2"), "--end (2.0 s) must be after --start (5.0 s)"),
     (("--every", "0"), "--every must be >= 1"),
-    (("--temporal-model", "temporal-gru"), "--temporal-model ('temporal-gru') is used only with"),
+    (("--temporal-model", "temporal-gru"), "--temporal-model is a setting of --smooth learned"),
 ])
 def test_option_errors_name_the_flags(tmp_path, args, message):
     r = run(need(VIDEOS / "single_face.mp4"), "--out", tmp_path / "o", *args)
