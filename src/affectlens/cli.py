@@ -331,7 +331,9 @@ def cmd_batch(args) -> int:
                             every=args.every, fps=args.fps, interval_s=args.interval,
                             **_smoother_options(args),
                             detect_every=args.detect_every, classify_per_s=args.classify_per_s,
-                            annotate=args.annotate, blur_faces=args.blur_faces)
+                            annotate=args.annotate, blur_faces=args.blur_faces, thumbnails=not args.no_thumbnails,
+                            min_track_s=args.min_track, codec=args.codec,
+                            scene_cut_distance=None if args.scene_cut <= 0 else args.scene_cut)
         res = run_batch(args.inputs, args.out, opts, show_progress=not args.quiet)
     except ImportError as exc:
         return _die(f"{exc}; the batch command needs: pip install 'affectlens[batch]'")
@@ -545,14 +547,7 @@ def _add_video_parser(sub) -> None:
     vi.add_argument("--start", type=float, default=None, metavar="SECONDS", help="analyse from this time on")
     vi.add_argument("--end", type=float, default=None, metavar="SECONDS", help="stop at this time")
     vi.add_argument("--annotate", action="store_true", help="write annotated.mp4 (H.264 with PyAV installed)")
-    vi.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
-                    help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), else mp4v")
-    vi.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
-                    help="report: fold tracks visible for less than this into one short list (default 2)")
-    vi.add_argument("--no-thumbnails", action="store_true",
-                    help="report: no face picture per person (they are blurred with --blur-faces)")
-    vi.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
-                    help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1; default 0.35); 0 = off")
+    _add_report_arguments(vi)
     vi.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated.mp4 / --live (privacy)")
     vi.add_argument("--live", action="store_true", help="show a window when a display exists")
     vi.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -578,10 +573,25 @@ def _add_batch_parser(sub) -> None:
                     help="tries per item when a worker crashes (default 3; unreadable files are not retried)")
     _add_video_run_arguments(ba, prefix="videos: ")
     ba.add_argument("--annotate", action="store_true", help="annotated copies of images and videos")
+    _add_report_arguments(ba)
     ba.add_argument("--blur-faces", action="store_true", help="blur the faces in annotated outputs (privacy)")
     _add_face_and_model_arguments(ba)
     ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-item lines")
     ba.set_defaults(func=cmd_batch)
+
+
+def _add_report_arguments(parser) -> None:
+    """Scene cuts, the annotated video's codec and the report's options: ``video`` and ``batch``."""
+    parser.add_argument("--codec", default="auto", choices=["auto", "h264", "vp9", "mp4v"],
+                        help="codec of annotated.mp4: auto = H.264 when PyAV is installed (plays in browsers), "
+                        "else mp4v")
+    parser.add_argument("--min-track", type=float, default=2.0, metavar="SECONDS",
+                        help="report: fold tracks visible for less than this into one short list (default 2)")
+    parser.add_argument("--no-thumbnails", action="store_true",
+                        help="report: no face picture per person (they are blurred with --blur-faces)")
+    parser.add_argument("--scene-cut", type=float, default=0.35, metavar="D",
+                        help="end all tracks at a scene cut (colour-histogram distance >= D, 0-1; default 0.35); "
+                        "0 = off")
 
 
 def _add_video_run_arguments(parser, prefix: str = "") -> None:

@@ -23,6 +23,10 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+#: Fields added after batches were first written, with their defaults (see ``results_key``).
+_LATER_FIELDS = {"thumbnails": True, "min_track_s": 2.0, "scene_cut_distance": 0.35, "codec": "auto"}
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """How :func:`~affectlens.batch.run.run_batch` processes its items.
@@ -42,6 +46,8 @@ class BatchOptions:
             temporal_model / detect_every / classify_per_s: video sampling, smoothing and analytics, as
             ``affectlens video`` (:class:`~affectlens.video.analyzer.VideoOptions`).
         annotate / blur_faces: annotated copies (images) and ``annotated.mp4`` (videos).
+        thumbnails / min_track_s / scene_cut_distance / codec: videos' reports and scene cuts, as
+            ``affectlens video`` (``thumbnails=False`` keeps faces out of the reports).
 
     Raises:
         ValueError: unknown engine, or workers / threads / attempts below their minimum.
@@ -70,6 +76,10 @@ class BatchOptions:
     classify_per_s: float = 30.0
     annotate: bool = False
     blur_faces: bool = False
+    thumbnails: bool = True
+    min_track_s: float = 2.0
+    scene_cut_distance: float | None = 0.35
+    codec: str = "auto"
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -109,11 +119,12 @@ class BatchOptions:
         return VideoOptions(recognizer=self.recognizer_options(threads), smooth=self.smooth, window_s=self.window_s,
                             window=self.window, ema_tau_s=self.ema_tau_s, hmm_hold_s=self.hmm_hold_s,
                             temporal_model=self.temporal_model, detect_every=self.detect_every,
-                            classify_per_s=self.classify_per_s)
+                            classify_per_s=self.classify_per_s, scene_cut_distance=self.scene_cut_distance)
 
     def run_options(self) -> RunOptions:
         return RunOptions(every=self.every, fps=self.fps, interval_s=self.interval_s, annotate=self.annotate,
-                          blur_faces=self.blur_faces)
+                          blur_faces=self.blur_faces, thumbnails=self.thumbnails, min_track_s=self.min_track_s,
+                          codec=self.codec)
 
     def results_key(self, model_sha256: str) -> str:
         """A hash of everything that changes an item's results (not the engine, workers or threads):
@@ -121,4 +132,7 @@ class BatchOptions:
         keep = {k: v for k, v in asdict(self).items() if k not in ("engine", "address", "workers", "threads",
                                                                     "max_attempts")}
         keep["model"] = model_sha256
+        for k, default in _LATER_FIELDS.items():  # added later: at their defaults, earlier batches keep their key
+            if keep.get(k) == default:
+                del keep[k]
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
