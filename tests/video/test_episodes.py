@@ -80,3 +80,14 @@ def test_svg_strip():
     svg = episodes_svg(1, eps, (0.0, 2.0), lambda name: "#fbc02d")
     assert svg.startswith("<svg") and svg.count("<rect") == 1 and "happy: 0.5-1.4 s" in svg
     assert episodes_svg(1, [], (0.0, 2.0), str) == ""
+
+
+def test_a_plateau_at_the_cap_peaks_where_it_starts_whatever_the_float_noise():
+    """Runs differ in the 4th-6th decimal (threaded inference); the apex must not hop along a plateau."""
+    base = [0.1] * 5 + [0.6, 0.9] + [0.993] * 10 + [0.5, 0.1]
+    peaks = set()
+    for seed in range(5):
+        noise = np.random.default_rng(seed).normal(0, 2e-4, len(base))
+        (ep,) = find_episodes(_frames(np.clip(np.array(base) + noise, 0, 1)))
+        peaks.add(ep["peak_ms"])
+    assert peaks == {700.0}

@@ -9,7 +9,8 @@ face missing for more than ``max_gap_s`` ends it; two episodes of the same emoti
 Each episode has the three phases facial-expression research names (onset, apex, offset):
 
 - ``start_ms`` — first frame at or above ``min_prob``;
-- ``peak_ms`` / ``peak_prob`` — the apex: the frame with the highest probability;
+- ``peak_ms`` / ``peak_prob`` — the apex: the first frame within :data:`PEAK_TIE` of the
+  highest probability (a plateau's start), and that highest probability;
 - ``end_ms`` — last frame at or above ``end_prob``;
 - ``duration_ms = end_ms - start_ms``, ``onset_ms = peak_ms - start_ms``,
   ``offset_ms = end_ms - peak_ms``; ``mean_prob`` over the episode's frames, ``frames``.
@@ -32,6 +33,8 @@ import numpy as np
 
 from affectlens.faces import Faces
 
+#: Probabilities this close to an episode's highest count as its peak too (the first one wins).
+PEAK_TIE = 0.002
 EPISODE_FIELDS = ["track_id", "emotion", "start_ms", "peak_ms", "end_ms", "duration_ms", "onset_ms", "offset_ms",
                   "peak_prob", "mean_prob", "frames"]
 
@@ -137,7 +140,9 @@ def find_episodes(frames: Sequence[Faces], options: EpisodeOptions | None = None
                 continue
             for a, b in _spans(t, probs[:, k], opts):
                 p = probs[a:b + 1, k]
-                peak = a + int(np.argmax(p))
+                # the first frame within PEAK_TIE of the highest: a plateau at the smoother's cap
+                # gives the same apex on every run, not one set by float noise in the 4th decimal
+                peak = a + int(np.argmax(p >= p.max() - PEAK_TIE))
                 found.append({"track_id": tid, "emotion": name, "start_ms": round(t[a], 3),
                               "peak_ms": round(t[peak], 3), "end_ms": round(t[b], 3),
                               "duration_ms": round(t[b] - t[a], 3), "onset_ms": round(t[peak] - t[a], 3),
