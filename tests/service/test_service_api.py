@@ -360,6 +360,7 @@ def test_stream_tracks_one_face_with_one_id(live):
         ws.send(b"garbage")
         err = json.loads(ws.recv())
         assert err["type"] == "error" and err["error"]["code"] == "invalid_image"
+        assert "binary frame 11 of this stream" in err["error"]["message"]  # the 11th sent, not an index
     assert [r["type"] for r in replies] == ["faces"] * 10
     assert [r["frame_index"] for r in replies] == list(range(10))
     assert all(len(r["faces"]) == 1 for r in replies)

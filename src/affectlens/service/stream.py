@@ -165,6 +165,7 @@ class _Session:
         self.entry, self.recognizer, self.analyzer = entry, recognizer, analyzer
         self.state_lock = threading.Lock()
         self.frames = self.faces_total = 0
+        self.received = 0  # binary frames received, answered or not (names a frame in an error)
         self.t_open = time.monotonic()
         self.pending_ts: float | None = None
         self.max_bytes = int(svc.config.max_image_mb * 2 ** 20)
@@ -203,6 +204,7 @@ class _Session:
 
     async def on_frame(self, ws: WebSocket, data: bytes) -> None:
         """Analyse one binary frame and answer with its faces, or with an error (the stream goes on)."""
+        self.received += 1
         ts, data = self.timestamp(data)
         if not math.isfinite(ts):
             await _send_error(ws, "invalid_timestamp", f"timestamp must be a finite number, got {ts}")
@@ -213,7 +215,7 @@ class _Session:
         try:
             with self.svc.slot():
                 faces = await run_in_threadpool(_analyse, self.recognizer, self.analyzer, self.state_lock, data, ts,
-                                                self.frames)
+                                                self.frames, self.received)
         except ServiceError as exc:
             await _send_error(ws, exc.code, exc.message)
             return
@@ -315,9 +317,11 @@ def _make_analyzer(recognizer, params):
         raise ServiceError(500, "model_error", "the smoother's model could not be loaded; see the server log") from None
 
 
-def _analyse(recognizer, analyzer, state_lock, data: bytes, ts: float, index: int):
+def _analyse(recognizer, analyzer, state_lock, data: bytes, ts: float, index: int, received: int):
+    """Decode and analyse one frame: ``index`` is its ``frame_index`` if it is answered with faces
+    (frames analysed so far), ``received`` its number among all binary frames (1-based, in errors)."""
     from affectlens.imageio import decode_image
 
-    bgr = decode_image(data, f"frame {index}", recognizer.options.max_pixels)
+    bgr = decode_image(data, f"binary frame {received} of this stream", recognizer.options.max_pixels)
     with state_lock:
         return analyzer.process(bgr, ts, frame_index=index, source="stream")

@@ -201,6 +201,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     jsonl = out / "frames.jsonl"
     name = str(source) if source_name is None else source_name
     done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
+    if run.resume and not done:
+        logger.warning("%s: nothing to resume (no analysed frames there); starting from the beginning", out)
     earlier_cuts = _check_resumable(jsonl, name, source) if done else []
     start_s = run.start_s
     resume = ResumeIds(done)
