@@ -22,6 +22,18 @@ from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, 
 from affectlens.image_run import RESPONSIBLE_USE
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is now: log handlers set up with it keep
+    reaching the terminal while :func:`quiet_native_logs` has swapped ``sys.stderr`` (a handler
+    holding the old object would write to file descriptor 2, which then goes to the sink)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def quiet_native_logs():
     """Keep OpenCV's and FFmpeg's own messages (written by C code straight to file descriptor 2,
@@ -220,7 +232,7 @@ def cmd_train(args) -> int:
         resolve_device(cfg.device)
     except (OSError, ValueError) as exc:
         return _die(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=_CurrentStderr())
     try:
         metrics = train(cfg, resume=args.resume)
     except DatasetError as exc:
@@ -240,7 +252,7 @@ def cmd_train_temporal(args) -> int:
         cfg = load_temporal_config(args.config, args.set)
     except (OSError, ValueError) as exc:
         return _die(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=_CurrentStderr())
     try:
         metrics = train_temporal(cfg, resume=args.resume)
     except (DatasetError, ModelLoadError) as exc:
@@ -258,7 +270,7 @@ def cmd_video(args) -> int:
     from affectlens.video.progress import VideoProgress
     from affectlens.video.session import RunOptions, run_video
 
-    logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="affectlens: %(message)s", stream=_CurrentStderr())
     try:
         det = DetectorOptions(min_score=args.det_threshold, min_face_px=args.min_face, max_faces=args.max_faces)
         opts = VideoOptions(recognizer=RecognizerOptions(model=args.model, precision=args.precision,
@@ -323,7 +335,8 @@ def cmd_batch(args) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="affectlens: %(message)s",
+                        stream=_CurrentStderr())
     try:
         opts = BatchOptions(engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
                             max_attempts=args.max_attempts, model=args.model, precision=args.precision,

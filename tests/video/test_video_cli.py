@@ -214,3 +214,11 @@ def test_ctrl_c_leaves_valid_outputs_and_resume_completes(tmp_path):
     frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [f["frame_index"] for f in frames] == list(range(169))
     assert json.loads((tmp_path / "summary.json").read_text())["frames_analysed"] == 169
+
+
+def test_library_warnings_reach_the_terminal_while_native_messages_are_hidden(tmp_path):
+    """A warning logged during the run (here: --resume with nothing to resume) is printed, although
+    standard error's file descriptor goes to the native-message sink meanwhile."""
+    r = run(need(VIDEOS / "single_face.mp4"), "--out", tmp_path / "new", "--resume", "--end", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to resume" in r.stderr and "starting from the beginning" in r.stderr
