@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from affectlens import __version__
-from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError
+from affectlens.errors import AffectLensError, DatasetError, InvalidImageError, ModelLoadError, ResumeMismatchError
 
 from affectlens.image_run import RESPONSIBLE_USE
 
@@ -292,7 +292,7 @@ def cmd_video(args) -> int:
             result = run_video(args.source, args.out, analyzer=analyzer, run=run, progress=progress)
     except InvalidVideoError as exc:
         return _die(str(exc), 1)
-    except ValueError as exc:  # e.g. --resume into another video's folder
+    except ResumeMismatchError as exc:
         return _die(str(exc), 2)
     for problem in result.problems:
         print(f"affectlens: {problem}", file=sys.stderr)

@@ -21,3 +21,7 @@ class DatasetError(AffectLensError, ValueError):
 
 class InvalidVideoError(AffectLensError, ValueError):
     """A video source that cannot be opened or decoded."""
+
+
+class ResumeMismatchError(AffectLensError, ValueError):
+    """``--resume`` into an output folder that holds the run of another video."""

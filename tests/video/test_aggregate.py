@@ -295,3 +295,16 @@ def test_engagement_leaves_out_unreliable_faces_and_keeps_missing_ones_as_zero()
     # unreliable, 10 frontal of the 18 that are left
     assert reliable_all == pytest.approx(22 / 28, abs=1e-5)
     assert whole["engagement"] == pytest.approx(12 / 18, abs=1e-5)
+
+
+def test_a_face_unreliable_because_it_is_turned_away_counts_zero_not_left_out():
+    """Frames 25-27 of track 1 are turned away; marked unreliable for pose they still count 0
+    (looking away is what engagement measures), so leaving them out cannot raise the score."""
+    def mark(f):
+        if not len(f):
+            return f
+        turned = np.array([tid == 1 and f.info.frame_index >= 25 for tid in f.track_id])
+        return f.with_data(reliable=~turned, quality_reason=np.where(turned, "pose", "").astype(object))
+    frames = [mark(f) for f in make_frames()]
+    whole = summarize(frames)["tracks"][0]
+    assert whole["engagement"] == pytest.approx(22 / 28, abs=1e-5)  # as if all were reliable

@@ -81,3 +81,11 @@ def test_progress_counts_the_part_of_the_video_the_run_covers(tmp_path):
               progress=lambda n, ms, span: seen.append((ms, span)))
     assert {span for _, span in seen} == {2000.0}
     assert 0 <= seen[0][0] < 250 and 1700 < seen[-1][0] <= 2000
+
+
+def test_a_resumed_blurred_run_never_shows_a_picture_saved_unblurred(tmp_path):
+    src = need(VIDEOS / "face_noface.mov")
+    run_video(src, tmp_path, run=RunOptions(fps=5), progress=_stop_at(22))  # the face left at about 2.4 s
+    run_video(src, tmp_path, run=RunOptions(fps=5, resume=True, blur_faces=True))
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/jpeg" not in html and "no image" in html  # left out, not shown sharp

@@ -143,12 +143,13 @@ class ItemWorker:
 
     def _video(self, item: BatchItem, tmp: Path, final: Path, report=None) -> tuple[dict, list[dict]]:
         from affectlens.video.aggregate import frame_rows
-        from affectlens.video.session import run_video
+        from affectlens.video.session import THUMBNAILS_PARTIAL, run_video
         from affectlens.video.store import read_frames
 
         self.analyzer.reset()
         result = run_video(item.path, tmp, analyzer=self.analyzer, run=self.options.run_options(),
                            progress=_throttled(item.item_id, report) if report else None)
+        (tmp / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # a batch never resumes a video: no faces left behind
         frames = read_frames(tmp / "frames.jsonl", item.path)
         rows = frame_rows(frames)
         outputs = {k: str(final / Path(v).name) for k, v in result.files.items()}

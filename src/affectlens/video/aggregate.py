@@ -51,8 +51,9 @@ camera scores 0.5 when fully neutral and up to 1 when clearly expressive; a turn
 missing face scores 0. Averages over time (per interval and per track) run over the frames of
 the track's *lifespan*, from its first to its last appearance: frames in between where its face
 is missing count as 0, frames before it first appears or after it was last seen do not count,
-and neither do frames where the face is unreliable (below the quality threshold: its reading is
-not trusted). So an interval's engagement may exceed its ``face_present_ratio``, which divides by
+and neither do frames where the face is unreliable for its size, sharpness or detection score
+(below the quality threshold: its reading is not trusted); a face unreliable because it is
+turned away counts 0, like a missing one. So an interval's engagement may exceed its ``face_present_ratio``, which divides by
 all analysed frames of the interval, not only the track's lifespan.
 It describes visible, camera-facing, expressive behaviour; it does not measure interest,
 attention in the cognitive sense, or learning.
@@ -111,8 +112,8 @@ DEFINITIONS: dict[str, str] = {
                    "face is in the frame, 0 when not. Attention is 1 when the head faces the camera and falls to 0 "
                    "as it turns away. Expressiveness = 0.5 + 0.5 x (1 - probability of 'neutral'): 0.5 for a fully "
                    "neutral face, up to 1 for a clearly expressive one. Averages over time count the frames between "
-                   "a person's first and last appearance, with frames where the face is missing as 0 and frames "
-                   "where it is too small, blurred or turned away to be read (unreliable) left out. It describes "
+                   "a person's first and last appearance, with frames where the face is missing or turned away as "
+                   "0 and frames where it is too small or blurred to be read (unreliable) left out. It describes "
                    "visible behaviour towards the camera, not interest or learning."),
     "valence_arousal": ("Each emotion has a fixed position: valence (unpleasant -1 to pleasant +1) and arousal "
                         "(calm -1 to excited +1), from Russell & Mehrabian (1977). A face's valence and arousal are "
@@ -393,17 +394,25 @@ def _face_stats(t: _Table, idx: np.ndarray) -> dict[str, Any]:
 
 
 def _engagement(t: _Table, idx: np.ndarray, life_pos: np.ndarray) -> float | None:
-    """Duration-weighted mean engagement over the frames ``life_pos``: a frame without the face
-    counts 0; a frame where the face is below the quality threshold (``reliable`` False) is left
-    out, since its expressiveness comes from a reading that is not trusted. ``None`` when every
-    frame of ``life_pos`` had the face and none of them was reliable."""
+    """Duration-weighted mean engagement over the frames ``life_pos``. A frame without the face
+    counts 0, and so does one where the face is unreliable because it is turned away (``pose``:
+    not facing the camera is what engagement measures). A frame where the face is unreliable for
+    another reason (too small, blurred, a doubtful detection) is left out: its expressiveness
+    comes from a reading that is not trusted. ``None`` when the face was there but never reliably
+    read; 0.0 when it was never there."""
     total = t.frame_dur[life_pos].sum()
+    values = t.m["engagement"][idx]
     if t.reliable is not None:
-        total -= t.frame_dur[t.pos[idx[~t.reliable[idx]]]].sum()
-        idx = idx[t.reliable[idx]]
+        turned = t.quality_reason[idx] == "pose" if t.quality_reason is not None else np.zeros(len(idx), bool)
+        unread = ~t.reliable[idx] & ~turned
+        if len(idx) and unread.all():
+            return None
+        total -= t.frame_dur[t.pos[idx[unread]]].sum()
+        values = np.where(turned & ~t.reliable[idx], 0.0, values)[~unread]
+        idx = idx[~unread]
     if total <= 1e-9:
-        return None if len(life_pos) else 0.0
-    return _r((t.m["engagement"][idx] * t.frame_dur[t.pos[idx]]).sum() / total)
+        return 0.0
+    return _r((values * t.frame_dur[t.pos[idx]]).sum() / total)
 
 
 # ----- public aggregations -----------------------------------------------------------------

@@ -191,7 +191,9 @@ def _engagement_svg(tid: int, rows: Sequence[dict], xr: tuple[float, float]) -> 
            p.axes("time (seconds)", "engagement (%)", [0, 25, 50, 75, 100], lambda v: f"{v:.0f}%")]
     for r in rows:
         a, b = _clip_interval(r, xr)
-        v = 100 * float(r["engagement"] or 0.0)
+        if r["engagement"] is None:  # the face was there but never reliably read: no bar, not 0%
+            continue
+        v = 100 * float(r["engagement"])
         top = min(p.y(v), p.y(0) - 1.5)                   # a thin bar still marks 0%
         tip = (f"{a:.1f}–{b:.1f} s: engagement {v:.0f}%, face visible in "
                f"{_pct(r['face_present_ratio'])} of frames")

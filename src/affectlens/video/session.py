@@ -34,6 +34,7 @@ import numpy as np
 
 from affectlens import __version__
 from affectlens.annotate import AnnotatorOptions, annotate, blur_region
+from affectlens.errors import ResumeMismatchError
 from affectlens.faces import Faces
 from affectlens.labels import EMOTIONS
 from affectlens.video.aggregate import (aggregate_intervals, frame_row_fields, frame_rows, interval_fields,
@@ -189,7 +190,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
 
     Raises:
         InvalidVideoError: the source cannot be opened or has no decodable frame.
-        ValueError: ``resume`` into a folder that holds a run of a video with another file name.
+        ResumeMismatchError: ``resume`` into a folder that holds a run of a video with another
+            file name (a ``ValueError``).
     """
     run = run or RunOptions()
     if progress is True:
@@ -234,12 +236,12 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     try:
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
             for frame in source_frames(src):
+                n_cuts = len(getattr(va, "scene_cuts_ms", None) or [])
                 faces = va.process(frame.image, frame.timestamp_ms, frame.index, name)
                 if resume.warming_up(faces):
                     continue
                 faces = resume.ids(faces)
-                cuts = getattr(va, "scene_cuts_ms", None)
-                marks = {"scene_cut": True} if cuts and cuts[-1] == frame.timestamp_ms else {}
+                marks = {"scene_cut": True} if len(getattr(va, "scene_cuts_ms", None) or []) > n_cuts else {}
                 if not frames:
                     marks["source"] = name
                 fw.write(faces, **marks)
@@ -275,7 +277,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
     result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
                             len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
-                            _merge_cuts(earlier_cuts, getattr(va, "scene_cuts_ms", None), start_s), model_record(va))
+                            _merge_cuts(earlier_cuts, getattr(va, "scene_cuts_ms", None)), model_record(va))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     if not interrupted:
@@ -288,20 +290,20 @@ def _check_resumable(jsonl: Path, name: str, source) -> list[float]:
     video of the same file name.
 
     Raises:
-        ValueError: the folder holds another video's run (names both and the fix).
+        ResumeMismatchError: the folder holds another video's run (names both and the fix).
     """
     marks = read_marks(jsonl)
     earlier = marks["source"]
     if earlier is not None and Path(earlier).name != Path(name).name:
-        raise ValueError(f"{jsonl}: cannot resume: this folder holds a run of {earlier!r}, not of {str(source)!r}; "
-                         "give another --out folder, or leave out --resume to start over")
+        raise ResumeMismatchError(f"{jsonl}: cannot resume: this folder holds a run of {earlier!r}, not of "
+                                  f"{str(source)!r}; give another --out folder, or leave out --resume to start over")
     return marks["scene_cuts_ms"]
 
 
-def _merge_cuts(earlier: list[float], new: list[float] | None, start_s: float | None) -> list[float]:
-    """An interrupted run's cuts before where the resumed run started re-analysing, then the new ones."""
-    since = 1000.0 * (start_s or 0.0)
-    return [t for t in earlier if t < since] + list(new or [])
+def _merge_cuts(earlier: list[float], new: list[float] | None) -> list[float]:
+    """An interrupted run's cuts and the resumed run's (which re-finds those of its warm-up
+    frames), each once, in time order."""
+    return sorted({round(float(t), 3) for t in [*earlier, *(new or [])]})
 
 
 def _progress_span(src: VideoSource, run: RunOptions) -> tuple[float | None, float]:
@@ -454,13 +456,16 @@ class ThumbnailKeeper:
 
     def load(self) -> int:
         """Read back the pictures an interrupted run appended to ``path`` (the last line of each
-        track wins; a torn or unreadable line is skipped). Returns how many tracks have one."""
+        track wins; a torn or unreadable line is skipped, and so is an unblurred picture when
+        this keeper blurs). Returns how many tracks have one."""
         if self.path is None or not self.path.is_file():
             return 0
         for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)
                 tid, score, uri = int(rec["track_id"]), float(rec["score"]), str(rec["uri"])
+                if self.blur and not rec.get("blurred"):
+                    continue  # saved by a run without blur_faces: never into a blurred run's report
                 data = np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8)
                 img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             except (ValueError, KeyError, TypeError, IndexError, cv2.error):
@@ -502,7 +507,8 @@ class ThumbnailKeeper:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # face pictures: owner only
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             for tid, uri in uris.items():
-                fh.write(json.dumps({"track_id": tid, "score": round(self._best[tid][0], 4), "uri": uri}) + "\n")
+                fh.write(json.dumps({"track_id": tid, "score": round(self._best[tid][0], 4), "uri": uri,
+                                     "blurred": self.blur}) + "\n")
         self._changed.clear()
 
     def data_uris(self, track_ids=None) -> dict[int, str]:

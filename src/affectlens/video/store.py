@@ -1,7 +1,9 @@
 """Per-frame results on disk: a JSON-lines file flushed in chunks, readable after a crash.
 
 Each line is one analysed frame: ``{"frame_index", "timestamp_ms", "image_size_hw", "labels",
-"faces": [{"track_id", "bbox", "landmarks", "det_score", "probs", "probs_raw"}]}``. A line is
+"faces": [{"track_id", "bbox", "landmarks", "det_score", "probs", "probs_raw"}]}``, plus the
+marks :func:`read_marks` reads: ``"source"`` on a fresh run's first line and ``"scene_cut": true``
+on a frame where a scene cut ended every track. A line is
 only ever appended whole and flushed (with ``fsync``) every ``flush_every`` frames, so a killed
 run leaves a valid file whose last complete line says where to resume; a torn last line is
 ignored by :func:`read_frames`.
