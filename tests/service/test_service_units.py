@@ -265,3 +265,21 @@ def test_an_unhandled_exception_is_a_json_500_without_a_traceback(tmp_path):
     body = r.json()["error"]
     assert body["code"] == "internal_error" and "RuntimeError" in body["message"]
     assert "secret detail" not in body["message"] and "Traceback" not in r.text
+
+
+def test_a_server_default_window_does_not_refuse_a_client_choosing_another_smoother(tmp_path):
+    """An operator's moving-average window is the default smoother's setting: a client that asks for
+    smooth=hmm gets past the options (here to the empty-body check), one that sends window with hmm
+    is told why."""
+    from fastapi.testclient import TestClient
+
+    from affectlens.service.app import create_app
+
+    app = create_app(ServiceConfig(data_dir=tmp_path, video_defaults={"smooth": "moving-average", "window": 15}))
+    with TestClient(app) as client:
+        headers = {"X-Consent": "subject-consented", "Origin": "http://testserver"}
+        r = client.post("/v1/videos?smooth=hmm", content=b"", headers=headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_video", r.text
+        r = client.post("/v1/videos?smooth=hmm&window=10", content=b"", headers=headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_option", r.text
+        assert "moving-average" in r.json()["error"]["message"]

@@ -279,6 +279,8 @@ def _job_options(svc: ServiceState, request: Request, fields: dict[str, str], wh
             except ValueError:
                 raise ServiceError(422, "invalid_option", f"{k} must be a finite {typ.__name__}, got "
                                    f"{given[k][:40]!r}") from None
+    if given.get("window", "") == "" and opts.get("smooth", "hmm") != "moving-average":
+        opts.pop("window", None)  # the server's default window belongs to its default smoother, not this one
     try:
         VideoOptions(**{k: opts[k] for k in VIDEO_OPTION_KEYS if k in opts})
         RunOptions(**{k: v for k, v in opts.items() if k not in VIDEO_OPTION_KEYS})  # every, fps, start/end too
