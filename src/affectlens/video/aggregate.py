@@ -53,8 +53,9 @@ the track's *lifespan*, from its first to its last appearance: frames in between
 is missing count as 0, frames before it first appears or after it was last seen do not count,
 and neither do frames where the face is unreliable for its size, sharpness or detection score
 (below the quality threshold: its reading is not trusted); a face unreliable because it is
-turned away counts 0, like a missing one. So an interval's engagement may exceed its ``face_present_ratio``, which divides by
-all analysed frames of the interval, not only the track's lifespan.
+turned away counts 0, like a missing one. So an interval's engagement may exceed its
+``face_present_ratio``, which divides by all analysed frames of the interval, not only the
+track's lifespan.
 It describes visible, camera-facing, expressive behaviour; it does not measure interest,
 attention in the cognitive sense, or learning.
 
@@ -401,18 +402,16 @@ def _engagement(t: _Table, idx: np.ndarray, life_pos: np.ndarray) -> float | Non
     comes from a reading that is not trusted. ``None`` when the face was there but never reliably
     read; 0.0 when it was never there."""
     total = t.frame_dur[life_pos].sum()
-    values = t.m["engagement"][idx]
+    values, dur = t.m["engagement"][idx], t.frame_dur[t.pos[idx]]
     if t.reliable is not None:
-        turned = t.quality_reason[idx] == "pose" if t.quality_reason is not None else np.zeros(len(idx), bool)
-        unread = ~t.reliable[idx] & ~turned
+        doubtful = ~t.reliable[idx]
+        turned = doubtful & (t.quality_reason[idx] == "pose") if t.quality_reason is not None else False
+        unread = doubtful & ~turned
         if len(idx) and unread.all():
             return None
-        total -= t.frame_dur[t.pos[idx[unread]]].sum()
-        values = np.where(turned & ~t.reliable[idx], 0.0, values)[~unread]
-        idx = idx[~unread]
-    if total <= 1e-9:
-        return 0.0
-    return _r((values * t.frame_dur[t.pos[idx]]).sum() / total)
+        total -= dur[unread].sum()
+        values, dur = np.where(turned, 0.0, values)[~unread], dur[~unread]
+    return _r((values * dur).sum() / total) if total > 1e-9 else 0.0
 
 
 # ----- public aggregations -----------------------------------------------------------------

@@ -44,7 +44,7 @@ from affectlens.video.episodes import EPISODE_FIELDS, EpisodeOptions, find_episo
 from affectlens.video.prefetch import source_frames
 from affectlens.video.report import ReportOptions, write_html_report
 from affectlens.video.source import VideoSource
-from affectlens.video.store import FrameWriter, read_frames, read_marks
+from affectlens.video.store import FrameWriter, read_run
 from affectlens.video.writer import CODECS, VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -202,10 +202,10 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     out = Path(out_dir)
     jsonl = out / "frames.jsonl"
     name = str(source) if source_name is None else source_name
-    done: list[Faces] = read_frames(jsonl, name) if run.resume and jsonl.exists() else []
+    done, marks = read_run(jsonl, name) if run.resume and jsonl.exists() else ([], {})
     if run.resume and not done:
         logger.warning("%s: nothing to resume (no analysed frames there); starting from the beginning", out)
-    earlier_cuts = _check_resumable(jsonl, name, source) if done else []
+    earlier_cuts = _check_resumable(marks, jsonl, name, source) if done else []
     start_s = run.start_s
     resume = ResumeIds(done)
     va = analyzer or VideoAnalyzer(options)
@@ -285,14 +285,13 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     return result
 
 
-def _check_resumable(jsonl: Path, name: str, source) -> list[float]:
-    """The scene cuts an interrupted run recorded in ``jsonl``, after checking that it analysed a
-    video of the same file name.
+def _check_resumable(marks: dict, jsonl: Path, name: str, source) -> list[float]:
+    """The scene cuts an interrupted run marked in ``jsonl`` (``marks`` from :func:`read_run`),
+    after checking that it analysed a video of the same file name.
 
     Raises:
         ResumeMismatchError: the folder holds another video's run (names both and the fix).
     """
-    marks = read_marks(jsonl)
     earlier = marks["source"]
     if earlier is not None and Path(earlier).name != Path(name).name:
         raise ResumeMismatchError(f"{jsonl}: cannot resume: this folder holds a run of {earlier!r}, not of "

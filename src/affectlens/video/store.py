@@ -2,7 +2,7 @@
 
 Each line is one analysed frame: ``{"frame_index", "timestamp_ms", "image_size_hw", "labels",
 "faces": [{"track_id", "bbox", "landmarks", "det_score", "probs", "probs_raw"}]}``, plus the
-marks :func:`read_marks` reads: ``"source"`` on a fresh run's first line and ``"scene_cut": true``
+marks :func:`read_run` reads: ``"source"`` on a fresh run's first line and ``"scene_cut": true``
 on a frame where a scene cut ended every track. A line is
 only ever appended whole and flushed (with ``fsync``) every ``flush_every`` frames, so a killed
 run leaves a valid file whose last complete line says where to resume; a torn last line is
@@ -84,7 +84,7 @@ class FrameWriter:
 
     def write(self, faces: Faces, **marks) -> None:
         """Append one frame; ``marks`` (e.g. ``scene_cut=True``, ``source=NAME``) join its record,
-        for :func:`read_marks` to find after an interruption."""
+        for :func:`read_run` to find after an interruption."""
         self._fh.write(json.dumps({**frame_record(faces), **marks}, separators=(",", ":")) + "\n")
         self._pending += 1
         if self._pending >= self.flush_every:
@@ -115,35 +115,28 @@ def _drop_torn_tail(path: Path) -> None:
 
 def read_frames(path: str | Path, source: str | None = None) -> list[Faces]:
     """All complete frames of a JSONL file (a torn last line is skipped)."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                out.append(faces_from_record(json.loads(line), source))
-            except (json.JSONDecodeError, KeyError):
-                break
-    return out
+    return read_run(path, source)[0]
 
 
-def read_marks(path: str | Path) -> dict:
-    """What :meth:`FrameWriter.write` marked in a JSONL file's complete lines:
-    ``{"source": the first recorded source name or None, "scene_cuts_ms": [...]}``."""
-    source, cuts = None, []
+def read_run(path: str | Path, source: str | None = None) -> tuple[list[Faces], dict]:
+    """The complete frames of a JSONL file and what :meth:`FrameWriter.write` marked on them,
+    read in one pass: ``(frames, {"source": the first recorded source name or None,
+    "scene_cuts_ms": [...]})``. A torn last line ends the reading."""
+    out, marks = [], {"source": None, "scene_cuts_ms": []}
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if not line.endswith("\n"):
                 break
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+                out.append(faces_from_record(rec, source))
+            except (json.JSONDecodeError, KeyError):
                 break
-            if source is None and rec.get("source") is not None:
-                source = str(rec["source"])
+            if marks["source"] is None and rec.get("source") is not None:
+                marks["source"] = str(rec["source"])
             if rec.get("scene_cut"):
-                cuts.append(float(rec["timestamp_ms"]))
-    return {"source": source, "scene_cuts_ms": cuts}
+                marks["scene_cuts_ms"].append(float(rec["timestamp_ms"]))
+    return out, marks
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
