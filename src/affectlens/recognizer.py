@@ -139,7 +139,8 @@ class EmotionRecognizer:
 
     def classify(self, bgr: np.ndarray, faces: Faces, keep: np.ndarray | None = None) -> Faces:
         """Classify already detected faces (e.g. from a tracker) → a copy with ``probs`` and the
-        quality columns (``quality``, ``quality_reason``, ``reliable``) set.
+        quality columns (``quality``, ``quality_reason``, ``reliable``) set: :meth:`assess_faces`
+        then :meth:`read_crops`.
 
         Args:
             bgr: the ``(h, w, 3)`` uint8 BGR frame the faces were found in.
@@ -150,9 +151,27 @@ class EmotionRecognizer:
         Raises:
             ValueError: ``keep`` of the wrong shape, or kept rows without probabilities.
         """
+        return self.read_crops(*self.assess_faces(bgr, faces), keep=keep)
+
+    def assess_faces(self, bgr: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
+        """The first half of :meth:`classify`, without the emotion model: the faces aligned to the
+        model's template, and a copy of ``faces`` with the quality columns set.
+
+        Returns:
+            ``(faces, crops)``: crops are ``(n, H, W, 3)`` uint8 BGR at the model's input size.
+        """
+        crops = self.classifier.align(bgr, faces.landmarks)
+        return assess(faces, crops, self.options.min_quality), crops
+
+    def read_crops(self, faces: Faces, crops: np.ndarray, keep: np.ndarray | None = None) -> Faces:
+        """The second half of :meth:`classify`: ``faces`` with ``probs`` read from their aligned
+        ``crops`` (from :meth:`assess_faces`), except the rows ``keep`` marks.
+
+        Raises:
+            ValueError: ``keep`` of the wrong shape, or kept rows without probabilities.
+        """
         if len(faces) == 0:
             return faces.replace(probs=np.zeros((0, len(self.labels)), np.float32), labels=self.labels)
-        crops = self.classifier.align(bgr, faces.landmarks)
         if keep is None or not np.any(keep):
             probs = self.classifier.classify_crops(crops)
         else:
@@ -163,5 +182,4 @@ class EmotionRecognizer:
             probs = faces.probs.astype(np.float32, copy=True)
             if not keep.all():
                 probs[~keep] = self.classifier.classify_crops(crops[~keep])
-        faces = faces.replace(probs=probs, labels=self.labels)
-        return assess(faces, crops, self.options.min_quality)
+        return faces.replace(probs=probs, labels=self.labels)

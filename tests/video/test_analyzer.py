@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from affectlens import EmotionRecognizer
 from affectlens.faces import Faces
 from affectlens.tracking import TrackerOptions
 from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
+from affectlens.video.prefetch import source_frames
 from affectlens.video.source import VideoSource
 from conftest import IMAGES, VIDEOS, need
 
@@ -36,6 +38,56 @@ def test_process_frames_with_timestamps(analyzer):
     assert "probs_raw" in out[-1].data and not np.allclose(out[-1].probs, out[-1].data["probs_raw"])
     with pytest.raises(ValueError, match="backwards"):
         analyzer.process(frame, 0.0)
+
+
+def _finding_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "affectlens-find" and t.is_alive()]
+
+
+def test_finding_faces_ahead_in_a_thread_gives_the_same_results(recognizer):
+    """process_frames(overlap=True) finds the next frames' faces while this one's are read; every
+    output equals the one-frame-at-a-time run, bit for bit (a 1080p crowd: windows, re-scans,
+    the reading budget and several tracks)."""
+    clip = need(VIDEOS / "crowd_walking.mp4")
+
+    def run(overlap: bool):
+        va = VideoAnalyzer(VideoOptions(), recognizer=recognizer)
+        out, threads_seen = [], 0
+        with VideoSource(clip, end_s=2.0) as src:
+            for frame, faces, cut in va.process_frames(source_frames(src), "crowd", overlap=overlap):
+                threads_seen = max(threads_seen, len(_finding_threads()))
+                out.append((frame.index, faces, cut))
+        return out, threads_seen
+
+    (one, none_seen), (ahead, seen) = run(False), run(True)
+    assert none_seen == 0 and seen == 1 and not _finding_threads()  # a thread while running, gone after
+    assert len(one) == len(ahead) > 40 and sum(len(f) for _, f, _ in one) > 150
+    assert not any(cut for _, _, cut in one)
+    for (i, a, cut_a), (j, b, cut_b) in zip(one, ahead):
+        assert i == j and cut_a == cut_b and a.info == b.info
+        np.testing.assert_array_equal(a.track_id, b.track_id)
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+        np.testing.assert_array_equal(a.probs, b.probs)
+        for key in ("probs_raw", "read", "quality", "reliable"):
+            np.testing.assert_array_equal(a.data[key], b.data[key])
+    assert any(not f.data["read"].all() for _, f, _ in one)  # the reading budget held some faces
+
+
+def test_finding_ahead_raises_at_the_frame_that_fails_and_stops_when_closed(recognizer):
+    image = cv2.imread(str(need(IMAGES / "single_face.jpg")))
+    frames = [SimpleNamespace(image=image, timestamp_ms=t, index=i) for i, t in enumerate((0.0, 40.0, 20.0, 60.0))]
+    va = VideoAnalyzer(VideoOptions(), recognizer=recognizer)
+    got = []
+    with pytest.raises(ValueError, match="backwards"):
+        for frame, faces, _ in va.process_frames(frames, overlap=True):
+            got.append((frame.index, len(faces)))
+    assert got == [(0, 1), (1, 1)]  # the frames before the bad one were all read
+    va.reset()
+    endless = (SimpleNamespace(image=image, timestamp_ms=40.0 * i, index=i) for i in range(10**6))
+    gen = va.process_frames(endless, overlap=True)
+    assert len(next(gen)[1]) == 1
+    gen.close()
+    assert not _finding_threads()
 
 
 def test_bad_options():

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from affectlens.faces import Faces, FrameInfo
 from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
+from affectlens.runtime import resolve_threads
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
-from affectlens.video.prefetch import source_frames
+from affectlens.video.prefetch import prefetched, source_frames
 from affectlens.video.scenecut import SceneCutDetector
 from affectlens.video.schedule import AUTO, FULL, PREDICT, REGIONS, DetectionScheduler
 from affectlens.video.source import VideoSource
 
 SMOOTHERS = ("none", "moving-average", "ema", "hmm", "learned")
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One frame's faces as found and tracked, before reading: what :meth:`VideoAnalyzer._find`
+    hands to :meth:`VideoAnalyzer._read`."""
+
+    faces: Faces  # with the quality columns
+    crops: np.ndarray  # aligned to the emotion model's template
+    ended: list[int]  # tracks that ended at this frame
+    scene_cut: bool
+    timestamp_ms: float
 
 
 @dataclass(frozen=True)
@@ -179,12 +192,53 @@ class VideoAnalyzer:
         Raises:
             ValueError: timestamps going backwards, or not a BGR frame.
         """
+        return self._read(self._find(image_bgr, timestamp_ms, frame_index, source))
+
+    def process_frames(self, frames: Iterable, source: str | None = None,
+                       overlap: bool | None = None) -> Iterator[tuple[object, Faces, bool]]:
+        """:meth:`process` over ``frames`` (objects with ``image``, ``timestamp_ms`` and ``index``,
+        e.g. :class:`~affectlens.video.source.VideoFrame`), in order.
+
+        Args:
+            frames: the frames, in time order.
+            source: the name the results' :class:`FrameInfo` gives the source.
+            overlap: find the faces of the next frames (detector, tracker) in a background thread
+                while this frame's faces are read (emotion model, smoother). The results are the
+                same as without it; on 2 cores the two models then keep both cores busy, which
+                single runs of these small networks do not (1.3-1.4x from a second intra-op
+                thread, 2x from a second run). ``None`` (default): when the recognizer has 2 or
+                more threads.
+
+        Yields:
+            ``(frame, faces, scene_cut)``: ``scene_cut`` says the frame started a new shot
+            (see :attr:`VideoOptions.scene_cut_distance`).
+
+        Raises:
+            ValueError: timestamps going backwards, or not a BGR frame (where it happens).
+        """
+        if overlap is None:
+            overlap = resolve_threads(self.options.recognizer.threads) >= 2
+        found = ((f, self._find(f.image, f.timestamp_ms, f.index, source)) for f in frames)
+        staged = prefetched(found, depth=2, name="affectlens-find") if overlap else found
+        try:
+            for frame, step in staged:
+                yield frame, self._read(step), step.scene_cut
+        finally:
+            if staged is not found:
+                staged.close()  # stops the thread ahead (after the frame it is on)
+            found.close()
+
+    def _find(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None,
+              source: str | None) -> _Found:
+        """The first half of :meth:`process`: scene cut, detector schedule, detection or
+        prediction, tracking, alignment and quality. Touches only the tracker, the schedule and
+        the scene-cut state, so that it may run ahead of :meth:`_read` in another thread."""
         if self._last_ts is not None and timestamp_ms < self._last_ts:
             raise ValueError(f"timestamps must not go backwards: got {timestamp_ms} ms after {self._last_ts} ms; "
                              "call reset() to start a new stream")
         self._last_ts = timestamp_ms
         info = FrameInfo(source, frame_index, float(timestamp_ms), image_bgr.shape[:2])
-        cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
+        cut, cut_ended = self._end_tracks_at_cut(image_bgr, float(timestamp_ms))
         plan = self.scheduler.plan(float(timestamp_ms), have_tracks=bool(self._held))
         if plan == FULL:
             faces = self._detected_faces(image_bgr, float(timestamp_ms), info)
@@ -193,20 +247,26 @@ class VideoAnalyzer:
         else:
             faces = self._predicted_faces(float(timestamp_ms), info)
         ended = cut_ended + (list(self.tracker.ended_track_ids) if plan != PREDICT else [])
-        if ended:
-            self.smoother.forget(ended)
-            for t in ended:
-                self._readings.pop(int(t), None)
-        return self._classify_and_smooth(image_bgr, faces, float(timestamp_ms))
+        faces, crops = self.recognizer.assess_faces(image_bgr, faces)
+        return _Found(faces, crops, ended, cut, float(timestamp_ms))
 
-    def _classify_and_smooth(self, image_bgr: np.ndarray, faces: Faces, timestamp_ms: float) -> Faces:
+    def _read(self, found: _Found) -> Faces:
+        """The second half of :meth:`process`: forget the ended tracks, then read the emotions
+        (emotion model) and smooth them. Touches only the smoother and the reading state."""
+        if found.ended:
+            self.smoother.forget(found.ended)
+            for t in found.ended:
+                self._readings.pop(int(t), None)
+        return self._classify_and_smooth(found.faces, found.crops, found.timestamp_ms)
+
+    def _classify_and_smooth(self, faces: Faces, crops: np.ndarray, timestamp_ms: float) -> Faces:
         """Classify the faces chosen by ``classify_per_s`` (the others keep their latest raw and
         smoothed reading), smooth the fresh readings, and record them per track."""
         keep = self._held_rows(faces, timestamp_ms)
         held_raw = np.zeros((len(faces), len(self.labels)), np.float32)
         for i in np.flatnonzero(keep):
             held_raw[i] = self._readings[int(faces.track_id[i])][0]
-        faces = self.recognizer.classify(image_bgr, faces.replace(probs=held_raw), keep=keep)
+        faces = self.recognizer.read_crops(faces.replace(probs=held_raw), crops, keep=keep)
         fresh = np.flatnonzero(~keep)
         raw = faces.probs.copy()
         smoothed = faces.probs.copy()
@@ -269,16 +329,16 @@ class VideoAnalyzer:
         full = self.recognizer.detector.options.max_side_px
         return int(min(full, max(640, max(image_hw) // 2)))
 
-    def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> list[int]:
-        """At a scene cut: end every track (new faces get new ids) and return the ended ids."""
+    def _end_tracks_at_cut(self, image_bgr: np.ndarray, timestamp_ms: float) -> tuple[bool, list[int]]:
+        """Whether this frame starts a new shot, and the ids of the tracks that ended there (all)."""
         if self.scene_cuts is None or not self.scene_cuts.update(image_bgr):
-            return []
+            return False, []
         self.scene_cuts_ms.append(timestamp_ms)
         ended = self.tracker.finish()
         self.tracker.reset()  # ids keep increasing
         self._held = {}
         self.scheduler.reset()  # detect on this frame
-        return ended
+        return True, ended
 
     def _predicted_faces(self, timestamp_ms: float, info: FrameInfo) -> Faces:
         """Faces of the held tracks at their predicted boxes; landmarks follow the box (scale and shift)."""
@@ -299,15 +359,20 @@ class VideoAnalyzer:
 
     def analyze(self, source, every: int = 1, fps: float | None = None, start_s: float | None = None,
                 end_s: float | None = None, video_source: VideoSource | None = None) -> Iterator[Faces]:
-        """Yield one :class:`Faces` per sampled frame of a file, folder of frames, camera or URL.
+        """Yield one :class:`Faces` per sampled frame of a file, folder of frames, camera or URL
+        (with :meth:`process_frames`: faces found ahead in a thread when there are 2 threads).
 
         Raises:
             InvalidVideoError: the source cannot be opened or holds no decodable frame.
         """
         src = video_source or VideoSource(source, every=every, fps=fps, start_s=start_s, end_s=end_s)
         with src:
-            for frame in source_frames(src):
-                yield self.process(frame.image, frame.timestamp_ms, frame.index, src.source)
+            frames = self.process_frames(source_frames(src), src.source)
+            try:
+                for _, faces, _ in frames:
+                    yield faces
+            finally:
+                frames.close()
 
 
 def prediction_error(ids: np.ndarray, predicted_xyxy: np.ndarray, faces: Faces) -> tuple[float, bool]:

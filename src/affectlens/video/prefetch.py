@@ -1,7 +1,9 @@
-"""Decode ahead in a thread: while the models run on frame ``t``, the next frames are decoded.
+"""Work ahead in a thread: while the models run on frame ``t``, the next frames are decoded.
 
 OpenCV and FFmpeg release the GIL while decoding, so on 2 cores this hides most of the decode
-time of a file (about 5–7 ms per 1080p H.264 frame) behind the detector and classifier.
+time of a file (about 5–7 ms per 1080p H.264 frame) behind the detector and classifier. The
+video analyzer uses the same helper to find the faces of the next frames while this frame's
+are read (:meth:`~affectlens.video.analyzer.VideoAnalyzer.process_frames`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Iterable[T], depth: int = 3) -> Iterator[T]:
-    """Iterate ``items`` with up to ``depth`` of them produced ahead by a background thread.
+def prefetched(items: Iterable[T], depth: int = 3, name: str = "affectlens-decode") -> Iterator[T]:
+    """Iterate ``items`` with up to ``depth`` of them produced ahead by a background thread
+    (called ``name``).
 
     The items come in the same order; an exception raised by ``items`` is raised here, at the
     position it happened. Closing the returned generator early (``break``) stops the thread
@@ -44,7 +47,7 @@ def prefetched(items: Iterable[T], depth: int = 3) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, raised there
             q.put((_DONE, exc))
 
-    thread = threading.Thread(target=produce, name="affectlens-decode", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:

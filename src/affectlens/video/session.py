@@ -235,33 +235,35 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     total_ms, origin_ms = _progress_span(src, run)
     try:
         with FrameWriter(jsonl, append=bool(done), flush_every=run.flush_every) as fw, src:
-            for frame in source_frames(src):
-                n_cuts = len(getattr(va, "scene_cuts_ms", None) or [])
-                faces = va.process(frame.image, frame.timestamp_ms, frame.index, name)
-                if resume.warming_up(faces):
-                    continue
-                faces = resume.ids(faces)
-                marks = {"scene_cut": True} if len(getattr(va, "scene_cuts_ms", None) or []) > n_cuts else {}
-                if not frames:
-                    marks["source"] = name
-                fw.write(faces, **marks)
-                frames.append(faces)
-                if run.thumbnails:
-                    thumbs.offer(frame.image, faces)
-                if run.annotate or live:
-                    drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
-                    if run.annotate:
-                        if writer_video is None:
-                            h, w = drawn.shape[:2]
-                            fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
-                            writer_video = VideoWriter(out / ann_name, float(fps_out), (w, h), run.codec)
-                        writer_video.write(drawn)
-                    if live:
-                        cv2.imshow("AffectLens", drawn)
-                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                            break
-                if progress:
-                    progress(len(frames), frame.timestamp_ms - origin_ms, total_ms)
+            analysed = va.process_frames(source_frames(src), name)
+            try:
+                for frame, faces, scene_cut in analysed:
+                    if resume.warming_up(faces):
+                        continue
+                    faces = resume.ids(faces)
+                    marks = {"scene_cut": True} if scene_cut else {}
+                    if not frames:
+                        marks["source"] = name
+                    fw.write(faces, **marks)
+                    frames.append(faces)
+                    if run.thumbnails:
+                        thumbs.offer(frame.image, faces)
+                    if run.annotate or live:
+                        drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
+                        if run.annotate:
+                            if writer_video is None:
+                                h, w = drawn.shape[:2]
+                                fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
+                                writer_video = VideoWriter(out / ann_name, float(fps_out), (w, h), run.codec)
+                            writer_video.write(drawn)
+                        if live:
+                            cv2.imshow("AffectLens", drawn)
+                            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                                break
+                    if progress:
+                        progress(len(frames), frame.timestamp_ms - origin_ms, total_ms)
+            finally:
+                analysed.close()  # stops the threads ahead before the source closes
     except KeyboardInterrupt:
         interrupted = True
     finally:
