@@ -18,7 +18,7 @@ from affectlens.service.jobs import JobStore
 from affectlens.service.metrics import Metrics
 from affectlens.service.security import (KeyRing, Principal, RateLimiter, ServiceError, check_consent,
                                          looks_like_image, sniff_video)
-from affectlens.service.worker import WorkerPool
+from affectlens.service.worker import WorkerPool, attempt_eta_s
 
 
 # ---------------------------------------------------------------------- schemas mirror the library
@@ -283,3 +283,10 @@ def test_a_server_default_window_does_not_refuse_a_client_choosing_another_smoot
         r = client.post("/v1/videos?smooth=hmm&window=10", content=b"", headers=headers)
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_option", r.text
         assert "moving-average" in r.json()["error"]["message"]
+
+
+def test_a_resumed_attempts_eta_counts_its_own_pace():
+    assert attempt_eta_s(10.0, 0.0, 0.5) == pytest.approx(10.0)   # fresh: half done in 10 s
+    # resumed at 60%: 10 s for the next 10% means 30 s for the last 30% (not 10 / 0.7 * 0.3 = 4.3 s)
+    assert attempt_eta_s(10.0, 0.6, 0.7) == pytest.approx(30.0)
+    assert attempt_eta_s(1.0, 0.6, 0.61) is None                   # too little done to tell

@@ -59,6 +59,23 @@ def test_progress_callable_sees_every_frame_and_the_total(run):
     assert calls[-1][2] == pytest.approx(2400, abs=100)          # 2.4 s clip
 
 
+def test_a_resumed_runs_bar_starts_part_way_and_counts_its_own_speed():
+    import io
+    import re
+    import time
+
+    from affectlens.video.progress import VideoProgress
+
+    out = io.StringIO()
+    with VideoProgress(file=out) as bar:
+        bar(1, 60_000.0, 120_000.0)   # resumed at 60 s of a 120 s video
+        time.sleep(0.5)
+        bar(2, 61_000.0, 120_000.0)   # 1 s of video in about 0.5 s
+    text = out.getvalue()
+    speeds = [float(x) for x in re.findall(r"([0-9.]+)× real time", text)]
+    assert "61.0/120.0 s of video" in text and speeds and speeds[-1] < 4  # not 61 s / 0.5 s = 122×
+
+
 def test_progress_true_draws_a_bar_in_seconds_of_video(tmp_path, capfd):
     from affectlens import EmotionRecognizer, RecognizerOptions
     from affectlens.video import RunOptions, VideoAnalyzer, run_video

@@ -529,6 +529,14 @@ class LeaseLost(Exception):
 EXIT_NOT_OURS = 75
 
 
+def attempt_eta_s(elapsed_s: float, first_fraction: float, fraction: float) -> float | None:
+    """Seconds left for a job attempt that has run ``elapsed_s`` seconds and moved the job from
+    ``first_fraction`` (0 for a fresh attempt, more when it resumed saved frames) to ``fraction``
+    of the video: this attempt's own pace, ``None`` until it has covered 2% of the video."""
+    done_now = fraction - first_fraction
+    return elapsed_s / done_now * (1.0 - fraction) if done_now > 0.02 else None
+
+
 def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None, threads: int = 0,
             model: str | None = None, recognizer=None) -> int:
     """Run one claimed job to its end and record the outcome. Returns the process exit code.
@@ -556,16 +564,18 @@ def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None
     out = Path(job.out_dir)
     resume = (out / "frames.jsonl").exists() and job.attempts > 1
     t0 = time.monotonic()
-    state = {"last": 0.0}
+    state = {"last": 0.0, "first": None}
 
     def progress(n, ts, total_ms):
         now = time.monotonic()
+        frac = min(1.0, ts / total_ms) if total_ms else 0.0
+        if state["first"] is None:  # a resumed attempt starts part-way: its ETA counts its own work
+            state["first"] = frac
         if now - state["last"] < 0.25:
             return
         state["last"] = now
-        frac = min(1.0, ts / total_ms) if total_ms else 0.0
-        elapsed = now - t0
-        eta = elapsed / frac * (1.0 - frac) if frac > 0.02 else None
+        done_now = frac - state["first"]
+        eta = (now - t0) / done_now * (1.0 - frac) if done_now > 0.02 else None
         if not store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n, token=token):
             raise LeaseLost(f"job {job_id} is no longer this worker's")
 
