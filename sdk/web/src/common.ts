@@ -13,3 +13,5 @@ export { PALETTE, OTHER_COLOR, emotionColor, fallbackColor } from "./palette.js"
 export type { BundleManifest } from "./bundle.js";
 export { resizeArea, warpAffineLinear, bgrToGray } from "./imageops.js";
 export { similarityTransform, alignFace } from "./align.js";
+export { ReadingBudget, DEFAULT_CLASSIFY_PER_S } from "./budget.js";
+export type { Reading } from "./budget.js";

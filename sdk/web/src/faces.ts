@@ -27,6 +27,8 @@ export interface Face {
   reliable: boolean;
   /** Video mode: the frame's own probabilities before smoothing. */
   scores_raw?: Record<string, number>;
+  /** Video mode: whether the emotion model read this face on this frame (false: it kept its latest reading; `classifyPerS`). */
+  read?: boolean;
 }
 
 /** Where the faces come from (Python's `FrameInfo`). */

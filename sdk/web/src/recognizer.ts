@@ -10,6 +10,7 @@ import { FacesResult, FrameInfo, makeFace } from "./faces.js";
 import { Image8 } from "./imageops.js";
 import { assess, QualityConstants, qualitySignals } from "./quality.js";
 import { SceneCutDetector } from "./scenecut.js";
+import { DEFAULT_CLASSIFY_PER_S, Reading, ReadingBudget } from "./budget.js";
 import { createSmoother, DEFAULT_SMOOTHING, FrameSmoother, loadSmoother, SmoothingOptions, TemporalEntry } from "./smoothing.js";
 import { detectorThresholds, folderOf, isBundleManifest, manifestOfBundle } from "./bundle.js";
 import { emotionColor } from "./palette.js";
@@ -79,6 +80,13 @@ export interface RecognizerOptions {
   minQuality?: number;
   /** Video mode: end every track at a hard cut whose colour histograms differ by at least this (Python's default 0.35; null = off). */
   sceneCutDistance?: number | null;
+  /**
+   * Video mode: the emotion model reads at most about this many faces per second of video (Python's
+   * `classify_per_s`, default 30): faces without a reading always, then those read longest ago; the
+   * others keep their latest reading for that frame (`read` is false on them). 0 reads every face on
+   * every frame.
+   */
+  classifyPerS?: number;
   /** ONNX Runtime threads (0 = its default). */
   threads?: number;
 }
@@ -215,6 +223,7 @@ export class EmotionRecognizer {
   private readonly tracker: FaceTracker;
   private readonly smoother: FrameSmoother;
   private readonly sceneCuts: SceneCutDetector | null;
+  private readonly budget: ReadingBudget;
 
   private constructor(
     readonly detector: RetinaFaceDetector,
@@ -227,7 +236,9 @@ export class EmotionRecognizer {
     sceneCutDistance: number | null,
     readonly minQuality: number,
     private readonly sessions: InferenceSession[],
+    classifyPerS: number,
   ) {
+    this.budget = new ReadingBudget(classifyPerS);
     this.notice = manifest.notice;
     this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
@@ -261,6 +272,8 @@ export class EmotionRecognizer {
     const sceneCut = options.sceneCutDistance === undefined ? 0.35 : options.sceneCutDistance;
     if (sceneCut !== null) new SceneCutDetector(sceneCut);
     const threads = options.threads ?? 0;
+    const classifyPerS = options.classifyPerS ?? DEFAULT_CLASSIFY_PER_S;
+    new ReadingBudget(classifyPerS); // validate before loading anything
     if (options.minQuality !== undefined && !(options.minQuality >= 0 && options.minQuality <= 1)) {
       throw new ValueError(`minQuality must be in [0, 1], got ${options.minQuality}`);
     }
@@ -286,7 +299,7 @@ export class EmotionRecognizer {
       Tensor: env.ort.Tensor, frontalNoseRatio: manifest.quality.frontal_nose_ratio,
     });
     return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoother, sceneCut,
-      minQuality, sessions);
+      minQuality, sessions, classifyPerS);
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -349,6 +362,7 @@ export class EmotionRecognizer {
     this.tracker.reset();
     this.smoother.reset();
     this.sceneCuts?.reset();
+    this.budget.reset();
     this.lastTs = null;
     this.frameIndex = 0;
   }
@@ -378,6 +392,7 @@ export class EmotionRecognizer {
   private async analyse(bgr: Image8, info: FrameInfo, video: boolean): Promise<FacesResult> {
     const found = await this.detector.detect(bgr);
     const labels = this.labels;
+    const ts = info.timestamp_ms as number;
     let ids: number[] = found.scores.map(() => -1);
     if (video) {
       let cutEnded: number[] = [];
@@ -385,22 +400,32 @@ export class EmotionRecognizer {
         cutEnded = this.tracker.finish();
         this.tracker.reset();
       }
-      ids = this.tracker.update(found.xyxy, found.scores, info.timestamp_ms as number);
-      this.smoother.forget([...cutEnded, ...this.tracker.endedTrackIds]);
+      ids = this.tracker.update(found.xyxy, found.scores, ts);
+      const ended = [...cutEnded, ...this.tracker.endedTrackIds];
+      this.smoother.forget(ended);
+      this.budget.forget(ended);
     }
     const crops = this.classifier.align(bgr, found.landmarks);
-    const probs = crops.length ? await this.classifier.classifyCrops(crops) : [];
-    const q = this.manifest.quality;
-    const tracked = video ? ids.flatMap((id, i) => (id >= 0 ? [i] : [])) : [];
+    // video: faces the reading budget holds keep their latest reading (Python's classify_per_s)
+    const keep = video ? this.budget.held(ids, ts) : ids.map(() => false);
+    const fresh = keep.flatMap((k, i) => (k ? [] : [i]));
+    const read = fresh.length ? await this.classifier.classifyCrops(fresh.map((i) => crops[i])) : [];
+    const probs: number[][] = ids.map((id, i) => (keep[i] ? (this.budget.get(id) as Reading).raw : []));
+    fresh.forEach((i, k) => { probs[i] = read[k]; });
+    const tracked = video ? fresh.filter((i) => ids[i] >= 0) : [];
     const rows = await this.smoother.smoothFrame(tracked.map((i) => ({ trackId: ids[i], p: probs[i], box: found.xyxy[i],
-      landmarks: found.landmarks[i], score: found.scores[i] })), info.timestamp_ms as number);
+      landmarks: found.landmarks[i], score: found.scores[i] })), ts);
     const smoothedOf = new Map(tracked.map((i, k) => [i, rows[k]]));
+    tracked.forEach((i) => this.budget.record(ids[i], { raw: probs[i], smoothed: smoothedOf.get(i) as number[], timestampMs: ts }));
+    const q = this.manifest.quality;
     const faces = found.xyxy.map((box, i) => {
       const a = assess(qualitySignals(box, found.landmarks[i], found.scores[i], crops[i], q), q.signals);
       const quality = { ...a, reliable: a.quality >= this.minQuality, unreliable: q.unreliable };
       if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null, quality);
-      const smoothed = smoothedOf.get(i) ?? probs[i];
-      return makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
+      const smoothed = keep[i] ? (this.budget.get(ids[i]) as Reading).smoothed : smoothedOf.get(i) ?? probs[i];
+      const face = makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
+      face.read = !keep[i];
+      return face;
     });
     return { info, labels: [...labels], faces };
   }

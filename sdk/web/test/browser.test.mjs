@@ -127,6 +127,7 @@ describe("headless Chromium", { skip: SKIP }, () => {
             if (!idMap.has(b.track_id)) idMap.set(b.track_id, a.track_id);
             assert.equal(idMap.get(b.track_id), a.track_id, `frame ${i}: track ids diverge`);
           }
+          assert.equal(a.read, b.read, `frame ${i}: read by the emotion model in one, held in the other (classifyPerS)`);
           for (const l of py.labels) worst = Math.max(worst, Math.abs(a.scores[l] - b.scores[l]), Math.abs(a.scores_raw[l] - b.scores_raw[l]));
         }
       });

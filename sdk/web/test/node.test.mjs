@@ -52,6 +52,32 @@ describe("Node parity with Python on real photos", { skip: SKIP_SHARED }, () => 
   });
 });
 
+/** Frames written by python_reference.py video, through a video-mode recognizer: faces, ids, read flags, probabilities. */
+async function videoParity(rec, ref, dir) {
+  const idMap = new Map();
+  let faces = 0, worst = 0, held = 0;
+  for (const fr of ref.frames) {
+    const data = new Uint8Array(readFileSync(path.join(dir, fr.file)));
+    const got = await rec.detectForVideo({ data, width: fr.width, height: fr.height, format: "rgb" }, fr.timestamp_ms);
+    const m = matchFaces(got.faces, fr.faces.faces);
+    assert.equal(m.jsOnly.length + m.pyOnly.length, 0, `frame ${fr.file}: different faces`);
+    for (const [a, b] of m.pairs) {
+      faces++;
+      assert.equal(a.track_id === null, b.track_id === null, `${fr.file}: tracked in one, not the other`);
+      if (a.track_id !== null) {
+        if (!idMap.has(b.track_id)) idMap.set(b.track_id, a.track_id);
+        assert.equal(idMap.get(b.track_id), a.track_id, `${fr.file}: track ids diverge`);
+      }
+      assert.equal(a.read, b.read, `${fr.file}: read in one, held in the other`);
+      if (!a.read) held++;
+      for (const l of ref.labels) {
+        worst = Math.max(worst, Math.abs(a.scores[l] - b.scores[l]), Math.abs(a.scores_raw[l] - b.scores_raw[l]));
+      }
+    }
+  }
+  return { faces, worst, held, tracks: [...idMap.values()] };
+}
+
 describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }, () => {
   const dir = path.join(tmp, "video");
   let ref;
@@ -65,33 +91,48 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
   test("default smoothing: same track ids, smoothed and raw probabilities within 0.02 on 24 frames", async () => {
     const rec = await EmotionRecognizer.create({ runningMode: "video", threads: 2 });
     assert.equal(rec.spec.name, ref.model, "the SDK's default model is the one Python runs here");
-    const idMap = new Map();
-    let faces = 0, worst = 0;
+    let r;
     try {
-      for (const fr of ref.frames) {
-        const data = new Uint8Array(readFileSync(path.join(dir, fr.file)));
-        const got = await rec.detectForVideo({ data, width: fr.width, height: fr.height, format: "rgb" }, fr.timestamp_ms);
-        const m = matchFaces(got.faces, fr.faces.faces);
-        assert.equal(m.jsOnly.length + m.pyOnly.length, 0, `frame ${fr.file}: different faces`);
-        for (const [a, b] of m.pairs) {
-          faces++;
-          assert.equal(a.track_id === null, b.track_id === null, `${fr.file}: tracked in one, not the other`);
-          if (a.track_id !== null) {
-            if (!idMap.has(b.track_id)) idMap.set(b.track_id, a.track_id);
-            assert.equal(idMap.get(b.track_id), a.track_id, `${fr.file}: track ids diverge`);
-          }
-          for (const l of ref.labels) {
-            worst = Math.max(worst, Math.abs(a.scores[l] - b.scores[l]), Math.abs(a.scores_raw[l] - b.scores_raw[l]));
-          }
-        }
+      r = await videoParity(rec, ref, dir);
+    } finally {
+      await rec.close();
+    }
+    console.log(`node video parity: ${ref.frames.length} frames, ${r.faces} faces, tracks ${r.tracks}, max prob diff ${r.worst.toFixed(4)}`);
+    assert.ok(r.tracks.length >= 2, "the scene cut between the two clips starts a new track in both");
+    assert.ok(r.faces >= 18, `expected a face in most frames, got ${r.faces}`);
+    assert.ok(r.worst <= 0.02, `smoothed/raw probability difference ${r.worst}`);
+  });
+
+  test("the reading budget (classifyPerS, default 30 as in Python) holds the same faces on a 1080p crowd", async () => {
+    const crowd = path.join(tmp, "crowd");
+    runPython(["video", crowd, path.join(SHARED, "media/videos/crowd_walking.mp4"), "14", "1"]);
+    const want = JSON.parse(readFileSync(path.join(crowd, "frames.json"), "utf8"));
+    const rec = await EmotionRecognizer.create({ runningMode: "video", threads: 2 });
+    let r;
+    try {
+      r = await videoParity(rec, want, crowd);
+    } finally {
+      await rec.close();
+    }
+    console.log(`node crowd budget parity: ${want.frames.length} frames, ${r.faces} faces, ${r.held} held, max prob diff ${r.worst.toFixed(4)}`);
+    assert.ok(r.faces >= 60 && r.tracks.length >= 4, `expected a crowd, got ${r.faces} faces, ${r.tracks.length} tracks`);
+    assert.ok(r.held >= r.faces / 3, `at about 30 readings/s most of ~6 faces a frame keep their reading; held ${r.held} of ${r.faces}`);
+    assert.ok(r.worst <= 0.02, `smoothed/raw probability difference ${r.worst}`);
+  });
+
+  test("classifyPerS 0 reads every face on every frame; a negative rate is refused", async () => {
+    await assert.rejects(EmotionRecognizer.create({ runningMode: "video", classifyPerS: -1 }),
+      (e) => e.name === "ValueError" && /classifyPerS must be >= 0/.test(e.message));
+    const rec = await EmotionRecognizer.create({ runningMode: "video", classifyPerS: 0, threads: 2 });
+    try {
+      const img = await readImage(path.join(SHARED, "media/images/multi_face.jpg"));
+      for (let i = 0; i < 4; i++) {
+        const got = await rec.detectForVideo(img, 40 * i);
+        assert.ok(got.faces.length >= 4 && got.faces.every((f) => f.read === true), `frame ${i}: every face read`);
       }
     } finally {
       await rec.close();
     }
-    console.log(`node video parity: ${ref.frames.length} frames, ${faces} faces, tracks ${[...idMap.values()]}, max prob diff ${worst.toFixed(4)}`);
-    assert.ok(idMap.size >= 2, "the scene cut between the two clips starts a new track in both");
-    assert.ok(faces >= 18, `expected a face in most frames, got ${faces}`);
-    assert.ok(worst <= 0.02, `smoothed/raw probability difference ${worst}`);
   });
 });
 

@@ -17,8 +17,9 @@
       box, landmarks, detection score, track id, time) and its output, at full precision
 
 Options (environment): AFFECTLENS_MODEL (model name). Video runs use VideoAnalyzer's defaults
-(smoother, scene cuts: the SDK's defaults too) unless frames.json names a frame-count ``window``,
-but run the detector on every frame (``detect_every=1``) as the SDK does.
+(smoother, scene cuts, the reading budget ``classify_per_s``: the SDK's defaults too; each face
+says whether it was ``read``) unless frames.json names a frame-count ``window``, but run the
+detector on every frame (``detect_every=1``) as the SDK does.
 """
 
 import json
@@ -45,7 +46,7 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), detect_every=1, classify_per_s=0))
+                                                                 threads=1), detect_every=1))
     frames, t0 = [], 0.0
     for one in path.split("+"):  # several videos joined: a hard cut between them
         cap = cv2.VideoCapture(one)
@@ -61,6 +62,7 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
                 raw = faces.data.get("probs_raw")
                 for k, rec in enumerate(d["faces"]):
                     rec["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, raw[k])}
+                    rec["read"] = bool(faces.data["read"][k])
                 name = f"frame_{len(frames):04d}.rgb"
                 cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).tofile(out / name)
                 frames.append({"file": name, "width": bgr.shape[1], "height": bgr.shape[0], "timestamp_ms": ts,
@@ -109,7 +111,7 @@ def frames(folder: str) -> None:
     from affectlens.tracking import TrackerOptions
 
     smooth = {"smooth": "moving-average", "window": int(meta["window"])} if meta.get("window") else {}
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1, classify_per_s=0,
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1,
                                     tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0))),
                                     **smooth))
     out = []
@@ -119,6 +121,7 @@ def frames(folder: str) -> None:
         rec = faces.to_dict()
         for k, f in enumerate(rec["faces"]):
             f["scores_raw"] = {lab: round(float(v), 6) for lab, v in zip(faces.labels, faces.data["probs_raw"][k])}
+            f["read"] = bool(faces.data["read"][k])
         out.append(rec)
     (d / "python.json").write_text(json.dumps({"labels": list(va.labels), "frames": out}))
 
