@@ -1,5 +1,5 @@
 /**
- * The video reading budget: Python's `VideoOptions.classify_per_s` (`VideoAnalyzer._held_rows`).
+ * The video reading budget: Python's `VideoOptions.classify_per_s` (`affectlens.video.budget.ReadingBudget`).
  *
  * The emotion model reads at most about `perSecond` faces per second of video: faces without a
  * reading always, then the tracked faces read longest ago, as far as the credit goes; the others

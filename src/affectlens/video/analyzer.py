@@ -12,6 +12,7 @@ from affectlens.recognizer import EmotionRecognizer, RecognizerOptions
 from affectlens.runtime import resolve_threads
 from affectlens.smoothing import create_smoother
 from affectlens.tracking import FaceTracker, TrackerOptions
+from affectlens.video.budget import ReadingBudget
 from affectlens.video.prefetch import prefetched, source_frames
 from affectlens.video.scenecut import SceneCutDetector
 from affectlens.video.schedule import AUTO, FULL, PREDICT, REGIONS, DetectionScheduler
@@ -66,7 +67,7 @@ class VideoOptions:
         classify_per_s: the emotion model reads at most about this many faces per second of
             video: faces without a reading always, then the tracked faces read longest ago; the
             others keep their latest reading for that frame (``data["read"]`` is False on
-            those rows, and the smoother is not fed one reading twice). ``0`` reads every face on
+            those rows, and the smoother is not fed one reading twice; :mod:`affectlens.video.budget`). ``0`` reads every face on
             every frame. With the default 30, one face at up to 30 frames/s is read on every frame but its
             second (a new face's first reading is paid from the budget),
             two at 25 frames/s on 3 frames of 5, and a crowd of eight about 4 times a second each,
@@ -157,8 +158,7 @@ class VideoAnalyzer:
         self.scheduler = DetectionScheduler(self.options.detect_every, 1000.0 * self.options.rescan_s,
                                             self.options.regions_every)
         self._held: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → box, landmarks, score
-        self._readings: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # track → raw, smoothed, time
-        self._credit, self._budget_ts = 0.0, None  # classify_per_s: readings owed, time of the last frame
+        self.budget = ReadingBudget(self.options.classify_per_s)
         d = self.options.scene_cut_distance
         self.scene_cuts = None if d is None else SceneCutDetector(d)
         #: Timestamps (ms) of the frames that started a new shot; every track ended there.
@@ -175,8 +175,7 @@ class VideoAnalyzer:
         self._last_ts = None
         self.scheduler.reset()
         self._held = {}
-        self._readings = {}
-        self._credit, self._budget_ts = 0.0, None
+        self.budget.reset()
         self.scene_cuts_ms = []
         if self.scene_cuts is not None:
             self.scene_cuts.reset()
@@ -255,17 +254,16 @@ class VideoAnalyzer:
         (emotion model) and smooth them. Touches only the smoother and the reading state."""
         if found.ended:
             self.smoother.forget(found.ended)
-            for t in found.ended:
-                self._readings.pop(int(t), None)
+            self.budget.forget(found.ended)
         return self._classify_and_smooth(found.faces, found.crops, found.timestamp_ms)
 
     def _classify_and_smooth(self, faces: Faces, crops: np.ndarray, timestamp_ms: float) -> Faces:
-        """Classify the faces chosen by ``classify_per_s`` (the others keep their latest raw and
+        """Classify the faces the reading budget chooses (the others keep their latest raw and
         smoothed reading), smooth the fresh readings, and record them per track."""
-        keep = self._held_rows(faces, timestamp_ms)
+        keep = self.budget.held(faces.track_id, timestamp_ms)
         held_raw = np.zeros((len(faces), len(self.labels)), np.float32)
         for i in np.flatnonzero(keep):
-            held_raw[i] = self._readings[int(faces.track_id[i])][0]
+            held_raw[i] = self.budget.get(faces.track_id[i]).raw
         faces = self.recognizer.read_crops(faces.replace(probs=held_raw), crops, keep=keep)
         fresh = np.flatnonzero(~keep)
         raw = faces.probs.copy()
@@ -273,30 +271,11 @@ class VideoAnalyzer:
         if len(fresh):
             smoothed[fresh] = self.smoother.update(faces[fresh]).probs
         for i in np.flatnonzero(keep):
-            smoothed[i] = self._readings[int(faces.track_id[i])][1]
+            smoothed[i] = self.budget.get(faces.track_id[i]).smoothed
         for i in fresh:
             if faces.track_id[i] > 0:
-                self._readings[int(faces.track_id[i])] = (raw[i], smoothed[i], timestamp_ms)
+                self.budget.record(faces.track_id[i], raw[i], smoothed[i], timestamp_ms)
         return faces.replace(probs=smoothed).with_data(probs_raw=raw, read=~keep)
-
-    def _held_rows(self, faces: Faces, timestamp_ms: float) -> np.ndarray:
-        """Mask of faces that keep their latest reading this frame. Readings are paid from a
-        credit of ``classify_per_s`` × the time since the previous frame (unused credit carries
-        over for at most one frame): faces without a reading are always read, then the tracked
-        faces read longest ago, as far as the credit goes."""
-        keep = np.zeros(len(faces), bool)
-        rate = self.options.classify_per_s
-        if rate <= 0:
-            return keep
-        dt_s = 0.0 if self._budget_ts is None else max(0.0, timestamp_ms - self._budget_ts) / 1000.0
-        self._budget_ts = timestamp_ms
-        known = [i for i, t in enumerate(faces.track_id) if int(t) in self._readings]
-        credit = self._credit + rate * dt_s - (len(faces) - len(known))  # new faces are read in any case
-        n = min(len(known), max(0, int(credit + 1e-6)))  # 30/s × 1/30 s is one reading, not 0.99999
-        by_age = sorted(known, key=lambda i: (self._readings[int(faces.track_id[i])][2], int(faces.track_id[i])))
-        keep[by_age[n:]] = True
-        self._credit = float(np.clip(credit - n, -0.5 * rate, max(1.0, rate * dt_s)))
-        return keep
 
     def _detected_faces(self, image_bgr: np.ndarray, timestamp_ms: float, info: FrameInfo,
                         near_tracks: bool = False) -> Faces:
