@@ -5,7 +5,7 @@
  */
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 import { ValueError } from "./errors.js";
-import { Image8, resizeArea, roundHalfEven } from "./imageops.js";
+import { Image8, resizeArea, resizeLinear, roundHalfEven } from "./imageops.js";
 
 const MEAN_BGR = [104, 117, 123];
 const STRIDES = [8, 16, 32];
@@ -99,6 +99,12 @@ export function insideLarger(xyxy: number[][], minAreaRatio = 2.0, minInside = 0
   });
 }
 
+/**
+ * Largest window side of `detectRegions` (network input pixels) by the number of windows in the
+ * call (Python's `REGION_MAX_PX`): few faces keep their resolution, many share a budget.
+ */
+export const REGION_MAX_PX: [number, number][] = [[2, 256], [4, 192], [Infinity, 128]];
+
 /** Finds faces and their 5 landmarks in BGR images. */
 export class RetinaFaceDetector {
   readonly name = "retinaface-mnet025";
@@ -112,11 +118,16 @@ export class RetinaFaceDetector {
     this.outputNames = [...session.outputNames];
   }
 
-  /** Detect faces in a `(h, w, 3)` BGR image; boxes and landmarks in its pixels. */
-  async detect(image: Image8): Promise<Detections> {
+  /**
+   * Detect faces in a `(h, w, 3)` BGR image; boxes and landmarks in its pixels.
+   *
+   * @param maxSidePx working size for this call instead of `options.maxSidePx` (a video's periodic
+   *   re-scan for new faces at a lower resolution).
+   */
+  async detect(image: Image8, maxSidePx?: number): Promise<Detections> {
     const { width: w, height: h } = image;
     const o = this.options;
-    const fine = Math.min(1, o.maxSidePx / Math.max(h, w));
+    const fine = Math.min(1, (maxSidePx ?? o.maxSidePx) / Math.max(h, w));
     const parts = [await this.detectAt(image, fine)];
     if (o.coarseSidePx && Math.max(h, w) * fine > 1.5 * o.coarseSidePx) {
       const c = await this.detectAt(image, o.coarseSidePx / Math.max(h, w));
@@ -126,6 +137,43 @@ export class RetinaFaceDetector {
         landmarks: c.landmarks.filter((_, i) => big[i]),
       });
     }
+    return this.finish(w, h, parts);
+  }
+
+  /**
+   * Detect faces only near known boxes (a tracker's predicted faces), as Python's
+   * `RetinaFaceDetector.detect_regions`: square windows of side `context` × the box's longer side,
+   * centred on each box, resized to 128, 192 or 256 px (`REGION_MAX_PX`), one batched pass per size.
+   *
+   * @param minScore score threshold for this call (default `options.minScore`).
+   */
+  async detectRegions(image: Image8, boxes: number[][], context = 2.2, minScore?: number): Promise<Detections> {
+    if (!boxes.length) return { xyxy: [], scores: [], landmarks: [] };
+    const threshold = minScore ?? this.options.minScore;
+    const sides = boxes.map((b) => Math.max(Math.max(b[2] - b[0], b[3] - b[1]), 8) * context);
+    const largest = (REGION_MAX_PX.find(([n]) => boxes.length <= n) as [number, number])[1];
+    const buckets = sides.map((sd) => Math.min(Math.max(64 * Math.ceil(sd / 64), 128), largest));
+    const parts: Detections[] = [];
+    for (const size of [...new Set(buckets)].sort((a, b) => a - b)) {
+      const idx = buckets.flatMap((b, i) => (b === size ? [i] : []));
+      const windows = idx.map((i) => window(image, (boxes[i][0] + boxes[i][2] - sides[i]) / 2,
+        (boxes[i][1] + boxes[i][3] - sides[i]) / 2, sides[i], size));
+      const outs = await this.run(windows.map((wd) => wd.image), size, size);
+      windows.forEach(({ map: [u0, v0, sx, sy, cx0, cy0] }, k) => {
+        const d = decode(outs[k], size, size, threshold);
+        parts.push({
+          xyxy: d.xyxy.map(([x1, y1, x2, y2]) => [(x1 - u0) / sx + cx0, (y1 - v0) / sy + cy0, (x2 - u0) / sx + cx0, (y2 - v0) / sy + cy0]),
+          scores: d.scores,
+          landmarks: d.landmarks.map((lm) => lm.map(([x, y]) => [(x - u0) / sx + cx0, (y - v0) / sy + cy0])),
+        });
+      });
+    }
+    return this.finish(image.width, image.height, parts);
+  }
+
+  /** NMS over the passes' detections, drop parts of larger faces, clip, `minFacePx` and `maxFaces`. */
+  private finish(w: number, h: number, parts: Detections[]): Detections {
+    const o = this.options;
     const xyxy = parts.flatMap((p) => p.xyxy);
     const scores = parts.flatMap((p) => p.scores);
     const pts = parts.flatMap((p) => p.landmarks);
@@ -151,38 +199,82 @@ export class RetinaFaceDetector {
     }
     const nw = work.width, nh = work.height;
     const sx = nw / w, sy = nh / h;
-    const plane = nw * nh;
-    const blob = new Float32Array(3 * plane);
-    const d = work.data;
-    for (let i = 0; i < plane; i++) {
-      blob[i] = d[3 * i] - MEAN_BGR[0];
-      blob[plane + i] = d[3 * i + 1] - MEAN_BGR[1];
-      blob[2 * plane + i] = d[3 * i + 2] - MEAN_BGR[2];
-    }
-    const feeds = { [this.session.inputNames[0]]: new this.TensorCtor("float32", blob, [1, 3, nh, nw]) };
-    const res = await this.session.run(feeds);
-    const [loc, conf, landm] = this.outputNames.map((n) => res[n].data as Float32Array);
-    const pri = priors(nh, nw);
-    const n = pri.length / 4;
-    const [v0, v1] = VARIANCE;
-    const out: Detections = { xyxy: [], scores: [], landmarks: [] };
-    for (let i = 0; i < n; i++) {
-      const score = conf[2 * i + 1];
-      if (!(score >= this.options.minScore)) continue;
-      const pcx = pri[4 * i], pcy = pri[4 * i + 1], pw = pri[4 * i + 2], ph = pri[4 * i + 3];
-      const cx = pcx + loc[4 * i] * v0 * pw, cy = pcy + loc[4 * i + 1] * v0 * ph;
-      const bw = pw * Math.exp(loc[4 * i + 2] * v1), bh = ph * Math.exp(loc[4 * i + 3] * v1);
-      out.xyxy.push([(cx - bw / 2) / sx, (cy - bh / 2) / sy, (cx + bw / 2) / sx, (cy + bh / 2) / sy]);
-      out.scores.push(score);
-      const lm: number[][] = [];
-      for (let k = 0; k < 5; k++) {
-        lm.push([(pcx + landm[10 * i + 2 * k] * v0 * pw) / sx, (pcy + landm[10 * i + 2 * k + 1] * v0 * ph) / sy]);
-      }
-      out.landmarks.push(lm);
-    }
-    for (const t of Object.values(res)) (t as Tensor).dispose?.();
-    return out;
+    const d = decode((await this.run([work], nh, nw))[0], nh, nw, this.options.minScore);
+    return {
+      xyxy: d.xyxy.map(([x1, y1, x2, y2]) => [x1 / sx, y1 / sy, x2 / sx, y2 / sy]),
+      scores: d.scores,
+      landmarks: d.landmarks.map((lm) => lm.map(([x, y]) => [x / sx, y / sy])),
+    };
   }
+
+  /** The network's `[loc, conf, landm]` per image for BGR images of one size (one batched run). */
+  private async run(images: Image8[], nh: number, nw: number): Promise<Float32Array[][]> {
+    const plane = nw * nh;
+    const blob = new Float32Array(images.length * 3 * plane);
+    images.forEach((img, b) => {
+      const d = img.data, o = b * 3 * plane;
+      for (let i = 0; i < plane; i++) {
+        blob[o + i] = d[3 * i] - MEAN_BGR[0];
+        blob[o + plane + i] = d[3 * i + 1] - MEAN_BGR[1];
+        blob[o + 2 * plane + i] = d[3 * i + 2] - MEAN_BGR[2];
+      }
+    });
+    const feeds = { [this.session.inputNames[0]]: new this.TensorCtor("float32", blob, [images.length, 3, nh, nw]) };
+    const res = await this.session.run(feeds);
+    const outs = this.outputNames.map((n) => res[n].data as Float32Array);
+    const per = outs.map((a) => a.length / images.length);
+    const split = images.map((_, b) => outs.map((a, k) => a.slice(b * per[k], (b + 1) * per[k])));
+    for (const t of Object.values(res)) (t as Tensor).dispose?.();
+    return split;
+  }
+}
+
+/** One image's network outputs → boxes, scores and landmarks scoring at least `minScore`, in network-input pixels. */
+function decode([loc, conf, landm]: Float32Array[], nh: number, nw: number, minScore: number): Detections {
+  const pri = priors(nh, nw);
+  const n = pri.length / 4;
+  const [v0, v1] = VARIANCE;
+  const out: Detections = { xyxy: [], scores: [], landmarks: [] };
+  for (let i = 0; i < n; i++) {
+    const score = conf[2 * i + 1];
+    if (!(score >= minScore)) continue;
+    const pcx = pri[4 * i], pcy = pri[4 * i + 1], pw = pri[4 * i + 2], ph = pri[4 * i + 3];
+    const cx = pcx + loc[4 * i] * v0 * pw, cy = pcy + loc[4 * i + 1] * v0 * ph;
+    const bw = pw * Math.exp(loc[4 * i + 2] * v1), bh = ph * Math.exp(loc[4 * i + 3] * v1);
+    out.xyxy.push([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]);
+    out.scores.push(score);
+    const lm: number[][] = [];
+    for (let k = 0; k < 5; k++) lm.push([pcx + landm[10 * i + 2 * k] * v0 * pw, pcy + landm[10 * i + 2 * k + 1] * v0 * ph]);
+    out.landmarks.push(lm);
+  }
+  return out;
+}
+
+/**
+ * The square `side`-pixel window at `(x0, y0)` resized to `size` (Python's `_window`); parts
+ * outside the image are the detector's mean colour. `map` is `[u0, v0, sx, sy, cx0, cy0]`: an image
+ * point `(x, y)` is at `(u0 + (x - cx0) * sx, v0 + (y - cy0) * sy)` in the window.
+ */
+function window(image: Image8, x0: number, y0: number, side: number, size: number): { image: Image8; map: number[] } {
+  const { width: w, height: h } = image;
+  const s = size / side;
+  const cx0 = Math.max(Math.floor(x0), 0), cy0 = Math.max(Math.floor(y0), 0);
+  const cx1 = Math.min(Math.ceil(x0 + side), w), cy1 = Math.min(Math.ceil(y0 + side), h);
+  const out = new Uint8Array(size * size * 3);
+  for (let i = 0; i < size * size; i++) { out[3 * i] = MEAN_BGR[0]; out[3 * i + 1] = MEAN_BGR[1]; out[3 * i + 2] = MEAN_BGR[2]; }
+  const win = { data: out, width: size, height: size, channels: 3 };
+  const u0 = Math.min(Math.max(roundHalfEven((cx0 - x0) * s), 0), size - 1), v0 = Math.min(Math.max(roundHalfEven((cy0 - y0) * s), 0), size - 1);
+  const u1 = Math.min(Math.max(roundHalfEven((cx1 - x0) * s), u0 + 1), size), v1 = Math.min(Math.max(roundHalfEven((cy1 - y0) * s), v0 + 1), size);
+  if (cx1 <= cx0 || cy1 <= cy0) return { image: win, map: [u0, v0, s, s, cx0, cy0] };
+  const rw = cx1 - cx0, rh = cy1 - cy0;
+  const region = new Uint8Array(rw * rh * 3);
+  for (let y = 0; y < rh; y++) region.set(image.data.subarray(((cy0 + y) * w + cx0) * 3, ((cy0 + y) * w + cx1) * 3), y * rw * 3);
+  const src = { data: region, width: rw, height: rh, channels: 3 };
+  const tw = u1 - u0, th = v1 - v0;
+  // OpenCV's INTER_AREA when shrinking; it enlarges (either axis) bilinearly
+  const scaled = s < 1 && tw <= rw && th <= rh ? resizeArea(src, tw, th) : resizeLinear(src, tw, th);
+  for (let y = 0; y < th; y++) out.set(scaled.data.subarray(y * tw * 3, (y + 1) * tw * 3), ((v0 + y) * size + u0) * 3);
+  return { image: win, map: [u0, v0, tw / rw, th / rh, cx0, cy0] };
 }
 
 function clip(v: number, hi: number): number {

@@ -98,6 +98,53 @@ export function resizeArea(src: Image8, width: number, height: number): Image8 {
   return { data: out, width, height, channels: cn };
 }
 
+/**
+ * `cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)`: OpenCV's pixel-centre
+ * mapping and its 11-bit fixed-point weights for 8-bit images (used to enlarge small detector
+ * windows; within a grey level of OpenCV's SIMD paths).
+ */
+export function resizeLinear(src: Image8, width: number, height: number): Image8 {
+  const { width: sw, height: sh, channels: cn } = src;
+  if (width === sw && height === sh) return src;
+  const SCALE = 2048;
+  const tab = (dn: number, sn: number) => {
+    const ofs = new Int32Array(dn), a0 = new Int32Array(dn), a1 = new Int32Array(dn);
+    const scale = sn / dn;
+    for (let d = 0; d < dn; d++) {
+      let f = Math.fround((d + 0.5) * scale - 0.5);
+      let si = Math.floor(f);
+      f -= si;
+      if (si < 0) { f = 0; si = 0; }
+      if (si >= sn - 1) { f = 0; si = sn - 1; }
+      ofs[d] = si;
+      a0[d] = Math.round((1 - f) * SCALE);
+      a1[d] = Math.round(f * SCALE);
+    }
+    return { ofs, a0, a1 };
+  };
+  const xt = tab(width, sw), yt = tab(height, sh);
+  const rowLen = width * cn;
+  const rowOf = (y: number) => {
+    const row = new Int32Array(rowLen);
+    const base = y * sw * cn;
+    for (let x = 0; x < width; x++) {
+      const s0 = base + xt.ofs[x] * cn, s1 = base + Math.min(xt.ofs[x] + 1, sw - 1) * cn;
+      for (let c = 0; c < cn; c++) row[x * cn + c] = src.data[s0 + c] * xt.a0[x] + src.data[s1 + c] * xt.a1[x];
+    }
+    return row;
+  };
+  const out = new Uint8Array(rowLen * height);
+  for (let y = 0; y < height; y++) {
+    const r0 = rowOf(yt.ofs[y]), r1 = rowOf(Math.min(yt.ofs[y] + 1, sh - 1));
+    const b0 = yt.a0[y], b1 = yt.a1[y];
+    for (let x = 0; x < rowLen; x++) {
+      const v = (((b0 * (r0[x] >> 4)) >> 16) + ((b1 * (r1[x] >> 4)) >> 16) + 2) >> 2;
+      out[y * rowLen + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return { data: out, width, height, channels: cn };
+}
+
 /** OpenCV's integer-factor INTER_AREA path (block means; factor 2 rounds half up like its SIMD code). */
 function resizeAreaFast(src: Image8, width: number, height: number, kx: number, ky: number): Image8 {
   const { width: sw, channels: cn } = src;

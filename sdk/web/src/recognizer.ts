@@ -4,7 +4,8 @@
  */
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 import { EmotionClassifier } from "./classifier.js";
-import { checkDetectorOptions, DEFAULT_DETECTOR_OPTIONS, DetectorOptions, RetinaFaceDetector } from "./detector.js";
+import { checkDetectorOptions, DEFAULT_DETECTOR_OPTIONS, Detections, DetectorOptions, RetinaFaceDetector } from "./detector.js";
+import { DetectionScheduler, predictionError } from "./schedule.js";
 import { InvalidImageError, ModelLoadError, ValueError } from "./errors.js";
 import { FacesResult, FrameInfo, makeFace } from "./faces.js";
 import { Image8 } from "./imageops.js";
@@ -87,6 +88,17 @@ export interface RecognizerOptions {
    * every frame.
    */
   classifyPerS?: number;
+  /**
+   * Video mode: the detector schedule (Python's `detect_every`). 0 (default, "auto"): the whole
+   * frame at least every `rescanS` seconds and, between, windows around the tracked faces every
+   * 2-4 frames as the tracks' stability allows (`regionsEvery` 0), the faces moved by the tracker
+   * on the others. k >= 1: the whole frame every k-th frame, predicted between. 1: every frame.
+   */
+  detectEvery?: number;
+  /** Video mode, `detectEvery` 0: longest time between two whole-frame scans (seconds, default 0.5; new faces appear within it). */
+  rescanS?: number;
+  /** Video mode, `detectEvery` 0: windows every this-many-th frame between scans, or 0 (default) for 2-4 from the tracks' stability. */
+  regionsEvery?: number;
   /** ONNX Runtime threads (0 = its default). */
   threads?: number;
 }
@@ -224,6 +236,8 @@ export class EmotionRecognizer {
   private readonly smoother: FrameSmoother;
   private readonly sceneCuts: SceneCutDetector | null;
   private readonly budget: ReadingBudget;
+  private readonly scheduler: DetectionScheduler;
+  private held = new Map<number, { box: number[]; landmarks: number[][]; score: number }>(); // track → latest measured face
 
   private constructor(
     readonly detector: RetinaFaceDetector,
@@ -237,8 +251,10 @@ export class EmotionRecognizer {
     readonly minQuality: number,
     private readonly sessions: InferenceSession[],
     classifyPerS: number,
+    scheduler: DetectionScheduler,
   ) {
     this.budget = new ReadingBudget(classifyPerS);
+    this.scheduler = scheduler;
     this.notice = manifest.notice;
     this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
@@ -274,6 +290,8 @@ export class EmotionRecognizer {
     const threads = options.threads ?? 0;
     const classifyPerS = options.classifyPerS ?? DEFAULT_CLASSIFY_PER_S;
     new ReadingBudget(classifyPerS); // validate before loading anything
+    const schedule = () => new DetectionScheduler(options.detectEvery ?? 0, 1000 * (options.rescanS ?? 0.5), options.regionsEvery ?? 0);
+    schedule();
     if (options.minQuality !== undefined && !(options.minQuality >= 0 && options.minQuality <= 1)) {
       throw new ValueError(`minQuality must be in [0, 1], got ${options.minQuality}`);
     }
@@ -299,7 +317,7 @@ export class EmotionRecognizer {
       Tensor: env.ort.Tensor, frontalNoseRatio: manifest.quality.frontal_nose_ratio,
     });
     return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoother, sceneCut,
-      minQuality, sessions, classifyPerS);
+      minQuality, sessions, classifyPerS, schedule());
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -363,6 +381,8 @@ export class EmotionRecognizer {
     this.smoother.reset();
     this.sceneCuts?.reset();
     this.budget.reset();
+    this.scheduler.reset();
+    this.held.clear();
     this.lastTs = null;
     this.frameIndex = 0;
   }
@@ -389,21 +409,77 @@ export class EmotionRecognizer {
     return next;
   }
 
+  /**
+   * Video mode's first half (Python's `VideoAnalyzer._find`): scene cut, detector schedule, the
+   * whole frame or windows around the tracks or the tracks' predicted boxes, tracking.
+   */
+  private async find(bgr: Image8, ts: number): Promise<{ found: Detections; ids: number[]; ended: number[] }> {
+    let cutEnded: number[] = [];
+    if (this.sceneCuts?.update(bgr)) { // a new shot: every track ends, new faces get new ids
+      cutEnded = this.tracker.finish();
+      this.tracker.reset();
+      this.held.clear();
+      this.scheduler.reset();
+    }
+    const plan = this.scheduler.plan(ts, this.held.size > 0);
+    if (plan === "predict") return { ...this.predicted(ts), ended: cutEnded };
+    let found: Detections, ids: number[];
+    if (plan === "regions") { // low scores may continue a track (as in the tracker's second stage)
+      const det = this.detector.options;
+      const pred = this.tracker.predict(ts);
+      found = await this.detector.detectRegions(bgr, this.tracker.searchBoxes(ts), 2.2,
+        Math.min(this.tracker.options.minLowScore, det.minScore));
+      ids = this.tracker.update(found.xyxy, found.scores, ts);
+      const keep = ids.flatMap((t, i) => (t > 0 || found.scores[i] >= det.minScore ? [i] : []));
+      found = { xyxy: keep.map((i) => found.xyxy[i]), scores: keep.map((i) => found.scores[i]), landmarks: keep.map((i) => found.landmarks[i]) };
+      ids = keep.map((i) => ids[i]);
+      const { error, lost } = predictionError(pred.ids, pred.boxes, ids, found.xyxy);
+      this.scheduler.observe(error, lost);
+    } else {
+      const rescan = this.held.size > 0 && this.scheduler.every === 0;
+      found = await this.detector.detect(bgr, rescan ? this.rescanSide(bgr) : undefined);
+      ids = this.tracker.update(found.xyxy, found.scores, ts);
+    }
+    this.held = new Map(ids.flatMap((t, i) => (t > 0 ? [[t, { box: found.xyxy[i], landmarks: found.landmarks[i], score: found.scores[i] }]] : [])));
+    return { found, ids, ended: [...cutEnded, ...this.tracker.endedTrackIds] };
+  }
+
+  /** Faces of the held tracks at their predicted boxes; landmarks follow the box (scale and shift). */
+  private predicted(ts: number): { found: Detections; ids: number[] } {
+    const pred = this.tracker.predict(ts);
+    const found: Detections = { xyxy: [], scores: [], landmarks: [] };
+    const ids: number[] = [];
+    pred.ids.forEach((t, k) => {
+      const h = this.held.get(t);
+      if (!h) return;
+      const box = pred.boxes[k];
+      const oc = [(h.box[0] + h.box[2]) / 2, (h.box[1] + h.box[3]) / 2], nc = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+      const sc = [(box[2] - box[0]) / Math.max(h.box[2] - h.box[0], 1e-6), (box[3] - box[1]) / Math.max(h.box[3] - h.box[1], 1e-6)];
+      found.xyxy.push(box);
+      found.landmarks.push(h.landmarks.map(([x, y]) => [nc[0] + (x - oc[0]) * sc[0], nc[1] + (y - oc[1]) * sc[1]]));
+      found.scores.push(h.score);
+      ids.push(t);
+    });
+    return { found, ids };
+  }
+
+  /** Working size of the periodic re-scan while tracks are followed: half the frame's longer side, within 640 px and `maxSidePx`. */
+  private rescanSide(bgr: Image8): number {
+    return Math.min(this.detector.options.maxSidePx, Math.max(640, Math.floor(Math.max(bgr.width, bgr.height) / 2)));
+  }
+
   private async analyse(bgr: Image8, info: FrameInfo, video: boolean): Promise<FacesResult> {
-    const found = await this.detector.detect(bgr);
     const labels = this.labels;
     const ts = info.timestamp_ms as number;
-    let ids: number[] = found.scores.map(() => -1);
+    let found: Detections, ids: number[];
     if (video) {
-      let cutEnded: number[] = [];
-      if (this.sceneCuts?.update(bgr)) { // a new shot: every track ends, new faces get new ids
-        cutEnded = this.tracker.finish();
-        this.tracker.reset();
-      }
-      ids = this.tracker.update(found.xyxy, found.scores, ts);
-      const ended = [...cutEnded, ...this.tracker.endedTrackIds];
+      let ended: number[];
+      ({ found, ids, ended } = await this.find(bgr, ts));
       this.smoother.forget(ended);
       this.budget.forget(ended);
+    } else {
+      found = await this.detector.detect(bgr);
+      ids = found.scores.map(() => -1);
     }
     const crops = this.classifier.align(bgr, found.landmarks);
     // video: faces the reading budget holds keep their latest reading (Python's classify_per_s)

@@ -238,6 +238,37 @@ export class FaceTracker {
     return ids;
   }
 
+  /**
+   * Boxes of the confirmed tracks matched in the latest update, moved by their motion model to
+   * `timestampMs` (Python's `FaceTracker.predict`): for frames analysed without the detector.
+   *
+   * @throws ValueError the timestamp is earlier than the previous update's.
+   */
+  predict(timestampMs: number): { ids: number[]; boxes: number[][] } {
+    const live = this.advance(timestampMs, (t) => t.confirmed && t.lastMatchTs === this.lastTs);
+    return { ids: live.map((t) => t.id), boxes: live.map((t) => t.box) };
+  }
+
+  /**
+   * Where to look for this frame's faces (Python's `FaceTracker.search_boxes`): the predicted
+   * boxes of every track matched in the latest update or within the last `maxMissedMs`.
+   *
+   * @throws ValueError the timestamp is earlier than the previous update's.
+   */
+  searchBoxes(timestampMs: number, maxMissedMs = 150): number[][] {
+    return this.advance(timestampMs, (t) => t.lastMatchTs === this.lastTs || timestampMs - t.lastMatchTs <= maxMissedMs)
+      .map((t) => t.box);
+  }
+
+  private advance(timestampMs: number, which: (t: Track) => boolean): Track[] {
+    if (this.lastTs !== null && timestampMs < this.lastTs) {
+      throw new ValueError(`expected timestamps that do not go backwards, got ${timestampMs} ms after ${this.lastTs} ms`);
+    }
+    const live = this.tracks.filter(which);
+    for (const t of live) t.predict(timestampMs);
+    return live;
+  }
+
   /** End every remaining track (a stream's end or a scene cut); returns the confirmed ids ended. */
   finish(): number[] {
     this.endedTrackIds = this.tracks.filter((t) => t.confirmed).map((t) => t.id);

@@ -99,6 +99,10 @@ describe("options and running modes", () => {
     ["both window and windowS", { smoothing: { method: "moving-average", window: 5, windowS: 0.5 } }, /not both/],
     ["hmm holdS 0", { smoothing: { method: "hmm", holdS: 0 } }, /holdS in \(0, 600\]/],
     ["unknown running mode", { runningMode: "live" }, /runningMode must be/],
+    ["detectEvery -1", { runningMode: "video", detectEvery: -1 }, /detectEvery >= 0/],
+    ["rescanS 0", { runningMode: "video", rescanS: 0 }, /rescanS > 0/],
+    ["regionsEvery 1.5", { runningMode: "video", regionsEvery: 1.5 }, /regionsEvery >= 0/],
+    ["classifyPerS -1", { runningMode: "video", classifyPerS: -1 }, /classifyPerS must be >= 0/],
     ["tracker minIou 1", { tracker: { minIou: 1 } }, /minIou in \(0, 1\)/],
   ]) {
     test(`rejected: ${what}`, async () => {

@@ -55,7 +55,7 @@ describe("Node parity with Python on real photos", { skip: SKIP_SHARED }, () => 
 /** Frames written by python_reference.py video, through a video-mode recognizer: faces, ids, read flags, probabilities. */
 async function videoParity(rec, ref, dir) {
   const idMap = new Map();
-  let faces = 0, worst = 0, held = 0;
+  let faces = 0, worst = 0, held = 0, px = 0;
   for (const fr of ref.frames) {
     const data = new Uint8Array(readFileSync(path.join(dir, fr.file)));
     const got = await rec.detectForVideo({ data, width: fr.width, height: fr.height, format: "rgb" }, fr.timestamp_ms);
@@ -70,12 +70,14 @@ async function videoParity(rec, ref, dir) {
       }
       assert.equal(a.read, b.read, `${fr.file}: read in one, held in the other`);
       if (!a.read) held++;
+      a.bbox.forEach((v, k) => { px = Math.max(px, Math.abs(v - b.bbox[k])); });
+      a.landmarks.forEach(([x, y], k) => { px = Math.max(px, Math.abs(x - b.landmarks[k][0]), Math.abs(y - b.landmarks[k][1])); });
       for (const l of ref.labels) {
         worst = Math.max(worst, Math.abs(a.scores[l] - b.scores[l]), Math.abs(a.scores_raw[l] - b.scores_raw[l]));
       }
     }
   }
-  return { faces, worst, held, tracks: [...idMap.values()] };
+  return { faces, worst, held, px, tracks: [...idMap.values()] };
 }
 
 describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }, () => {
@@ -97,33 +99,44 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
     } finally {
       await rec.close();
     }
-    console.log(`node video parity: ${ref.frames.length} frames, ${r.faces} faces, tracks ${r.tracks}, max prob diff ${r.worst.toFixed(4)}`);
+    console.log(`node video parity: ${ref.frames.length} frames, ${r.faces} faces, tracks ${r.tracks}, max prob diff ${r.worst.toFixed(4)}, max box/landmark diff ${r.px.toFixed(2)} px`);
+    assert.ok(r.px <= 2, `boxes or landmarks ${r.px} px apart`);
     assert.ok(r.tracks.length >= 2, "the scene cut between the two clips starts a new track in both");
     assert.ok(r.faces >= 18, `expected a face in most frames, got ${r.faces}`);
     assert.ok(r.worst <= 0.02, `smoothed/raw probability difference ${r.worst}`);
   });
 
-  test("the reading budget (classifyPerS, default 30 as in Python) holds the same faces on a 1080p crowd", async () => {
+  test("the default schedule (whole frame, windows, predicted boxes) and reading budget match Python's on a 1080p crowd", async () => {
     const crowd = path.join(tmp, "crowd");
     runPython(["video", crowd, path.join(SHARED, "media/videos/crowd_walking.mp4"), "14", "1"]);
     const want = JSON.parse(readFileSync(path.join(crowd, "frames.json"), "utf8"));
     const rec = await EmotionRecognizer.create({ runningMode: "video", threads: 2 });
+    const calls = { full: 0, regions: 0 };
+    const det = rec.detector, detect = det.detect.bind(det), regions = det.detectRegions.bind(det);
+    det.detect = (...a) => { calls.full++; return detect(...a); };
+    det.detectRegions = (...a) => { calls.regions++; return regions(...a); };
     let r;
     try {
       r = await videoParity(rec, want, crowd);
     } finally {
       await rec.close();
     }
-    console.log(`node crowd budget parity: ${want.frames.length} frames, ${r.faces} faces, ${r.held} held, max prob diff ${r.worst.toFixed(4)}`);
+    // 14 frames at 25 fps: scans at 0 and 0.52 s, windows every 2nd frame between, predicted boxes on the rest
+    assert.deepEqual(calls, { full: 2, regions: 6 }, JSON.stringify(calls));
+    console.log(`node crowd parity: ${want.frames.length} frames, ${r.faces} faces, ${r.held} held, max prob diff ${r.worst.toFixed(4)}, max box/landmark diff ${r.px.toFixed(2)} px`);
+    assert.ok(r.px <= 2, `boxes or landmarks ${r.px} px apart`);
     assert.ok(r.faces >= 60 && r.tracks.length >= 4, `expected a crowd, got ${r.faces} faces, ${r.tracks.length} tracks`);
     assert.ok(r.held >= r.faces / 3, `at about 30 readings/s most of ~6 faces a frame keep their reading; held ${r.held} of ${r.faces}`);
     assert.ok(r.worst <= 0.02, `smoothed/raw probability difference ${r.worst}`);
   });
 
-  test("classifyPerS 0 reads every face on every frame; a negative rate is refused", async () => {
+  test("classifyPerS 0 reads every face and detectEvery 1 scans every frame; a negative rate is refused", async () => {
     await assert.rejects(EmotionRecognizer.create({ runningMode: "video", classifyPerS: -1 }),
       (e) => e.name === "ValueError" && /classifyPerS must be >= 0/.test(e.message));
-    const rec = await EmotionRecognizer.create({ runningMode: "video", classifyPerS: 0, threads: 2 });
+    const rec = await EmotionRecognizer.create({ runningMode: "video", classifyPerS: 0, detectEvery: 1, threads: 2 });
+    let scans = 0;
+    const det = rec.detector, detect = det.detect.bind(det);
+    det.detect = (...a) => { scans++; return detect(...a); };
     try {
       const img = await readImage(path.join(SHARED, "media/images/multi_face.jpg"));
       for (let i = 0; i < 4; i++) {
@@ -133,6 +146,7 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
     } finally {
       await rec.close();
     }
+    assert.equal(scans, 4, "detectEvery 1 scans the whole frame on every frame");
   });
 });
 

@@ -17,9 +17,9 @@
       box, landmarks, detection score, track id, time) and its output, at full precision
 
 Options (environment): AFFECTLENS_MODEL (model name). Video runs use VideoAnalyzer's defaults
-(smoother, scene cuts, the reading budget ``classify_per_s``: the SDK's defaults too; each face
-says whether it was ``read``) unless frames.json names a frame-count ``window``, but run the
-detector on every frame (``detect_every=1``) as the SDK does.
+(smoother, scene cuts, the detector schedule ``detect_every`` auto, the reading budget
+``classify_per_s``: the SDK's defaults too; each face says whether it was ``read``) unless
+frames.json names a frame-count ``window``.
 """
 
 import json
@@ -46,7 +46,7 @@ def video(out_dir: str, path: str, n: int, step: int = 1) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=os.environ.get("AFFECTLENS_MODEL") or None,
-                                                                 threads=1), detect_every=1))
+                                                                 threads=1)))
     frames, t0 = [], 0.0
     for one in path.split("+"):  # several videos joined: a hard cut between them
         cap = cv2.VideoCapture(one)
@@ -111,7 +111,7 @@ def frames(folder: str) -> None:
     from affectlens.tracking import TrackerOptions
 
     smooth = {"smooth": "moving-average", "window": int(meta["window"])} if meta.get("window") else {}
-    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1), detect_every=1,
+    va = VideoAnalyzer(VideoOptions(recognizer=RecognizerOptions(model=model, threads=1),
                                     tracker=TrackerOptions(max_lost_ms=float(meta.get("max_lost_ms", 1000.0))),
                                     **smooth))
     out = []
