@@ -83,11 +83,19 @@ def test_finding_ahead_raises_at_the_frame_that_fails_and_stops_when_closed(reco
             got.append((frame.index, len(faces)))
     assert got == [(0, 1), (1, 1)]  # the frames before the bad one were all read
     va.reset()
-    endless = (SimpleNamespace(image=image, timestamp_ms=40.0 * i, index=i) for i in range(10**6))
-    gen = va.process_frames(endless, overlap=True)
+    closed = []
+
+    def endless():
+        try:
+            for i in range(10**6):
+                yield SimpleNamespace(image=image, timestamp_ms=40.0 * i, index=i)
+        finally:
+            closed.append(True)  # e.g. source_frames stopping its decoding thread
+
+    gen = va.process_frames(endless(), overlap=True)
     assert len(next(gen)[1]) == 1
     gen.close()
-    assert not _finding_threads()
+    assert not _finding_threads() and closed == [True]  # the frames were closed too, after the thread stopped
 
 
 def test_bad_options():

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 import stat
+import threading
 
 import pytest
 
+from affectlens.video.analyzer import VideoAnalyzer, VideoOptions
 from affectlens.video.session import THUMBNAILS_PARTIAL, RunOptions, ThumbnailKeeper, run_video
+from affectlens.video.source import VideoSource
 from conftest import VIDEOS, need
 
 
@@ -89,3 +92,41 @@ def test_a_resumed_blurred_run_never_shows_a_picture_saved_unblurred(tmp_path):
     run_video(src, tmp_path, run=RunOptions(fps=5, resume=True, blur_faces=True))
     html = (tmp_path / "report.html").read_text()
     assert "data:image/jpeg" not in html and "no image" in html  # left out, not shown sharp
+
+
+def test_ctrl_c_while_a_frame_is_read_stops_every_thread_before_the_source_is_released(tmp_path, monkeypatch,
+                                                                                      recognizer):
+    """With --fps the decoding thread is busy skipping frames; releasing the capture under it
+    crashed FFmpeg (SIGABRT) and lost every output."""
+    alive_at_close = []
+    release = VideoSource.close
+
+    def close(self):
+        alive_at_close.append([t.name for t in threading.enumerate() if t.name.startswith("affectlens-") and t.is_alive()])
+        return release(self)
+
+    monkeypatch.setattr(VideoSource, "close", close)
+    va = VideoAnalyzer(VideoOptions(), recognizer=recognizer)
+    read, calls = va._read, []
+
+    def interrupted_read(found):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C while the emotion model runs
+        return read(found)
+
+    va._read = interrupted_read
+    result = run_video(need(VIDEOS / "crowd_walking.mp4"), tmp_path, analyzer=va, run=RunOptions(fps=3))
+    assert result.interrupted and result.frames_analysed == 3
+    assert alive_at_close == [[]]  # no finding or decoding thread left when the capture was released
+    assert json.loads((tmp_path / "summary.json").read_text())["frames_analysed"] == 3
+
+
+def test_an_early_stop_lists_only_the_scene_cuts_of_frames_it_wrote(tmp_path):
+    src = need(VIDEOS / "face_noface.mov")  # a cut at frame 72 (2.4 s)
+    first = run_video(src, tmp_path, run=RunOptions(), progress=_stop_at(70))
+    assert first.interrupted
+    last_ms = max(json.loads(line)["timestamp_ms"] for line in (tmp_path / "frames.jsonl").read_text().splitlines())
+    assert last_ms < 2400
+    # the finding thread may have looked at the cut already; the summary lists only written frames' cuts
+    assert json.loads((tmp_path / "summary.json").read_text())["scene_cuts_ms"] == []

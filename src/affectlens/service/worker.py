@@ -574,8 +574,7 @@ def run_job(store: JobStore, job_id: str, ttl_s: float, token: str | None = None
         if now - state["last"] < 0.25:
             return
         state["last"] = now
-        done_now = frac - state["first"]
-        eta = (now - t0) / done_now * (1.0 - frac) if done_now > 0.02 else None
+        eta = attempt_eta_s(now - t0, state["first"], frac)
         if not store.update_progress(job_id, frac, None if eta is None else round(eta, 1), n, token=token):
             raise LeaseLost(f"job {job_id} is no longer this worker's")
 

@@ -212,12 +212,19 @@ class VideoAnalyzer:
             ``(frame, faces, scene_cut)``: ``scene_cut`` says the frame started a new shot
             (see :attr:`VideoOptions.scene_cut_distance`).
 
+        Closing the generator early (``break``, an exception) stops the thread and closes
+        ``frames`` (if it has ``close``), so a source can be released safely afterwards. With
+        ``overlap``, the finding half may then have looked at up to 3 frames beyond the last
+        one yielded (tracks, :attr:`scene_cuts_ms` and the last timestamp are ahead of it): call
+        :meth:`reset` before feeding this analyzer other frames.
+
         Raises:
             ValueError: timestamps going backwards, or not a BGR frame (where it happens).
         """
         if overlap is None:
             overlap = resolve_threads(self.options.recognizer.threads) >= 2
-        found = ((f, self._find(f.image, f.timestamp_ms, f.index, source)) for f in frames)
+        upstream = iter(frames)
+        found = ((f, self._find(f.image, f.timestamp_ms, f.index, source)) for f in upstream)
         staged = prefetched(found, depth=2, name="affectlens-find") if overlap else found
         try:
             for frame, step in staged:
@@ -226,6 +233,9 @@ class VideoAnalyzer:
             if staged is not found:
                 staged.close()  # stops the thread ahead (after the frame it is on)
             found.close()
+            close = getattr(upstream, "close", None)
+            if close is not None:  # e.g. source_frames: stop its decoding thread before the source is released
+                close()
 
     def _find(self, image_bgr: np.ndarray, timestamp_ms: float, frame_index: int | None,
               source: str | None) -> _Found:

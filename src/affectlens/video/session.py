@@ -231,6 +231,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     else:
         (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # a fresh run into a used folder: not its people
     interrupted = False
+    cuts_ms: list[float] = []  # scene cuts of the frames analysed and handed out by this run
     t0 = time.perf_counter()
     total_ms, origin_ms = _progress_span(src, run)
     try:
@@ -238,6 +239,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
             analysed = va.process_frames(source_frames(src), name)
             try:
                 for frame, faces, scene_cut in analysed:
+                    if scene_cut:  # not va.scene_cuts_ms: its finding half may be frames ahead at a stop
+                        cuts_ms.append(frame.timestamp_ms)
                     if resume.warming_up(faces):
                         continue
                     faces = resume.ids(faces)
@@ -279,7 +282,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         report["problems"] = [p.replace(str(source), name) for p in report.get("problems") or []]
     result = finish_outputs(out, frames, run, opts, report, seconds, interrupted,
                             len(frames) - len(done), va.labels, thumbs.data_uris() if run.thumbnails else None,
-                            _merge_cuts(earlier_cuts, getattr(va, "scene_cuts_ms", None)), model_record(va))
+                            _merge_cuts(earlier_cuts, cuts_ms), model_record(va))
     if run.annotate and (out / ann_name).exists():
         result.files["annotated"] = str(out / ann_name)
     if not interrupted:
