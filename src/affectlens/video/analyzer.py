@@ -222,7 +222,7 @@ class VideoAnalyzer:
             ValueError: timestamps going backwards, or not a BGR frame (where it happens).
         """
         if overlap is None:
-            overlap = resolve_threads(self.options.recognizer.threads) >= 2
+            overlap = resolve_threads(self.recognizer.options.threads) >= 2
         upstream = iter(frames)
         found = ((f, self._find(f.image, f.timestamp_ms, f.index, source)) for f in upstream)
         staged = prefetched(found, depth=2, name="affectlens-find") if overlap else found
