@@ -221,8 +221,9 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     live = run.live and _display_available()
     if run.live and not live:
         logger.warning("no display available: running headless (--live ignored)")
-    writer_video = None
     ann_name = "annotated.mp4" if not done else f"annotated-from-{done[-1].info.frame_index + 1}.mp4"
+    fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
+    pictures = _Pictures(out / ann_name, run, live, float(fps_out))
     frames: list[Faces] = list(done)
     thumbs = ThumbnailKeeper(blur=run.blur_faces, path=out / THUMBNAILS_PARTIAL if run.thumbnails else None,
                              flush_every=run.flush_every)
@@ -251,18 +252,8 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
                     frames.append(faces)
                     if run.thumbnails:
                         thumbs.offer(frame.image, faces)
-                    if run.annotate or live:
-                        drawn = annotate(frame.image, faces, AnnotatorOptions(blur_faces=run.blur_faces))
-                        if run.annotate:
-                            if writer_video is None:
-                                h, w = drawn.shape[:2]
-                                fps_out = run.fps or (src.report.fps_nominal / run.every if src.report.fps_nominal else 25)
-                                writer_video = VideoWriter(out / ann_name, float(fps_out), (w, h), run.codec)
-                            writer_video.write(drawn)
-                        if live:
-                            cv2.imshow("AffectLens", drawn)
-                            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                                break
+                    if not pictures.add(frame.image, faces):
+                        break  # q or Esc in the live window
                     if progress:
                         progress(len(frames), frame.timestamp_ms - origin_ms, total_ms)
             finally:
@@ -271,10 +262,7 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
         interrupted = True
     finally:
         thumbs.flush()
-        if writer_video is not None:
-            writer_video.close()
-        if live:
-            cv2.destroyAllWindows()
+        pictures.close()
     seconds = time.perf_counter() - t0
     report = src.report.to_dict()
     if name != str(source):
@@ -288,6 +276,35 @@ def run_video(source, out_dir: str | Path, options: VideoOptions | None = None, 
     if not interrupted:
         (out / THUMBNAILS_PARTIAL).unlink(missing_ok=True)  # the report holds them now; nothing else keeps faces
     return result
+
+
+class _Pictures:
+    """A run's annotated video (``run.annotate``) and live window (``live``); either may be off."""
+
+    def __init__(self, path: Path, run: RunOptions, live: bool, fps: float):
+        self.path, self.run, self.live, self.fps = path, run, live, fps
+        self._writer: VideoWriter | None = None
+
+    def add(self, image_bgr: np.ndarray, faces: Faces) -> bool:
+        """Draw one analysed frame; ``False`` when the viewer asked to stop (q or Esc)."""
+        if not (self.run.annotate or self.live):
+            return True
+        drawn = annotate(image_bgr, faces, AnnotatorOptions(blur_faces=self.run.blur_faces))
+        if self.run.annotate:
+            if self._writer is None:
+                h, w = drawn.shape[:2]
+                self._writer = VideoWriter(self.path, self.fps, (w, h), self.run.codec)
+            self._writer.write(drawn)
+        if self.live:
+            cv2.imshow("AffectLens", drawn)
+            return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+        return True
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self.live:
+            cv2.destroyAllWindows()
 
 
 def _check_resumable(marks: dict, jsonl: Path, name: str, source) -> list[float]:
