@@ -49,5 +49,6 @@ def test_one_face_at_25_fps_is_read_on_every_frame_but_its_second_and_forget_and
 def test_zero_reads_everything_and_a_negative_rate_is_refused():
     b = ReadingBudget(0)
     assert not any(_frame(b, [1, 2, 3], 40.0 * k).any() for k in range(5))
-    with pytest.raises(ValueError, match="classify_per_s must be >= 0"):
-        ReadingBudget(-1)
+    for bad in (-1, 10_001, float("nan")):
+        with pytest.raises(ValueError, match=r"classify_per_s must be in \[0, 10000\]"):
+            ReadingBudget(bad)

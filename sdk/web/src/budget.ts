@@ -27,11 +27,11 @@ export class ReadingBudget {
 
   /**
    * @param perSecond readings per second of video; 0 reads every face on every frame.
-   * @throws ValueError a negative or non-finite rate.
+   * @throws ValueError a rate outside [0, 10000].
    */
   constructor(readonly perSecond: number = DEFAULT_CLASSIFY_PER_S) {
-    if (!(Number.isFinite(perSecond) && perSecond >= 0)) {
-      throw new ValueError(`classifyPerS must be >= 0 (0 = read every face on every frame), got ${perSecond}`);
+    if (!(perSecond >= 0 && perSecond <= 10_000)) {
+      throw new ValueError(`classifyPerS must be in [0, 10000] faces per second (0 = read every face on every frame), got ${perSecond}`);
     }
   }
 

@@ -11,7 +11,7 @@ export type { RawImage } from "./input.js";
 export { AffectLensError, InvalidImageError, ModelLoadError, ValueError } from "./errors.js";
 export { PALETTE, OTHER_COLOR, emotionColor, fallbackColor } from "./palette.js";
 export type { BundleManifest } from "./bundle.js";
-export { resizeArea, warpAffineLinear, bgrToGray } from "./imageops.js";
+export { resizeArea, resizeLinear, warpAffineLinear, bgrToGray } from "./imageops.js";
 export { similarityTransform, alignFace } from "./align.js";
 export { ReadingBudget, DEFAULT_CLASSIFY_PER_S } from "./budget.js";
 export type { Reading } from "./budget.js";

@@ -127,7 +127,7 @@ export class RetinaFaceDetector {
   async detect(image: Image8, maxSidePx?: number): Promise<Detections> {
     const { width: w, height: h } = image;
     const o = this.options;
-    const fine = Math.min(1, (maxSidePx ?? o.maxSidePx) / Math.max(h, w));
+    const fine = Math.min(1, (maxSidePx || o.maxSidePx) / Math.max(h, w)); // 0 or none: the options' size
     const parts = [await this.detectAt(image, fine)];
     if (o.coarseSidePx && Math.max(h, w) * fine > 1.5 * o.coarseSidePx) {
       const c = await this.detectAt(image, o.coarseSidePx / Math.max(h, w));
@@ -150,14 +150,16 @@ export class RetinaFaceDetector {
   async detectRegions(image: Image8, boxes: number[][], context = 2.2, minScore?: number): Promise<Detections> {
     if (!boxes.length) return { xyxy: [], scores: [], landmarks: [] };
     const threshold = minScore ?? this.options.minScore;
-    const sides = boxes.map((b) => Math.max(Math.max(b[2] - b[0], b[3] - b[1]), 8) * context);
+    // float32 as in Python (a side within rounding of a bucket edge picks the same window size)
+    const f = Math.fround, fb = boxes.map((b) => b.map(f));
+    const sides = fb.map((b) => f(Math.max(f(b[2] - b[0]), f(b[3] - b[1]), 8) * f(context)));
     const largest = (REGION_MAX_PX.find(([n]) => boxes.length <= n) as [number, number])[1];
-    const buckets = sides.map((sd) => Math.min(Math.max(64 * Math.ceil(sd / 64), 128), largest));
+    const buckets = sides.map((sd) => Math.min(Math.max(64 * Math.ceil(f(sd / 64)), 128), largest));
     const parts: Detections[] = [];
     for (const size of [...new Set(buckets)].sort((a, b) => a - b)) {
       const idx = buckets.flatMap((b, i) => (b === size ? [i] : []));
-      const windows = idx.map((i) => window(image, (boxes[i][0] + boxes[i][2] - sides[i]) / 2,
-        (boxes[i][1] + boxes[i][3] - sides[i]) / 2, sides[i], size));
+      const windows = idx.map((i) => window(image, f(f(f(fb[i][0] + fb[i][2]) - sides[i]) / 2),
+        f(f(f(fb[i][1] + fb[i][3]) - sides[i]) / 2), sides[i], size));
       const outs = await this.run(windows.map((wd) => wd.image), size, size);
       windows.forEach(({ map: [u0, v0, sx, sy, cx0, cy0] }, k) => {
         const d = decode(outs[k], size, size, threshold);
@@ -257,14 +259,15 @@ function decode([loc, conf, landm]: Float32Array[], nh: number, nw: number, minS
  */
 function window(image: Image8, x0: number, y0: number, side: number, size: number): { image: Image8; map: number[] } {
   const { width: w, height: h } = image;
-  const s = size / side;
+  const s = size / side, f = Math.fround, fs = f(s); // x0, y0, side: float32 values, as in Python
   const cx0 = Math.max(Math.floor(x0), 0), cy0 = Math.max(Math.floor(y0), 0);
-  const cx1 = Math.min(Math.ceil(x0 + side), w), cy1 = Math.min(Math.ceil(y0 + side), h);
+  const cx1 = Math.min(Math.ceil(f(x0 + side)), w), cy1 = Math.min(Math.ceil(f(y0 + side)), h);
   const out = new Uint8Array(size * size * 3);
   for (let i = 0; i < size * size; i++) { out[3 * i] = MEAN_BGR[0]; out[3 * i + 1] = MEAN_BGR[1]; out[3 * i + 2] = MEAN_BGR[2]; }
   const win = { data: out, width: size, height: size, channels: 3 };
-  const u0 = Math.min(Math.max(roundHalfEven((cx0 - x0) * s), 0), size - 1), v0 = Math.min(Math.max(roundHalfEven((cy0 - y0) * s), 0), size - 1);
-  const u1 = Math.min(Math.max(roundHalfEven((cx1 - x0) * s), u0 + 1), size), v1 = Math.min(Math.max(roundHalfEven((cy1 - y0) * s), v0 + 1), size);
+  const at = (c: number, o: number) => roundHalfEven(f(f(c - o) * fs));
+  const u0 = Math.min(Math.max(at(cx0, x0), 0), size - 1), v0 = Math.min(Math.max(at(cy0, y0), 0), size - 1);
+  const u1 = Math.min(Math.max(at(cx1, x0), u0 + 1), size), v1 = Math.min(Math.max(at(cy1, y0), v0 + 1), size);
   if (cx1 <= cx0 || cy1 <= cy0) return { image: win, map: [u0, v0, s, s, cx0, cy0] };
   const rw = cx1 - cx0, rh = cy1 - cy0;
   const region = new Uint8Array(rw * rh * 3);

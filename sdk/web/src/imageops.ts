@@ -99,34 +99,37 @@ export function resizeArea(src: Image8, width: number, height: number): Image8 {
 }
 
 /**
- * `cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)`: OpenCV's pixel-centre
- * mapping and its 11-bit fixed-point weights for 8-bit images (used to enlarge small detector
- * windows; within a grey level of OpenCV's SIMD paths).
+ * `cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)` for 8-bit images, bit for bit:
+ * OpenCV's pixel-centre mapping, its float32 weights rounded half to even into 11-bit fixed point,
+ * columns clamped at the borders (weight and index), rows clamped by index only (used to enlarge
+ * small detector windows).
  */
 export function resizeLinear(src: Image8, width: number, height: number): Image8 {
   const { width: sw, height: sh, channels: cn } = src;
   if (width === sw && height === sh) return src;
   const SCALE = 2048;
-  const tab = (dn: number, sn: number) => {
+  const tab = (dn: number, sn: number, rows: boolean) => {
     const ofs = new Int32Array(dn), a0 = new Int32Array(dn), a1 = new Int32Array(dn);
     const scale = sn / dn;
     for (let d = 0; d < dn; d++) {
       let f = Math.fround((d + 0.5) * scale - 0.5);
       let si = Math.floor(f);
       f -= si;
-      if (si < 0) { f = 0; si = 0; }
-      if (si >= sn - 1) { f = 0; si = sn - 1; }
+      if (!rows) { // OpenCV keeps a row's fraction at the borders and clamps the row index instead
+        if (si < 0) { f = 0; si = 0; }
+        if (si >= sn - 1) { f = 0; si = sn - 1; }
+      }
       ofs[d] = si;
-      a0[d] = Math.round((1 - f) * SCALE);
-      a1[d] = Math.round(f * SCALE);
+      a0[d] = roundHalfEven(Math.fround(Math.fround(1 - f) * SCALE));
+      a1[d] = roundHalfEven(Math.fround(f * SCALE));
     }
     return { ofs, a0, a1 };
   };
-  const xt = tab(width, sw), yt = tab(height, sh);
+  const xt = tab(width, sw, false), yt = tab(height, sh, true);
   const rowLen = width * cn;
   const rowOf = (y: number) => {
     const row = new Int32Array(rowLen);
-    const base = y * sw * cn;
+    const base = Math.min(Math.max(y, 0), sh - 1) * sw * cn;
     for (let x = 0; x < width; x++) {
       const s0 = base + xt.ofs[x] * cn, s1 = base + Math.min(xt.ofs[x] + 1, sw - 1) * cn;
       for (let c = 0; c < cn; c++) row[x * cn + c] = src.data[s0 + c] * xt.a0[x] + src.data[s1 + c] * xt.a1[x];
@@ -135,7 +138,7 @@ export function resizeLinear(src: Image8, width: number, height: number): Image8
   };
   const out = new Uint8Array(rowLen * height);
   for (let y = 0; y < height; y++) {
-    const r0 = rowOf(yt.ofs[y]), r1 = rowOf(Math.min(yt.ofs[y] + 1, sh - 1));
+    const r0 = rowOf(yt.ofs[y]), r1 = rowOf(yt.ofs[y] + 1);
     const b0 = yt.a0[y], b1 = yt.a1[y];
     for (let x = 0; x < rowLen; x++) {
       const v = (((b0 * (r0[x] >> 4)) >> 16) + ((b1 * (r1[x] >> 4)) >> 16) + 2) >> 2;

@@ -375,16 +375,19 @@ export class EmotionRecognizer {
     });
   }
 
-  /** Forget tracks and smoothing state (before a new stream). */
+  /** Forget tracks and smoothing state (before a new stream); frames already submitted finish first. */
   reset(): void {
-    this.tracker.reset();
-    this.smoother.reset();
-    this.sceneCuts?.reset();
-    this.budget.reset();
-    this.scheduler.reset();
-    this.held.clear();
-    this.lastTs = null;
+    this.lastTs = null; // the next detectForVideo() may start at any time
     this.frameIndex = 0;
+    // the state after the frames already queued, before the ones that follow
+    void this.serial(async () => {
+      this.tracker.reset();
+      this.smoother.reset();
+      this.sceneCuts?.reset();
+      this.budget.reset();
+      this.scheduler.reset();
+      this.held.clear();
+    });
   }
 
   /** Release the ONNX sessions; the recognizer cannot be used afterwards. */
@@ -463,7 +466,7 @@ export class EmotionRecognizer {
     return { found, ids };
   }
 
-  /** Working size of the periodic re-scan while tracks are followed: half the frame's longer side, within 640 px and `maxSidePx`. */
+  /** Working size of the periodic re-scan while tracks are followed: half the frame's longer side, at least 640 px and at most `maxSidePx`. */
   private rescanSide(bgr: Image8): number {
     return Math.min(this.detector.options.maxSidePx, Math.max(640, Math.floor(Math.max(bgr.width, bgr.height) / 2)));
   }

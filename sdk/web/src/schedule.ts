@@ -35,12 +35,13 @@ export class DetectionScheduler {
    * @param every 0 (auto) or k >= 1 (a full scan every k-th frame).
    * @param rescanMs auto: longest time between two full scans (ms of video).
    * @param regionsEvery auto: windows every this-many-th frame, or 0 for a gap from the tracks' stability.
-   * @throws ValueError a negative or non-integer `every`/`regionsEvery`, or `rescanMs` <= 0.
+   * @throws ValueError a negative or non-integer `every`/`regionsEvery`, or `rescanMs` outside (0, 60000].
    */
   constructor(readonly every = 0, readonly rescanMs = 500, readonly regionsEvery = 0) {
-    if (!(Number.isInteger(every) && every >= 0 && rescanMs > 0 && Number.isInteger(regionsEvery) && regionsEvery >= 0)) {
-      throw new ValueError(`expected detectEvery >= 0 (0 = auto), rescanS > 0 and regionsEvery >= 0 (integers but rescanS); ` +
-        `got ${every}, ${rescanMs / 1000} and ${regionsEvery}`);
+    if (!(Number.isInteger(every) && every >= 0)) throw new ValueError(`detectEvery must be 0 (auto) or an integer >= 1, got ${every}`);
+    if (!(rescanMs > 0 && rescanMs <= 60_000)) throw new ValueError(`rescanS must be in (0, 60] seconds, got ${rescanMs / 1000}`);
+    if (!(Number.isInteger(regionsEvery) && regionsEvery >= 0)) {
+      throw new ValueError(`regionsEvery must be 0 (from the tracks' stability) or an integer >= 1, got ${regionsEvery}`);
     }
     this.reset();
   }

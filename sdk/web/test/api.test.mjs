@@ -99,10 +99,12 @@ describe("options and running modes", () => {
     ["both window and windowS", { smoothing: { method: "moving-average", window: 5, windowS: 0.5 } }, /not both/],
     ["hmm holdS 0", { smoothing: { method: "hmm", holdS: 0 } }, /holdS in \(0, 600\]/],
     ["unknown running mode", { runningMode: "live" }, /runningMode must be/],
-    ["detectEvery -1", { runningMode: "video", detectEvery: -1 }, /detectEvery >= 0/],
-    ["rescanS 0", { runningMode: "video", rescanS: 0 }, /rescanS > 0/],
-    ["regionsEvery 1.5", { runningMode: "video", regionsEvery: 1.5 }, /regionsEvery >= 0/],
-    ["classifyPerS -1", { runningMode: "video", classifyPerS: -1 }, /classifyPerS must be >= 0/],
+    ["detectEvery -1", { runningMode: "video", detectEvery: -1 }, /detectEvery must be 0 \(auto\) or an integer >= 1, got -1/],
+    ["rescanS 0", { runningMode: "video", rescanS: 0 }, /rescanS must be in \(0, 60\] seconds, got 0/],
+    ["rescanS Infinity", { runningMode: "video", rescanS: Infinity }, /rescanS must be in \(0, 60\]/],
+    ["regionsEvery 1.5", { runningMode: "video", regionsEvery: 1.5 }, /regionsEvery must be 0 .* or an integer >= 1, got 1.5/],
+    ["classifyPerS -1", { runningMode: "video", classifyPerS: -1 }, /classifyPerS must be in \[0, 10000\]/],
+    ["classifyPerS Infinity", { runningMode: "video", classifyPerS: Infinity }, /classifyPerS must be in \[0, 10000\]/],
     ["tracker minIou 1", { tracker: { minIou: 1 } }, /minIou in \(0, 1\)/],
   ]) {
     test(`rejected: ${what}`, async () => {
@@ -129,6 +131,15 @@ describe("options and running modes", () => {
     video.reset();
     const r = await video.detectForVideo(gray(64, 64), 5);
     assert.equal(r.info.frame_index, 0);
+  });
+  test("reset() takes effect after the frames already submitted, before the ones that follow", async () => {
+    video.reset();
+    const first = video.detectForVideo(gray(64, 64), 120);
+    video.reset();
+    const again = video.detectForVideo(gray(64, 64), 0); // a new stream may start at 0 at once
+    const [a, b] = await Promise.all([first, again]);
+    assert.equal(a.info.timestamp_ms, 120);
+    assert.equal(b.info.frame_index, 0);
   });
   for (const [what, input, re] of [
     ["a string", "photo.jpg", /got string/],

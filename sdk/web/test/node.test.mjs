@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { EmotionRecognizer, alignFace, readImage } from "../dist/node.mjs";
+import { EmotionRecognizer, alignFace, readImage, resizeLinear } from "../dist/node.mjs";
 import { SHARED, SKIP_SHARED, parityImages, parityReport, runPython, matchFaces } from "./helpers.mjs";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "affectlens-sdk-"));
@@ -132,7 +132,7 @@ describe("Node video mode against Python's VideoAnalyzer", { skip: SKIP_SHARED }
 
   test("classifyPerS 0 reads every face and detectEvery 1 scans every frame; a negative rate is refused", async () => {
     await assert.rejects(EmotionRecognizer.create({ runningMode: "video", classifyPerS: -1 }),
-      (e) => e.name === "ValueError" && /classifyPerS must be >= 0/.test(e.message));
+      (e) => e.name === "ValueError" && /classifyPerS must be in \[0, 10000\]/.test(e.message));
     const rec = await EmotionRecognizer.create({ runningMode: "video", classifyPerS: 0, detectEvery: 1, threads: 2 });
     let scans = 0;
     const det = rec.detector, detect = det.detect.bind(det);
@@ -182,6 +182,19 @@ describe("alignment keeps the spec's roll dead band, as Python does", { skip: SK
       assert.ok(r.faces >= 1 && r.missing === 0 && r.extra === 0 && r.maxProbDiff <= 0.02 && r.topAgreement >= 0.99, JSON.stringify(r));
     } finally {
       await rec.close();
+    }
+  });
+});
+
+describe("image operations against OpenCV", () => {
+  test("resizeLinear equals cv2.resize INTER_LINEAR bit for bit (the detector's enlarged windows)", () => {
+    const out = path.join(tmp, "resize.json");
+    runPython(["resize", out]);
+    for (const c of JSON.parse(readFileSync(out, "utf8"))) {
+      const [h, w, bytes] = c.src;
+      const got = resizeLinear({ data: Uint8Array.from(bytes), width: w, height: h, channels: 3 }, c.dst_wh[0], c.dst_wh[1]);
+      const diff = got.data.reduce((m, v, i) => Math.max(m, Math.abs(v - c.out[i])), 0);
+      assert.equal(diff, 0, `${w}x${h} -> ${c.dst_wh}: ${diff} grey levels apart`);
     }
   });
 });

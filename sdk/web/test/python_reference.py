@@ -12,6 +12,7 @@
       face -> OUT_DIR/turned.png and OUT_DIR/turned.json: per face the landmarks, the fitted roll,
       the classifier's crop (the spec's roll dead band) and the fully aligned crop, Faces.to_dict()
   python python_reference.py y4m OUT.y4m VIDEO N             N frames as Y4M for Chromium's fake camera
+  python python_reference.py resize OUT.json                 random images through cv2.resize INTER_LINEAR
   python python_reference.py learned OUT.json VIDEO N [STEP] N frames through VideoAnalyzer with
       smooth="learned": per frame and face the inputs of the learned smoother (raw probabilities,
       box, landmarks, detection score, track id, time) and its output, at full precision
@@ -166,6 +167,21 @@ def y4m(out: str, path: str, n: int) -> None:
             fh.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
 
 
+def resize(out: str) -> None:
+    """Seeded random uint8 images enlarged (and one axis shrunk) by cv2.resize INTER_LINEAR, as the
+    detector's windows are: ``[{src: [h, w, bytes], dst_wh, out: bytes}]`` (bytes as lists)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for sw, sh, dw, dh in [(37, 29, 64, 64), (90, 90, 128, 128), (100, 120, 128, 128), (5, 3, 17, 11),
+                           (128, 97, 128, 128), (61, 200, 128, 128), (150, 80, 192, 192)]:
+        img = rng.integers(0, 256, (sh, sw, 3), np.uint8)
+        cases.append({"src": [sh, sw, img.reshape(-1).tolist()], "dst_wh": [dw, dh],
+                      "out": cv2.resize(img, (dw, dh), interpolation=cv2.INTER_LINEAR).reshape(-1).tolist()})
+    Path(out).write_text(json.dumps(cases))
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "images":
@@ -180,5 +196,7 @@ if __name__ == "__main__":
         y4m(args[0], args[1], int(args[2]))
     elif mode == "learned":
         learned(args[0], args[1], int(args[2]), int(args[3]) if len(args) > 3 else 1)
+    elif mode == "resize":
+        resize(args[0])
     else:
-        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, turned, y4m or learned")
+        sys.exit(f"unknown mode {mode!r}; expected images, video, frames, turned, y4m, learned or resize")

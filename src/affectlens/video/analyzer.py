@@ -104,7 +104,7 @@ class VideoOptions:
         if self.detect_every < 0:
             raise ValueError(f"detect_every must be 0 (auto) or >= 1, got {self.detect_every}")
         if not 0 < self.rescan_s <= 60:
-            raise ValueError(f"rescan_s must be in (0, 60] seconds (0.25 recommended), got {self.rescan_s}")
+            raise ValueError(f"rescan_s must be in (0, 60] seconds (0.25-1 recommended), got {self.rescan_s}")
         if self.regions_every < 0:
             raise ValueError(f"regions_every must be 0 (from track stability) or >= 1 frames, got {self.regions_every}")
         if not 0 <= self.classify_per_s <= 10_000:
@@ -312,7 +312,7 @@ class VideoAnalyzer:
 
     def _rescan_side(self, image_hw: tuple[int, int]) -> int:
         """Working size of the periodic re-scan for new faces while tracks are followed: half the
-        frame's longer side, within 640 px and the detector's ``max_side_px``. A face needs
+        frame's longer side, at least 640 px and at most the detector's ``max_side_px``. A face needs
         ``quality.MIN_FACE_PX`` (24 px) to be read at all, which is still about 12 px there, within
         the detector's reach; the first scan and fixed ``detect_every`` use the full size."""
         full = self.recognizer.detector.options.max_side_px

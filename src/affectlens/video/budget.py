@@ -32,12 +32,13 @@ class ReadingBudget:
         per_second: readings per second of video; ``0`` reads every face on every frame.
 
     Raises:
-        ValueError: a negative rate.
+        ValueError: a rate outside [0, 10000].
     """
 
     def __init__(self, per_second: float = 30.0):
-        if not per_second >= 0:
-            raise ValueError(f"classify_per_s must be >= 0 (0 = read every face on every frame), got {per_second}")
+        if not 0 <= per_second <= 10_000:
+            raise ValueError(f"classify_per_s must be in [0, 10000] faces per second (0 = read every face on every "
+                             f"frame), got {per_second}")
         self.per_second = float(per_second)
         self.reset()
 
