@@ -15,8 +15,8 @@ export interface Image8 {
 
 /** Round half to even, as OpenCV's `cvRound` / `saturate_cast` do. */
 export function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  const r = Math.round(v); // halves go up: r - v is exactly 0.5 only for them
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 function sat8(v: number): number {
@@ -81,9 +81,17 @@ export function resizeArea(src: Image8, width: number, height: number): Image8 {
   for (let j = 0; j < yt.si.length; j++) {
     const beta = yt.alpha[j], dy = yt.di[j], rowOfs = yt.si[j] * sw * cn;
     buf.fill(0);
-    for (let k = 0; k < xt.si.length; k++) {
-      const a = xt.alpha[k], so = rowOfs + xt.si[k], d = xt.di[k];
-      for (let c = 0; c < cn; c++) buf[d + c] += s[so + c] * a;
+    const nk = xt.si.length;
+    if (cn === 3) { // the frames' case, unrolled: the same sums in the same order
+      for (let k = 0; k < nk; k++) {
+        const a = xt.alpha[k], so = rowOfs + xt.si[k], d = xt.di[k];
+        buf[d] += s[so] * a; buf[d + 1] += s[so + 1] * a; buf[d + 2] += s[so + 2] * a;
+      }
+    } else {
+      for (let k = 0; k < nk; k++) {
+        const a = xt.alpha[k], so = rowOfs + xt.si[k], d = xt.di[k];
+        for (let c = 0; c < cn; c++) buf[d + c] += s[so + c] * a;
+      }
     }
     if (dy !== prev) {
       const o = prev * rowLen;

@@ -43,6 +43,11 @@ export function rawToBgr(img: RawImage): Image8 {
   const out = new Uint8Array(3 * n);
   const f = Math.fround;
   const swap = format === "rgba" || format === "rgb";
+  if (channels === 3) { // video frames: a plain copy or channel swap
+    if (!swap) out.set(data);
+    else for (let i = 0; i < 3 * n; i += 3) { out[i] = data[i + 2]; out[i + 1] = data[i + 1]; out[i + 2] = data[i]; }
+    return { data: out, width: w, height: h, channels: 3 };
+  }
   for (let i = 0; i < n; i++) {
     const s = i * channels;
     let b: number, g: number, r: number;

@@ -13,8 +13,10 @@ const HDIV = Array.from({ length: 256 }, (_, i) => (i ? Math.round((180 << SHIFT
 
 /** Normalised 16 x 8 hue-saturation histogram of a BGR frame (OpenCV's 8-bit BGR→HSV, calcHist). */
 export function frameSignature(bgr: Image8): Float64Array {
+  // as Python: wide frames are sampled at 4 x 4 points per thumbnail pixel first (a 1080p area resize is slow)
+  const src = bgr.width > 8 * THUMB_W ? nearest(bgr, 4 * THUMB_W, 4 * THUMB_H) : bgr;
   // (OpenCV enlarges frames under 96 x 54 bilinearly; sampling the nearest pixel approximates it)
-  const small = bgr.width >= THUMB_W && bgr.height >= THUMB_H ? resizeArea(bgr, THUMB_W, THUMB_H) : nearest(bgr, THUMB_W, THUMB_H);
+  const small = src.width >= THUMB_W && src.height >= THUMB_H ? resizeArea(src, THUMB_W, THUMB_H) : nearest(src, THUMB_W, THUMB_H);
   const hist = new Float64Array(H_BINS * S_BINS);
   const d = small.data;
   for (let i = 0; i < THUMB_W * THUMB_H; i++) {
@@ -31,12 +33,14 @@ export function frameSignature(bgr: Image8): Float64Array {
   return hist.map((x) => x / total);
 }
 
+/** `cv2.resize(src, (w, h), interpolation=cv2.INTER_NEAREST)`. */
 function nearest(src: Image8, w: number, h: number): Image8 {
   const out = new Uint8Array(w * h * 3);
+  const fx = src.width / w, fy = src.height / h;
   for (let y = 0; y < h; y++) {
-    const sy = Math.min(src.height - 1, Math.floor((y * src.height) / h));
+    const sy = Math.min(src.height - 1, Math.floor(y * fy));
     for (let x = 0; x < w; x++) {
-      const sx = Math.min(src.width - 1, Math.floor((x * src.width) / w));
+      const sx = Math.min(src.width - 1, Math.floor(x * fx));
       for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = src.data[(sy * src.width + sx) * 3 + c];
     }
   }
