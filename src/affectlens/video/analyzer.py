@@ -67,9 +67,10 @@ class VideoOptions:
         classify_per_s: the emotion model reads at most about this many faces per second of
             video: faces without a reading always, then the tracked faces read longest ago; the
             others keep their latest reading for that frame (``data["read"]`` is False on
-            those rows, and the smoother is not fed one reading twice; :mod:`affectlens.video.budget`). ``0`` reads every face on
-            every frame. With the default 30, one face at up to 30 frames/s is read on every frame but its
-            second (a new face's first reading is paid from the budget),
+            those rows, and the smoother is not fed one reading twice;
+            :mod:`affectlens.video.budget`). ``0`` reads every face on every frame. With the
+            default 30, one face at up to 30 frames/s is read on every frame but its second (a
+            new face's first reading is paid from the budget),
             two at 25 frames/s on 3 frames of 5, and a crowd of eight about 4 times a second each,
             which keeps a 1080p crowd real time on 2 cores; on the crowd clip the smoothed top labels
             agree with every-frame reading as often as at 40 (95.1% against 93.8%,
@@ -201,8 +202,8 @@ class VideoAnalyzer:
         Args:
             frames: the frames, in time order.
             source: the name the results' :class:`FrameInfo` gives the source.
-            overlap: find the faces of the next frames (detector, tracker) in a background thread
-                while this frame's faces are read (emotion model, smoother). The results are the
+            overlap: find the faces of the next frames (detector, tracker, alignment, quality) in
+                a background thread while this frame's faces are read (emotion model, smoother). The results are the
                 same as without it; on 2 cores the two models then keep both cores busy, which
                 single runs of these small networks do not (1.3-1.4x from a second intra-op
                 thread, 2x from a second run). ``None`` (default): when the recognizer has 2 or
