@@ -235,8 +235,6 @@ export class EmotionRecognizer {
   private readonly tracker: FaceTracker;
   private readonly smoother: FrameSmoother;
   private readonly sceneCuts: SceneCutDetector | null;
-  private readonly budget: ReadingBudget;
-  private readonly scheduler: DetectionScheduler;
   private held = new Map<number, { box: number[]; landmarks: number[][]; score: number }>(); // track → latest measured face
 
   private constructor(
@@ -250,11 +248,9 @@ export class EmotionRecognizer {
     sceneCutDistance: number | null,
     readonly minQuality: number,
     private readonly sessions: InferenceSession[],
-    classifyPerS: number,
-    scheduler: DetectionScheduler,
+    private readonly budget: ReadingBudget,
+    private readonly scheduler: DetectionScheduler,
   ) {
-    this.budget = new ReadingBudget(classifyPerS);
-    this.scheduler = scheduler;
     this.notice = manifest.notice;
     this.sceneCuts = sceneCutDistance === null ? null : new SceneCutDetector(sceneCutDistance);
     this.tracker = new FaceTracker(tracker);
@@ -288,10 +284,9 @@ export class EmotionRecognizer {
     const sceneCut = options.sceneCutDistance === undefined ? 0.35 : options.sceneCutDistance;
     if (sceneCut !== null) new SceneCutDetector(sceneCut);
     const threads = options.threads ?? 0;
-    const classifyPerS = options.classifyPerS ?? DEFAULT_CLASSIFY_PER_S;
-    new ReadingBudget(classifyPerS); // validate before loading anything
-    const schedule = () => new DetectionScheduler(options.detectEvery ?? 0, 1000 * (options.rescanS ?? 0.5), options.regionsEvery ?? 0);
-    schedule();
+    // built (and so validated) before loading anything
+    const budget = new ReadingBudget(options.classifyPerS ?? DEFAULT_CLASSIFY_PER_S);
+    const scheduler = new DetectionScheduler(options.detectEvery ?? 0, 1000 * (options.rescanS ?? 0.5), options.regionsEvery ?? 0);
     if (options.minQuality !== undefined && !(options.minQuality >= 0 && options.minQuality <= 1)) {
       throw new ValueError(`minQuality must be in [0, 1], got ${options.minQuality}`);
     }
@@ -317,7 +312,7 @@ export class EmotionRecognizer {
       Tensor: env.ort.Tensor, frontalNoseRatio: manifest.quality.frontal_nose_ratio,
     });
     return new EmotionRecognizer(detector, classifier, manifest, mode, env, trackerOptions, smoother, sceneCut,
-      minQuality, sessions, classifyPerS, schedule());
+      minQuality, sessions, budget, scheduler);
   }
 
   /** Label names of the probability columns (from the model's spec). */
@@ -489,7 +484,8 @@ export class EmotionRecognizer {
     const keep = video ? this.budget.held(ids, ts) : ids.map(() => false);
     const fresh = keep.flatMap((k, i) => (k ? [] : [i]));
     const read = fresh.length ? await this.classifier.classifyCrops(fresh.map((i) => crops[i])) : [];
-    const probs: number[][] = ids.map((id, i) => (keep[i] ? (this.budget.get(id) as Reading).raw : []));
+    const kept = ids.map((id, i) => (keep[i] ? this.budget.get(id) as Reading : null)); // latest readings of held faces
+    const probs: number[][] = kept.map((r) => (r ? r.raw : []));
     fresh.forEach((i, k) => { probs[i] = read[k]; });
     const tracked = video ? fresh.filter((i) => ids[i] >= 0) : [];
     const rows = await this.smoother.smoothFrame(tracked.map((i) => ({ trackId: ids[i], p: probs[i], box: found.xyxy[i],
@@ -501,7 +497,7 @@ export class EmotionRecognizer {
       const a = assess(qualitySignals(box, found.landmarks[i], found.scores[i], crops[i], q), q.signals);
       const quality = { ...a, reliable: a.quality >= this.minQuality, unreliable: q.unreliable };
       if (!video) return makeFace(box, found.landmarks[i], found.scores[i], probs[i], labels, null, quality);
-      const smoothed = keep[i] ? (this.budget.get(ids[i]) as Reading).smoothed : smoothedOf.get(i) ?? probs[i];
+      const smoothed = kept[i]?.smoothed ?? smoothedOf.get(i) ?? probs[i];
       const face = makeFace(box, found.landmarks[i], found.scores[i], smoothed, labels, ids[i] >= 0 ? ids[i] : null, quality, probs[i]);
       face.read = !keep[i];
       return face;

@@ -272,17 +272,18 @@ class VideoAnalyzer:
         """Classify the faces the reading budget chooses (the others keep their latest raw and
         smoothed reading), smooth the fresh readings, and record them per track."""
         keep = self.budget.held(faces.track_id, timestamp_ms)
+        held = {int(i): self.budget.get(faces.track_id[i]) for i in np.flatnonzero(keep)}
         held_raw = np.zeros((len(faces), len(self.labels)), np.float32)
-        for i in np.flatnonzero(keep):
-            held_raw[i] = self.budget.get(faces.track_id[i]).raw
+        for i, reading in held.items():
+            held_raw[i] = reading.raw
         faces = self.recognizer.read_crops(faces.replace(probs=held_raw), crops, keep=keep)
         fresh = np.flatnonzero(~keep)
         raw = faces.probs.copy()
         smoothed = faces.probs.copy()
         if len(fresh):
             smoothed[fresh] = self.smoother.update(faces[fresh]).probs
-        for i in np.flatnonzero(keep):
-            smoothed[i] = self.budget.get(faces.track_id[i]).smoothed
+        for i, reading in held.items():
+            smoothed[i] = reading.smoothed
         for i in fresh:
             if faces.track_id[i] > 0:
                 self.budget.record(faces.track_id[i], raw[i], smoothed[i], timestamp_ms)

@@ -321,10 +321,10 @@ def _check_resumable(marks: dict, jsonl: Path, name: str, source) -> list[float]
     return marks["scene_cuts_ms"]
 
 
-def _merge_cuts(earlier: list[float], new: list[float] | None) -> list[float]:
+def _merge_cuts(earlier: list[float], new: list[float]) -> list[float]:
     """An interrupted run's cuts and the resumed run's (which re-finds those of its warm-up
     frames), each once, in time order."""
-    return sorted({round(float(t), 3) for t in [*earlier, *(new or [])]})
+    return sorted({round(float(t), 3) for t in [*earlier, *new]})
 
 
 def _progress_span(src: VideoSource, run: RunOptions) -> tuple[float | None, float]:
